@@ -1,0 +1,11 @@
+//! SIP for the Trunkline gateway, free of I/O: no sockets, no tokio, no clocks.
+//!
+//! # Layout
+//! - [`rfc`]: RFC constants shared by every layer (branch magic cookie, default
+//!   ports, compact header forms, default reason phrases).
+//! - [`message`]: framing (TCP/TLS streams, UDP datagrams), normalisation of what
+//!   real peers send, the [`message::SipMessage`] type with typed accessors,
+//!   builders and printing, transport helpers (RFC 3261 §18, RFC 3581).
+pub mod message;
+pub mod rfc;
+pub mod transaction;

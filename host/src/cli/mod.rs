@@ -1,0 +1,59 @@
+//! Command-line interface. Each subcommand lives in its own file; errors
+//! become one clear line on stderr and a non-zero exit.
+
+mod policy;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Trunkline: a WebAssembly-extensible programmable SIP call router.
+#[derive(Debug, Parser)]
+#[command(name = "trunkline", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Run {
+        /// The TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Work with policy components offline.
+    #[command(subcommand)]
+    Policy(Box<policy::PolicyCommand>),
+}
+
+/// Exit status for bad input (unreadable file, invalid component...).
+pub(crate) const EXIT_BAD_INPUT: u8 = 2;
+
+pub(crate) fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { config } => run::run(&config),
+        Command::Policy(cmd) => policy::main(*cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("trunkline: {e:#}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+/// Logs to stderr; `RUST_LOG` overrides the level.
+pub(crate) fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,67 @@
+//! `trunkline run --config FILE`: start the gateway and serve until SIGINT
+//! or SIGTERM.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use trunkline::config::Config;
+use trunkline::policy::{PolicyEngine, PolicyRegistry, missing, watcher};
+
+pub(crate) fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
+    super::init_logging("info");
+    let config = Config::load(config_path)?;
+    let dir = &config.policy.dir;
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "policy folder {} does not exist (set [policy] dir in {})",
+            dir.display(),
+            config_path.display()
+        );
+    }
+    let engine = PolicyEngine::new(&config.policy)?;
+    let registry = std::sync::Arc::new(PolicyRegistry::new(
+        engine,
+        dir.clone(),
+        std::time::Duration::from_millis(config.policy.settle_ms),
+        config.all_policy_values(),
+    ));
+    let _watcher = watcher::watch(registry.clone())
+        .with_context(|| format!("cannot watch {}", dir.display()))?;
+    let absent = missing(&registry, config.trunks.iter().map(|t| t.policy.as_str()));
+    if !absent.is_empty() {
+        tracing::warn!(?absent, dir = %dir.display(),
+            "policies named by trunks are not loaded yet; their calls get the trunk fallback");
+    }
+    tracing::info!(policies = registry.statuses().len(), dir = %dir.display(), "trunkline running");
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(shutdown_signal());
+    tracing::info!("shutting down");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,393 @@
+//! The operator's configuration: one TOML file, safe defaults, unknown keys
+//! refused so that a typo is an error at start-up rather than a silently
+//! ignored setting.
+//!
+//! ```toml
+//! [policy]
+//! dir = "policies"          # the watched folder, relative to this file
+//! deadline_ms = 10
+//! memory_mib = 16
+//!
+//! [policies.route-reason]   # key/values handed to the policy `route-reason`
+//! default_agent = "sip:agent@127.0.0.1:5080"
+//! did."+14155550100" = "sip:sales@127.0.0.1:5080"   # becomes `did.+14155550100`
+//!
+//! [[trunk]]
+//! name = "five9"
+//! policy = "route-reason"
+//! fallback = { action = "reject", status = 503 }
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not match the schema.
+    #[error("invalid config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the TOML parser said, with line and column.
+        message: String,
+    },
+    /// The file parsed, but a value is not usable.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// How policies are loaded and run.
+    #[serde(default)]
+    pub policy: PolicySettings,
+    /// Per-policy key/values, handed to the policy's `config` import. Nested
+    /// tables are flattened into dotted keys; numbers and booleans become
+    /// their text.
+    #[serde(default)]
+    pub policies: BTreeMap<String, toml::Table>,
+    /// The trunks: who may call in and which policy decides for them.
+    #[serde(default, rename = "trunk")]
+    pub trunks: Vec<TrunkConfig>,
+}
+
+/// How policies are loaded and run (`[policy]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicySettings {
+    /// The watched folder: every `NAME.wasm` in it is the policy `NAME`.
+    pub dir: PathBuf,
+    /// The wall-clock budget of one `route` or `conclude` call, in
+    /// milliseconds. Past it the call is interrupted and the fallback used.
+    pub deadline_ms: u64,
+    /// The most linear memory one decision may use, in MiB.
+    pub memory_mib: u64,
+    /// How many decisions may run at once; each needs a slot in the
+    /// pre-allocated instance pool.
+    pub max_concurrent: u32,
+    /// Where compiled components are cached by content hash. Relative paths
+    /// are inside `dir`; the default `.cache` is a dotfile folder, which the
+    /// watcher ignores. Must be writable only by Trunkline's user: a cached
+    /// artifact is native code.
+    pub cache_dir: Option<PathBuf>,
+    /// How long a file must be left alone before a failure to load it is
+    /// reported, so a slow in-place copy is not reported as corrupt.
+    pub settle_ms: u64,
+}
+
+impl Default for PolicySettings {
+    fn default() -> Self {
+        PolicySettings {
+            dir: PathBuf::from("policies"),
+            deadline_ms: 10,
+            memory_mib: 16,
+            max_concurrent: 128,
+            cache_dir: Some(PathBuf::from(".cache")),
+            settle_ms: 500,
+        }
+    }
+}
+
+impl PolicySettings {
+    /// The decision deadline.
+    pub fn deadline(&self) -> Duration {
+        Duration::from_millis(self.deadline_ms)
+    }
+
+    /// The memory cap in bytes.
+    pub fn memory_bytes(&self) -> usize {
+        usize::try_from(self.memory_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
+    }
+
+    /// The cache folder, resolved against the policy folder.
+    pub fn cache_path(&self) -> Option<PathBuf> {
+        self.cache_dir.as_ref().map(|c| self.dir.join(c))
+    }
+}
+
+/// One trunk (`[[trunk]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkConfig {
+    /// The trunk's name, shown to policies as `call.trunk`.
+    pub name: String,
+    /// The policy (file stem in the watched folder) that decides for it.
+    pub policy: String,
+    /// What happens to a new call when the policy fails or is missing.
+    #[serde(default)]
+    pub fallback: RouteFallback,
+    /// What Five9 is told when `conclude` fails.
+    #[serde(default)]
+    pub conclude_fallback: ConcludeFallback,
+    /// The most custom headers on the BYE/REFER toward the caller. Five9
+    /// reads at most 10; the rest go to the handoff record.
+    #[serde(default = "default_header_limit")]
+    pub header_limit: usize,
+}
+
+fn default_header_limit() -> usize {
+    10
+}
+
+/// The decision used when a trunk's policy fails.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum RouteFallback {
+    /// Refuse the call with this status.
+    Reject {
+        /// A SIP status from 400 to 699.
+        status: u16,
+        /// The reason phrase; the standard one when absent.
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    /// Send the call to this agent anyway.
+    Connect {
+        /// The agent target, as a policy would give it.
+        target: String,
+    },
+}
+
+impl Default for RouteFallback {
+    fn default() -> Self {
+        RouteFallback::Reject {
+            status: 503,
+            reason: None,
+        }
+    }
+}
+
+/// The outcome used when a trunk's `conclude` fails.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConcludeFallback {
+    /// Reported as `contained`.
+    #[serde(default)]
+    pub contained: bool,
+    /// Reported as `destination`.
+    #[serde(default)]
+    pub destination: String,
+}
+
+impl Config {
+    /// Reads and checks a config file. Relative paths inside it are taken
+    /// relative to the file's folder, so a config works from any directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Config::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        if config.policy.dir.is_relative() {
+            config.policy.dir = base.join(&config.policy.dir);
+        }
+        Ok(config)
+    }
+
+    /// Parses config text; relative paths stay as written.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<text>"),
+            message: e.to_string(),
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let p = &self.policy;
+        if p.deadline_ms == 0 || p.deadline_ms > 10_000 {
+            return Err(ConfigError::Invalid(format!(
+                "policy.deadline_ms = {} is outside 1..=10000",
+                p.deadline_ms
+            )));
+        }
+        if p.memory_mib == 0 || p.memory_mib > 4096 {
+            return Err(ConfigError::Invalid(format!(
+                "policy.memory_mib = {} is outside 1..=4096",
+                p.memory_mib
+            )));
+        }
+        if p.max_concurrent == 0 {
+            return Err(ConfigError::Invalid(
+                "policy.max_concurrent must be at least 1".into(),
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for t in &self.trunks {
+            if !names.insert(t.name.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "trunk `{}` is defined twice",
+                    t.name
+                )));
+            }
+            if let RouteFallback::Reject { status, .. } = t.fallback
+                && !(400..=699).contains(&status)
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "trunk `{}`: fallback status {status} is not a SIP failure (400-699)",
+                    t.name
+                )));
+            }
+            if t.header_limit == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "trunk `{}`: header_limit must be at least 1",
+                    t.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The trunk called `name`.
+    pub fn trunk(&self, name: &str) -> Option<&TrunkConfig> {
+        self.trunks.iter().find(|t| t.name == name)
+    }
+
+    /// The key/values for the policy `name`, flattened and sorted by key.
+    pub fn policy_values(&self, name: &str) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        if let Some(table) = self.policies.get(name) {
+            flatten("", table, &mut out);
+        }
+        out
+    }
+
+    /// Every policy's key/values, by policy name.
+    pub fn all_policy_values(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+        self.policies
+            .keys()
+            .map(|name| (name.clone(), self.policy_values(name)))
+            .collect()
+    }
+}
+
+fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, String>) {
+    for (key, value) in table {
+        let key = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match value {
+            toml::Value::Table(t) => flatten(&key, t, out),
+            toml::Value::String(s) => {
+                out.insert(key, s.clone());
+            }
+            toml::Value::Array(items) => {
+                // Lists become comma-separated text, the simplest form for a
+                // policy to split without a parser.
+                let joined: Vec<String> = items.iter().map(scalar_text).collect();
+                out.insert(key, joined.join(","));
+            }
+            other => {
+                out.insert(key, scalar_text(other));
+            }
+        }
+    }
+}
+
+fn scalar_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_safe() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.policy.deadline_ms, 10);
+        assert_eq!(c.policy.memory_mib, 16);
+        assert!(c.trunks.is_empty());
+    }
+
+    #[test]
+    fn nested_policy_tables_flatten_to_dotted_keys() {
+        let c = Config::parse(
+            r#"
+            [policies.route-reason]
+            default_agent = "sip:agent@127.0.0.1:5080"
+            did."+14155550100" = "sip:sales@127.0.0.1"
+            max = 3
+            on = true
+            list = ["a", "b"]
+            "#,
+        )
+        .unwrap();
+        let v = c.policy_values("route-reason");
+        assert_eq!(v["default_agent"], "sip:agent@127.0.0.1:5080");
+        assert_eq!(v["did.+14155550100"], "sip:sales@127.0.0.1");
+        assert_eq!(v["max"], "3");
+        assert_eq!(v["on"], "true");
+        assert_eq!(v["list"], "a,b");
+        assert!(c.policy_values("absent").is_empty());
+    }
+
+    #[test]
+    fn trunk_fallbacks_parse_and_are_checked() {
+        let c = Config::parse(
+            r#"
+            [[trunk]]
+            name = "a"
+            policy = "p"
+            fallback = { action = "connect", target = "sip:x@127.0.0.1" }
+            [[trunk]]
+            name = "b"
+            policy = "p"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.trunk("a").unwrap().fallback,
+            RouteFallback::Connect {
+                target: "sip:x@127.0.0.1".into()
+            }
+        );
+        assert_eq!(c.trunk("b").unwrap().fallback, RouteFallback::default());
+        assert_eq!(c.trunk("b").unwrap().header_limit, 10);
+
+        let bad = Config::parse(
+            "[[trunk]]\nname='a'\npolicy='p'\nfallback={action='reject', status=200}\n",
+        );
+        assert!(matches!(bad, Err(ConfigError::Invalid(m)) if m.contains("200")));
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_errors() {
+        assert!(matches!(
+            Config::parse("[policy]\ndeadline = 5\n"),
+            Err(ConfigError::Parse { message, .. }) if message.contains("deadline")
+        ));
+        assert!(Config::parse("[policy]\ndeadline_ms = 0\n").is_err());
+        assert!(
+            Config::parse("[[trunk]]\nname='a'\npolicy='p'\n[[trunk]]\nname='a'\npolicy='q'\n")
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,240 @@
+//! The one wasmtime `Engine` of the process, its linker, the epoch ticker
+//! that enforces deadlines, and loading (compile, check, pre-instantiate) of
+//! policy components.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::bindings::{Policy, PolicyPre};
+use super::cache::ArtifactCache;
+use super::context::{DecisionCtx, Imports};
+use super::error::LoadError;
+use super::version::PolicyVersion;
+use crate::config::PolicySettings;
+
+/// How often the epoch advances. A deadline fires within one tick of its
+/// time; one tick a millisecond costs a thread wake-up a millisecond.
+const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// The only import namespace a policy may use (any 0.1.x version).
+const ALLOWED_IMPORT_PREFIX: &str = "trunkline:policy/";
+const ALLOWED_IMPORT_VERSION: &str = "@0.1.";
+
+/// The limits every decision runs under.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Epoch ticks until a running decision is interrupted.
+    pub(crate) deadline_ticks: u64,
+    /// The deadline as configured, for error messages.
+    pub(crate) deadline_ms: u64,
+    /// The linear-memory cap in bytes.
+    pub(crate) memory_bytes: usize,
+}
+
+/// Compiles, checks and pre-instantiates policy components; shared by every
+/// policy version it produced.
+pub struct PolicyEngine {
+    engine: Engine,
+    linker: Linker<DecisionCtx>,
+    limits: Limits,
+    cache: Option<ArtifactCache>,
+    ticker: Mutex<Option<(Arc<AtomicBool>, JoinHandle<()>)>>,
+}
+
+impl std::fmt::Debug for PolicyEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyEngine")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PolicyEngine {
+    /// Builds the engine (pooling allocator sized by `max_concurrent`,
+    /// epoch interruption) and starts its epoch ticker.
+    pub fn new(settings: &PolicySettings) -> Result<Arc<PolicyEngine>, LoadError> {
+        let memory_bytes = settings.memory_bytes();
+        let slots = settings.max_concurrent;
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(slots)
+            // wit-component adds small shim/fixup modules next to the main
+            // one, each a core instance with a table.
+            .total_core_instances(slots.saturating_mul(4))
+            .total_memories(slots)
+            .total_tables(slots.saturating_mul(4))
+            .max_memories_per_module(1)
+            .max_memory_size(memory_bytes)
+            // Keep the first pages of each slot mapped between decisions:
+            // resetting them is cheaper than faulting them in again.
+            .linear_memory_keep_resident(64 << 10)
+            .table_keep_resident(16 << 10);
+
+        let mut config = wasmtime::Config::new();
+        config
+            .epoch_interruption(true)
+            .cranelift_opt_level(wasmtime::OptLevel::Speed)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+
+        let mut linker = Linker::new(&engine);
+        Policy::add_to_linker::<DecisionCtx, Imports>(&mut linker, |ctx| ctx)
+            .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+
+        let tick_ms = EPOCH_TICK.as_millis().max(1) as u64;
+        let limits = Limits {
+            // +1: the tick in progress when the decision starts may be
+            // almost over, and the deadline must never be shorter than asked.
+            deadline_ticks: settings.deadline_ms.div_ceil(tick_ms) + 1,
+            deadline_ms: settings.deadline_ms,
+            memory_bytes,
+        };
+        let cache = settings
+            .cache_path()
+            .map(|dir| ArtifactCache::new(dir, &engine));
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let engine = engine.clone();
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("policy-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        engine.increment_epoch();
+                    }
+                })
+                .map_err(|e| LoadError::Engine(format!("cannot start epoch ticker: {e}")))?
+        };
+        Ok(Arc::new(PolicyEngine {
+            engine,
+            linker,
+            limits,
+            cache,
+            ticker: Mutex::new(Some((stop, ticker))),
+        }))
+    }
+
+    pub(crate) fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    pub(crate) fn wasmtime(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles (or fetches from the cache), checks imports and exports, and
+    /// pre-instantiates `bytes` as the policy `name`.
+    pub fn load(
+        self: &Arc<Self>,
+        name: &str,
+        bytes: &[u8],
+        config: Arc<BTreeMap<String, String>>,
+    ) -> Result<PolicyVersion, LoadError> {
+        let started = Instant::now();
+        let hash = hex::encode(Sha256::digest(bytes));
+        if !bytes.starts_with(b"\0asm") {
+            return Err(LoadError::NotWasm);
+        }
+        let (component, from_cache) = self.compile(&hash, bytes)?;
+        check_imports(&component, &self.engine)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        let pre = PolicyPre::new(pre).map_err(|e| LoadError::Exports(format!("{e:#}")))?;
+        Ok(PolicyVersion::new(
+            name,
+            hash,
+            pre,
+            config,
+            self.clone(),
+            VersionInfo {
+                size: bytes.len(),
+                load_time: started.elapsed(),
+                from_cache,
+                loaded_at: SystemTime::now(),
+            },
+        ))
+    }
+
+    fn compile(&self, hash: &str, bytes: &[u8]) -> Result<(Component, bool), LoadError> {
+        if let Some(cache) = &self.cache
+            && let Some(component) = cache.get(hash)
+        {
+            return Ok((component, true));
+        }
+        let component = Component::new(&self.engine, bytes).map_err(|e| {
+            let text = format!("{e:#}");
+            if text.contains("core module") || text.contains("expected a component") {
+                LoadError::NotComponent(text)
+            } else {
+                LoadError::Invalid(text)
+            }
+        })?;
+        if let Some(cache) = &self.cache {
+            cache.put(hash, &component);
+        }
+        Ok((component, false))
+    }
+
+    /// The component's imports, as `name` strings, for `policy check`.
+    pub fn imports_of(&self, version: &PolicyVersion) -> Vec<String> {
+        version
+            .component()
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect()
+    }
+}
+
+impl Drop for PolicyEngine {
+    fn drop(&mut self) {
+        if let Ok(mut slot) = self.ticker.lock()
+            && let Some((stop, handle)) = slot.take()
+        {
+            stop.store(true, Ordering::Relaxed);
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Facts about one load, for the status API and `policy check`.
+#[derive(Debug, Clone)]
+pub struct VersionInfo {
+    /// The component's size in bytes.
+    pub size: usize,
+    /// How long compiling (or fetching from the cache) and checking took.
+    pub load_time: Duration,
+    /// Whether the compiled artifact came from the cache.
+    pub from_cache: bool,
+    /// When it was loaded.
+    pub loaded_at: SystemTime,
+}
+
+/// Refuses a component that imports anything but Trunkline's own
+/// interfaces, naming every offending import: a policy must not reach files,
+/// network, environment or clocks.
+fn check_imports(component: &Component, engine: &Engine) -> Result<(), LoadError> {
+    let forbidden: Vec<String> = component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name)
+        .filter(|name| {
+            !(name.starts_with(ALLOWED_IMPORT_PREFIX) && name.contains(ALLOWED_IMPORT_VERSION))
+        })
+        .map(str::to_owned)
+        .collect();
+    if forbidden.is_empty() {
+        Ok(())
+    } else {
+        Err(LoadError::ForbiddenImports(forbidden))
+    }
+}

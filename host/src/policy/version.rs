@@ -1,0 +1,161 @@
+//! One loaded version of a policy: a pre-instantiated component plus the
+//! configuration it runs with. Calls hold an `Arc<PolicyVersion>` from
+//! `route` to `conclude`, so a reload never changes the policy under a call.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use wasmtime::Store;
+use wasmtime::component::Component;
+
+use super::bindings::PolicyPre;
+use super::context::{DecisionCtx, MemoryCap};
+use super::engine::{PolicyEngine, VersionInfo};
+use super::error::DecisionError;
+use super::validate;
+use super::{Call, CallEnd, Decision, Outcome};
+
+/// A loaded, checked, pre-instantiated policy component.
+pub struct PolicyVersion {
+    name: Arc<str>,
+    hash: String,
+    short: Arc<str>,
+    pre: PolicyPre<DecisionCtx>,
+    config: Arc<BTreeMap<String, String>>,
+    engine: Arc<PolicyEngine>,
+    info: VersionInfo,
+}
+
+impl std::fmt::Debug for PolicyVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyVersion")
+            .field("name", &self.name)
+            .field("hash", &self.hash)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PolicyVersion {
+    pub(crate) fn new(
+        name: &str,
+        hash: String,
+        pre: PolicyPre<DecisionCtx>,
+        config: Arc<BTreeMap<String, String>>,
+        engine: Arc<PolicyEngine>,
+        info: VersionInfo,
+    ) -> PolicyVersion {
+        PolicyVersion {
+            name: name.into(),
+            short: hash[..12].into(),
+            hash,
+            pre,
+            config,
+            engine,
+            info,
+        }
+    }
+
+    /// The policy's name (the file stem).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The SHA-256 of the component, hex.
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// The first 12 hex digits of the hash, as shown in logs.
+    pub fn short_hash(&self) -> &str {
+        &self.short
+    }
+
+    /// Size, load time, cache use and load moment.
+    pub fn info(&self) -> &VersionInfo {
+        &self.info
+    }
+
+    /// The configuration this version runs with.
+    pub fn config(&self) -> &BTreeMap<String, String> {
+        &self.config
+    }
+
+    pub(crate) fn component(&self) -> &Component {
+        self.pre.instance_pre().component()
+    }
+
+    /// Runs `route` in a fresh instance and checks the answer.
+    pub fn route(&self, call: &Call) -> Result<Decision, DecisionError> {
+        let decision = self.run(&call.call_id, |policy, store| {
+            policy.call_route(store, call)
+        })?;
+        validate::decision(&decision)?;
+        Ok(decision)
+    }
+
+    /// Runs `conclude` in a fresh instance and checks the answer. The
+    /// header limit is not applied here (see [`validate::limit_headers`]):
+    /// exceeding it is not an error.
+    pub fn conclude(&self, end: &CallEnd) -> Result<Outcome, DecisionError> {
+        let outcome = self.run(&end.call.call_id, |policy, store| {
+            policy.call_conclude(store, end)
+        })?;
+        validate::outcome(&outcome)?;
+        Ok(outcome)
+    }
+
+    fn run<R>(
+        &self,
+        call_id: &str,
+        f: impl FnOnce(&super::bindings::Policy, &mut Store<DecisionCtx>) -> wasmtime::Result<R>,
+    ) -> Result<R, DecisionError> {
+        let limits = self.engine.limits();
+        let mut store = Store::new(
+            self.engine.wasmtime(),
+            DecisionCtx {
+                policy: self.name.clone(),
+                version: self.short.clone(),
+                call_id: call_id.to_owned(),
+                config: self.config.clone(),
+                limiter: MemoryCap {
+                    max_bytes: limits.memory_bytes,
+                    hit: false,
+                },
+                log_lines: 0,
+            },
+        );
+        store.limiter(|ctx| &mut ctx.limiter);
+        // The deadline covers instantiation too: a start function or a
+        // huge data segment counts against the same budget.
+        store.set_epoch_deadline(limits.deadline_ticks);
+        self.pre
+            .instantiate(&mut store)
+            .map_err(|e| classify(e, &store, limits.deadline_ms, true))
+            .and_then(|policy| {
+                f(&policy, &mut store).map_err(|e| classify(e, &store, limits.deadline_ms, false))
+            })
+    }
+}
+
+fn classify(
+    e: wasmtime::Error,
+    store: &Store<DecisionCtx>,
+    deadline_ms: u64,
+    instantiating: bool,
+) -> DecisionError {
+    if store.data().limiter.hit {
+        return DecisionError::MemoryCap(root_message(&e));
+    }
+    match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => DecisionError::Deadline(deadline_ms),
+        Some(trap) => DecisionError::Trap(trap.to_string()),
+        None if instantiating => DecisionError::Instantiate(root_message(&e)),
+        None => DecisionError::Trap(root_message(&e)),
+    }
+}
+
+/// The error's own message without the (long) wasm backtrace.
+fn root_message(e: &wasmtime::Error) -> String {
+    let text = e.to_string();
+    text.lines().next().unwrap_or_default().to_owned()
+}
