@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 
 use support::*;
 use trunkline::config::{RouteFallback, TrunkConfig};
-use trunkline::policy::{
-    CallEnd, Decision, DecisionError, EndReason, LoadError, Transfer,
-};
+use trunkline::policy::{CallEnd, Decision, DecisionError, EndReason, LoadError, Transfer};
 
 const MARKER: &str = "FIXTURE-VERSION-AAAAAAAA";
 
@@ -27,7 +25,13 @@ fn trunk(policy: &str) -> TrunkConfig {
     }
 }
 
-fn misbehaving(mode: &str, conclude_mode: &str) -> (tempfile::TempDir, std::sync::Arc<trunkline::policy::PolicyRegistry>) {
+fn misbehaving(
+    mode: &str,
+    conclude_mode: &str,
+) -> (
+    tempfile::TempDir,
+    std::sync::Arc<trunkline::policy::PolicyRegistry>,
+) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("misbehaving.wasm"), fixture("misbehaving")).unwrap();
     let reg = registry(
@@ -138,7 +142,10 @@ fn infinite_loop_is_cut_at_the_deadline() {
         routed.version.as_ref(),
         &end_of(five9_call("1001", &[]), EndReason::AgentHangup),
     );
-    assert_eq!(concluded.fallback.as_ref().map(|e| e.kind()), Some("deadline"));
+    assert_eq!(
+        concluded.fallback.as_ref().map(|e| e.kind()),
+        Some("deadline")
+    );
 }
 
 #[test]
@@ -148,7 +155,12 @@ fn memory_bomb_hits_the_cap() {
     assert_fallback(&routed, "memory");
     // The slot is reusable: the next call in the same pool works.
     let (_dir2, healthy) = misbehaving("ok", "ok");
-    assert!(healthy.route(&trunk("misbehaving"), &five9_call("1001", &[])).fallback.is_none());
+    assert!(
+        healthy
+            .route(&trunk("misbehaving"), &five9_call("1001", &[]))
+            .fallback
+            .is_none()
+    );
 }
 
 #[test]
@@ -179,7 +191,13 @@ fn outcome_headers_past_the_limit_are_kept_not_sent() {
     assert_eq!(concluded.overflow.len(), 15);
     // Order is kept: the first ten go on the wire, the rest in order after.
     let first_spilled = &concluded.overflow[0].name;
-    assert!(!concluded.outcome.headers.iter().any(|h| &h.name == first_spilled));
+    assert!(
+        !concluded
+            .outcome
+            .headers
+            .iter()
+            .any(|h| &h.name == first_spilled)
+    );
 }
 
 #[test]
@@ -204,7 +222,10 @@ fn wasi_component_is_refused_naming_the_import() {
         other => panic!("{other:?}"),
     }
     let msg = e.to_string();
-    assert!(msg.contains("forbidden import") && msg.contains("wasi:"), "{msg}");
+    assert!(
+        msg.contains("forbidden import") && msg.contains("wasi:"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -235,9 +256,19 @@ fn compiled_artifacts_are_cached_by_content_hash() {
     drop((v1, first));
     // A new engine (a restart) finds the artifact and skips compilation.
     let second = trunkline::policy::PolicyEngine::new(&s).unwrap();
-    let v2 = second.load("m", &bytes, kv(&[("mode", "ok"), ("target", "sip:a@127.0.0.1")])).unwrap();
+    let v2 = second
+        .load(
+            "m",
+            &bytes,
+            kv(&[("mode", "ok"), ("target", "sip:a@127.0.0.1")]),
+        )
+        .unwrap();
     assert!(v2.info().from_cache);
-    assert!(v2.info().load_time < v1_load_bound(), "{:?}", v2.info().load_time);
+    assert!(
+        v2.info().load_time < v1_load_bound(),
+        "{:?}",
+        v2.info().load_time
+    );
     let d = v2.route(&five9_call("1001", &[])).unwrap();
     assert!(matches!(d, Decision::Connect(_)));
     // A cached entry is keyed by content: another version compiles afresh.

@@ -58,9 +58,13 @@
 //!   captured logs for unit tests.
 //! - `convert` (private): conversion between these types and the generated
 //!   component bindings.
+//! - `arena` (private, wasm only): the bump allocator every decision uses.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)]
+mod arena;
 pub mod attributes;
 pub mod call;
 pub mod config;
@@ -163,6 +167,12 @@ macro_rules! export_policy {
         );
     };
 }
+
+/// Every decision runs in a fresh instance, so a bump arena is the right
+/// allocator on wasm (see `arena.rs`).
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: arena::BumpArena = arena::BumpArena;
 
 /// The generated component bindings. Not part of the API: use the plain
 /// types of this crate instead.

@@ -58,16 +58,15 @@ pub fn engine(dir: &Path) -> Arc<PolicyEngine> {
     PolicyEngine::new(&settings(dir)).expect("engine")
 }
 
-pub fn registry(
-    dir: &Path,
-    configs: &[(&str, &[(&str, &str)])],
-) -> Arc<PolicyRegistry> {
+pub fn registry(dir: &Path, configs: &[(&str, &[(&str, &str)])]) -> Arc<PolicyRegistry> {
     let configs: BTreeMap<String, BTreeMap<String, String>> = configs
         .iter()
         .map(|(name, kv)| {
             (
                 name.to_string(),
-                kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                kv.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
             )
         })
         .collect();
@@ -101,7 +100,10 @@ pub fn five9_call(dialed: &str, extra: &[(&str, &str)]) -> Call {
     let mut headers = vec![
         h("Via", "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1;rport"),
         h("Max-Forwards", "70"),
-        h("From", "\"Five9\" <sip:+14155550123@five9.example.com>;tag=f9"),
+        h(
+            "From",
+            "\"Five9\" <sip:+14155550123@five9.example.com>;tag=f9",
+        ),
         h("To", &format!("<sip:{dialed}@trunkline.example.com>")),
         h("Call-ID", "f9-call-1@127.0.0.1"),
         h("CSeq", "1 INVITE"),
@@ -132,9 +134,21 @@ pub fn five9_call(dialed: &str, extra: &[(&str, &str)]) -> Call {
         source_port: 5070,
         transport: Transport::Udp,
         codecs: vec![
-            Codec { name: "PCMU".into(), clock_rate: 8000, payload_type: 0 },
-            Codec { name: "PCMA".into(), clock_rate: 8000, payload_type: 8 },
-            Codec { name: "telephone-event".into(), clock_rate: 8000, payload_type: 101 },
+            Codec {
+                name: "PCMU".into(),
+                clock_rate: 8000,
+                payload_type: 0,
+            },
+            Codec {
+                name: "PCMA".into(),
+                clock_rate: 8000,
+                payload_type: 8,
+            },
+            Codec {
+                name: "telephone-event".into(),
+                clock_rate: 8000,
+                payload_type: 101,
+            },
         ],
     }
 }
@@ -165,4 +179,27 @@ pub fn patch(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     }
     assert!(found > 0, "marker not found in the component");
     out
+}
+
+/// The `trunkline` binary of this workspace, built (debug) on first use.
+///
+/// Cargo does not build another package's binaries for a test, so this runs
+/// `cargo build` once per test binary; the outer `cargo test` holds no
+/// build lock while tests run.
+pub fn trunkline_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let root = xtask::workspace_root();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .current_dir(&root)
+            .args(["build", "--quiet", "-p", "trunkline", "--bin", "trunkline"])
+            .status()
+            .expect("running cargo build");
+        assert!(status.success(), "cargo build -p trunkline failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
+        target.join("debug/trunkline")
+    })
 }

@@ -3,6 +3,7 @@
 //! ```text
 //! cargo xtask policies [--out DIR]   # policies/*        -> target/policies
 //! cargo xtask fixtures [--out DIR]   # tests/policies/*  -> target/test-policies
+//! cargo xtask test                   # tools, fmt, clippy, every test (what CI runs)
 //! ```
 
 use anyhow::{Context, Result, bail};
@@ -15,6 +16,7 @@ usage: cargo xtask <command> [--out DIR]
 commands:
   policies   build policies/* into components (default out: target/policies)
   fixtures   build tests/policies/* test fixtures (default out: target/test-policies)
+  test       install test tools, then fmt --check, clippy -D warnings, test --workspace
 ";
 
 fn main() -> ExitCode {
@@ -32,6 +34,9 @@ fn run(args: Vec<String>) -> Result<()> {
         eprint!("{USAGE}");
         bail!("no command given");
     };
+    if command == "test" {
+        return xtask::test::run();
+    }
     let out = parse_out(rest)?;
     let written = match command.as_str() {
         "policies" => {

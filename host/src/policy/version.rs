@@ -4,13 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use wasmtime::Store;
 use wasmtime::component::Component;
+use wasmtime::{Store, UpdateDeadline};
 
 use super::bindings::PolicyPre;
 use super::context::{DecisionCtx, MemoryCap};
-use super::engine::{PolicyEngine, VersionInfo};
+use super::engine::{Limits, PolicyEngine, VersionInfo};
 use super::error::DecisionError;
 use super::validate;
 use super::{Call, CallEnd, Decision, Outcome};
@@ -128,6 +129,7 @@ impl PolicyVersion {
         // The deadline covers instantiation too: a start function or a
         // huge data segment counts against the same budget.
         store.set_epoch_deadline(limits.deadline_ticks);
+        store.epoch_deadline_callback(deadline_check(limits));
         self.pre
             .instantiate(&mut store)
             .map_err(|e| classify(e, &store, limits.deadline_ms, true))
@@ -135,6 +137,59 @@ impl PolicyVersion {
                 f(&policy, &mut store).map_err(|e| classify(e, &store, limits.deadline_ms, false))
             })
     }
+}
+
+/// Decides, each time the epoch deadline passes, whether the decision has
+/// really used up its budget.
+///
+/// The budget is CPU time of the calling thread, not wall time: on a busy
+/// machine a decision may be descheduled for longer than its whole budget
+/// (seen with a reload compiling on both cores), and failing calls for the
+/// scheduler's choices would make the fallback fire exactly when the
+/// gateway is loaded. Wall time is still capped at `WALL_CAP_FACTOR` times
+/// the budget so no decision holds a call up for long.
+fn deadline_check(
+    limits: Limits,
+) -> impl FnMut(wasmtime::StoreContextMut<'_, DecisionCtx>) -> wasmtime::Result<UpdateDeadline>
++ Send
++ Sync
++ 'static {
+    let budget = Duration::from_millis(limits.deadline_ms);
+    let wall_cap = budget * WALL_CAP_FACTOR;
+    let cpu_start = thread_cpu_time();
+    let wall_start = Instant::now();
+    move |_| {
+        let used = thread_cpu_time().saturating_sub(cpu_start);
+        if used >= budget || wall_start.elapsed() >= wall_cap {
+            return Ok(UpdateDeadline::Interrupt);
+        }
+        // Look again when the rest of the budget could have been spent.
+        let rest_ms = (budget - used).as_millis().max(1) as u64;
+        Ok(UpdateDeadline::Continue(rest_ms.div_ceil(limits.tick_ms)))
+    }
+}
+
+/// How many times its CPU budget a decision may take in wall time.
+const WALL_CAP_FACTOR: u32 = 4;
+
+/// CPU time used by the calling thread.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec it is given, which is
+    // valid and exclusively borrowed for the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        // Never happens on Linux; fall back to "no CPU used", leaving the
+        // wall-time cap in charge.
+        return Duration::ZERO;
+    }
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
 }
 
 fn classify(

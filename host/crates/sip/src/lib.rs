@@ -6,6 +6,8 @@
 //! - [`message`]: framing (TCP/TLS streams, UDP datagrams), normalisation of what
 //!   real peers send, the [`message::SipMessage`] type with typed accessors,
 //!   builders and printing, transport helpers (RFC 3261 §18, RFC 3581).
+pub mod auth;
+pub mod dialog;
 pub mod message;
 pub mod rfc;
 pub mod transaction;

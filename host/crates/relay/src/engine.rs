@@ -1,0 +1,498 @@
+//! The relay's per-call logic, free of I/O: the session task feeds it
+//! datagrams and clock ticks and does what it answers.
+//!
+//! One packet from leg X toward leg Y, in the received buffer, in place:
+//! parse → payload type known on X? → latch check → DTMF detection → hold
+//! check → transcode to Y's law (or pass through) and Y's payload types →
+//! Y's [`StreamRewriter`] (one SSRC and sequence space per outgoing leg) →
+//! route. Nothing allocates.
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use trunkline_media::dtmf::DtmfDetector;
+use trunkline_media::g711::{Law, transcode_in_place};
+use trunkline_media::rtp::{RtpPacketMut, StreamRewriter, is_valid_compound};
+use trunkline_media::sdp::Direction;
+
+use crate::config::{LegId, LegParams, RelayConfig};
+use crate::latch::{Latch, Verdict};
+use crate::report::{self, SenderReport};
+use crate::stats::{RelayStats, bump};
+
+/// G.711 and telephone-event clock rate.
+const CLOCK_RATE: u32 = 8000;
+/// A key press whose end packets never came is reported after this much
+/// silence on the event payload type.
+const DTMF_IDLE: Duration = Duration::from_secs(1);
+
+/// What the relay tells the session's owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// The leg now sends to `addr` (first latch, or a re-latch).
+    Latched {
+        /// The leg that latched.
+        leg: LegId,
+        /// The peer's actual source address.
+        addr: SocketAddr,
+    },
+    /// A key press (RFC 4733) from the leg's peer, reported once.
+    Dtmf {
+        /// The leg the press came from.
+        leg: LegId,
+        /// `0`-`9`, `*`, `#`, `A`-`D`.
+        digit: char,
+    },
+    /// No RTP from the leg for the configured media timeout (reported once
+    /// per silence; re-armed when media resumes).
+    Timeout {
+        /// The silent leg.
+        leg: LegId,
+    },
+}
+
+/// Where a relayed packet goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// Out of the destination leg's RTP socket to this address.
+    Udp(SocketAddr),
+    /// Into the destination leg's tap.
+    Tap,
+}
+
+/// A packet to send: the whole (rewritten) datagram goes by UDP; `payload`
+/// is what a tap takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Forward {
+    pub(crate) to: LegId,
+    pub(crate) route: Route,
+    pub(crate) payload: Range<usize>,
+}
+
+/// How a payload type of an incoming packet is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Payload {
+    Audio(Law),
+    Event,
+    Unknown,
+}
+
+/// State of one leg (see field docs).
+#[derive(Debug)]
+struct Leg {
+    params: LegParams,
+    /// Tap legs have no address: no latching, no RTCP, no timeout.
+    tap: bool,
+    latch: Latch,
+    /// Our outgoing stream toward this leg's peer.
+    out: StreamRewriter,
+    out_ssrc: u32,
+    /// Key presses sent by this leg's peer.
+    dtmf: DtmfDetector,
+    /// Last telephone-event packet from this leg, while a press may be open.
+    last_event: Option<Instant>,
+    /// SSRC of the peer's current stream (a change resets the detector).
+    in_ssrc: Option<u32>,
+    /// Last RTP from the peer, or when the leg was last not watched.
+    last_rx: Instant,
+    /// A timeout was reported and no RTP came since.
+    timed_out: bool,
+    /// Counts for our sender reports.
+    sent_packets: u32,
+    sent_octets: u32,
+    /// RTP timestamp of our newest packet toward the peer, and when.
+    last_sent: Option<(u32, Instant)>,
+    /// Where the peer's RTCP came from on our RTCP port (non-mux).
+    rtcp_source: Option<SocketAddr>,
+    next_report: Instant,
+}
+
+impl Leg {
+    fn new(params: LegParams, tap: bool, config: &RelayConfig, rng: &mut Rng, now: Instant) -> Leg {
+        let ssrc = rng.next() as u32;
+        let report_in = config.rtcp_interval.unwrap_or_default();
+        Leg {
+            latch: Latch::new(
+                params.remote_rtp,
+                config.learning_window,
+                config.relatch_after,
+                now,
+            ),
+            out: StreamRewriter::new(ssrc, rng.next() as u16, rng.next() as u32, CLOCK_RATE),
+            out_ssrc: ssrc,
+            params,
+            tap,
+            dtmf: DtmfDetector::new(),
+            last_event: None,
+            in_ssrc: None,
+            last_rx: now,
+            timed_out: false,
+            sent_packets: 0,
+            sent_octets: 0,
+            last_sent: None,
+            rtcp_source: None,
+            next_report: now + rng.jitter(report_in),
+        }
+    }
+
+    fn payload_kind(&self, pt: u8) -> Payload {
+        if Some(pt) == self.params.telephone_event {
+            Payload::Event
+        } else if pt == self.params.codec.payload_type {
+            Payload::Audio(self.params.codec.law)
+        } else if pt == Law::Ulaw.payload_type() {
+            Payload::Audio(Law::Ulaw)
+        } else if pt == Law::Alaw.payload_type() {
+            Payload::Audio(Law::Alaw)
+        } else {
+            Payload::Unknown
+        }
+    }
+
+    /// Where our RTCP for this leg goes, and whether from the RTCP socket.
+    fn rtcp_target(&self) -> Option<(SocketAddr, bool)> {
+        if self.params.rtcp_mux {
+            return self.latch.target().map(|a| (a, false));
+        }
+        let fallback = || {
+            let rtp = self.latch.target()?;
+            Some(SocketAddr::new(rtp.ip(), rtp.port().checked_add(1)?))
+        };
+        let addr = self
+            .rtcp_source
+            .or(self.params.remote_rtcp)
+            .or_else(fallback)?;
+        Some((addr, true))
+    }
+}
+
+/// The per-call relay state machine (see module docs).
+#[derive(Debug)]
+pub(crate) struct Engine {
+    legs: [Leg; 2],
+    config: RelayConfig,
+    stats: Arc<RelayStats>,
+    rng: Rng,
+}
+
+impl Engine {
+    pub(crate) fn new(
+        config: RelayConfig,
+        a: (LegParams, bool),
+        b: (LegParams, bool),
+        stats: Arc<RelayStats>,
+        now: Instant,
+    ) -> Engine {
+        let mut rng = Rng::seeded();
+        let legs = [
+            Leg::new(a.0, a.1, &config, &mut rng, now),
+            Leg::new(b.0, b.1, &config, &mut rng, now),
+        ];
+        Engine {
+            legs,
+            config,
+            stats,
+            rng,
+        }
+    }
+
+    /// Applies a re-INVITE's outcome to `leg` without interrupting the
+    /// stream: the other leg keeps its SSRC and continues its numbering.
+    pub(crate) fn update(&mut self, id: LegId, params: LegParams, now: Instant) {
+        let leg = &mut self.legs[id.index()];
+        if leg.params == params {
+            return; // a refresh (session timer) changes nothing
+        }
+        let moved = params.remote_rtp.is_some() && params.remote_rtp != leg.params.remote_rtp;
+        leg.latch.set_remote(params.remote_rtp, now);
+        if moved {
+            leg.dtmf.reset();
+            leg.in_ssrc = None;
+            leg.rtcp_source = None;
+        }
+        leg.params = params;
+        // The peer may restart its numbering on any change: remap from its
+        // next packet, continuing our outgoing stream at +1.
+        self.legs[id.other().index()].out.resync();
+        // A changed call gets a full timeout period before anyone is blamed.
+        for leg in &mut self.legs {
+            leg.last_rx = now;
+            leg.timed_out = false;
+        }
+    }
+
+    /// Handles an RTP packet from `from`'s peer, rewriting `buf` in place.
+    pub(crate) fn on_rtp(
+        &mut self,
+        from: LegId,
+        source: SocketAddr,
+        buf: &mut [u8],
+        now: Instant,
+        events: &mut impl FnMut(MediaEvent),
+    ) -> Option<Forward> {
+        let stats = &*self.stats;
+        let Ok(mut packet) = RtpPacketMut::parse(buf) else {
+            bump(&stats.dropped_malformed, 1);
+            return None;
+        };
+        let len = packet.header_len() + packet.payload().len();
+        let (src, dst) = pair(&mut self.legs, from);
+        let kind = src.payload_kind(packet.payload_type());
+
+        // Latching: only packets of a negotiated type may move the latch.
+        let verdict = if src.tap {
+            Verdict::Accept
+        } else if kind == Payload::Unknown {
+            if src.latch.latched() == Some(source) {
+                Verdict::Accept
+            } else {
+                Verdict::Reject
+            }
+        } else {
+            src.latch.check(source, now)
+        };
+        match verdict {
+            Verdict::Reject => {
+                bump(&stats.dropped_source, 1);
+                return None;
+            }
+            Verdict::Latched => {
+                bump(&stats.latches, 1);
+                events(MediaEvent::Latched {
+                    leg: from,
+                    addr: source,
+                });
+            }
+            Verdict::Accept => {}
+        }
+        // Any packet from the peer (comfort noise included) shows it is alive.
+        src.last_rx = now;
+        src.timed_out = false;
+
+        if src.in_ssrc != Some(packet.ssrc()) {
+            if src.in_ssrc.is_some() {
+                // Another stream's timestamps mean nothing to the detector.
+                src.dtmf.flush();
+                report_digits(from, &mut src.dtmf, stats, events);
+                src.dtmf.reset();
+            }
+            src.in_ssrc = Some(packet.ssrc());
+        }
+        let out_pt = match kind {
+            Payload::Unknown => {
+                bump(&stats.dropped_malformed, 1);
+                return None;
+            }
+            Payload::Event => {
+                if src
+                    .dtmf
+                    .handle(packet.timestamp(), packet.payload())
+                    .is_err()
+                {
+                    bump(&stats.dropped_malformed, 1);
+                    return None;
+                }
+                src.last_event = Some(now);
+                report_digits(from, &mut src.dtmf, stats, events);
+                dst.params.telephone_event
+            }
+            Payload::Audio(_) => Some(dst.params.codec.payload_type),
+        };
+
+        if !src.params.direction.sends() || !dst.params.direction.receives() {
+            bump(&stats.dropped_hold, 1);
+            return None;
+        }
+        let route = if dst.tap {
+            Route::Tap
+        } else if let Some(addr) = dst.latch.target() {
+            Route::Udp(addr)
+        } else {
+            bump(&stats.dropped_unroutable, 1);
+            return None;
+        };
+        let Some(out_pt) = out_pt else {
+            // No telephone-event on the receiving leg (the owner still got
+            // the digit as an event).
+            bump(&stats.dropped_unroutable, 1);
+            return None;
+        };
+
+        if let Payload::Audio(law) = kind
+            && law != dst.params.codec.law
+        {
+            transcode_in_place(law, dst.params.codec.law, packet.payload_mut());
+            bump(&stats.transcoded, 1);
+        }
+        packet.set_payload_type(out_pt);
+        if !dst.out.rewrite(&mut packet, now) {
+            bump(&stats.dropped_unroutable, 1);
+            return None;
+        }
+        let payload_len = packet.payload().len();
+        dst.sent_packets = dst.sent_packets.wrapping_add(1);
+        dst.sent_octets = dst.sent_octets.wrapping_add(payload_len as u32);
+        dst.last_sent = Some((packet.timestamp(), now));
+
+        let (packets, bytes) = match from {
+            LegId::A => (&stats.packets_a_to_b, &stats.bytes_a_to_b),
+            LegId::B => (&stats.packets_b_to_a, &stats.bytes_b_to_a),
+        };
+        bump(packets, 1);
+        bump(bytes, len as u64);
+        let start = packet.header_len();
+        Some(Forward {
+            to: from.other(),
+            route,
+            payload: start..start + payload_len,
+        })
+    }
+
+    /// Takes an RTCP datagram from `from`'s peer (terminated, see
+    /// [`crate::report`]); `on_rtcp_port` when it came to the RTCP socket.
+    pub(crate) fn on_rtcp(
+        &mut self,
+        from: LegId,
+        source: SocketAddr,
+        buf: &[u8],
+        on_rtcp_port: bool,
+    ) {
+        let leg = &mut self.legs[from.index()];
+        if !is_valid_compound(buf) {
+            bump(&self.stats.dropped_malformed, 1);
+            return;
+        }
+        if leg.latch.target().is_none_or(|t| t.ip() != source.ip()) {
+            bump(&self.stats.dropped_source, 1);
+            return;
+        }
+        if on_rtcp_port {
+            leg.rtcp_source = Some(source);
+        }
+        bump(&self.stats.rtcp_received, 1);
+    }
+
+    /// Housekeeping: media timeouts and key presses whose end never came.
+    pub(crate) fn on_tick(&mut self, now: Instant, events: &mut impl FnMut(MediaEvent)) {
+        let both_sendrecv = self
+            .legs
+            .iter()
+            .all(|l| l.params.direction == Direction::SendRecv);
+        for (leg, id) in self.legs.iter_mut().zip([LegId::A, LegId::B]) {
+            let watched = !leg.tap && both_sendrecv && leg.latch.target().is_some();
+            if !watched {
+                // The countdown starts when the leg becomes watched.
+                leg.last_rx = now;
+            } else if !leg.timed_out
+                && now.saturating_duration_since(leg.last_rx) >= self.config.media_timeout
+            {
+                leg.timed_out = true;
+                bump(&self.stats.timeouts, 1);
+                events(MediaEvent::Timeout { leg: id });
+            }
+            if leg
+                .last_event
+                .is_some_and(|t| now.saturating_duration_since(t) >= DTMF_IDLE)
+            {
+                leg.last_event = None;
+                leg.dtmf.flush();
+                report_digits(id, &mut leg.dtmf, &self.stats, events);
+            }
+        }
+    }
+
+    /// Our sender report for `id`, when one is due: (destination, length,
+    /// send from the RTCP socket rather than the RTP one).
+    pub(crate) fn rtcp_report(
+        &mut self,
+        id: LegId,
+        now: Instant,
+        wallclock: SystemTime,
+        buf: &mut [u8],
+    ) -> Option<(SocketAddr, usize, bool)> {
+        let interval = self.config.rtcp_interval?;
+        let leg = &mut self.legs[id.index()];
+        if leg.tap || now < leg.next_report {
+            return None;
+        }
+        leg.next_report = now + self.rng.jitter(interval);
+        let (last_ts, last_at) = leg.last_sent?;
+        let (addr, via_rtcp) = leg.rtcp_target()?;
+        let elapsed = now.saturating_duration_since(last_at);
+        let ticks = (elapsed.as_micros() * u128::from(CLOCK_RATE) / 1_000_000) as u32;
+        let sr = SenderReport {
+            ssrc: leg.out_ssrc,
+            ntp: report::ntp_time(wallclock),
+            rtp_timestamp: last_ts.wrapping_add(ticks),
+            packets: leg.sent_packets,
+            octets: leg.sent_octets,
+        };
+        let len = report::write(&sr, buf)?;
+        Some((addr, len, via_rtcp))
+    }
+
+    /// The session's counters.
+    pub(crate) fn stats(&self) -> &Arc<RelayStats> {
+        &self.stats
+    }
+}
+
+/// The source and destination legs of a packet from `from`.
+fn pair(legs: &mut [Leg; 2], from: LegId) -> (&mut Leg, &mut Leg) {
+    let [a, b] = legs;
+    match from {
+        LegId::A => (a, b),
+        LegId::B => (b, a),
+    }
+}
+
+fn report_digits(
+    leg: LegId,
+    dtmf: &mut DtmfDetector,
+    stats: &RelayStats,
+    events: &mut impl FnMut(MediaEvent),
+) {
+    while let Some(digit) = dtmf.poll() {
+        // Non-key events (flash, tones) are forwarded but not reported.
+        if let Some(key) = digit.key {
+            bump(&stats.dtmf_digits, 1);
+            events(MediaEvent::Dtmf { leg, digit: key });
+        }
+    }
+}
+
+/// xorshift64*: SSRCs, initial sequence numbers and report jitter need to be
+/// unpredictable across calls, not cryptographic (RFC 3550 §5.1 asks for
+/// random initial values against plaintext attacks on SRTP-less streams).
+#[derive(Debug, Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn seeded() -> Rng {
+        use std::hash::BuildHasher;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static CALLS: AtomicU64 = AtomicU64::new(0);
+        // RandomState is keyed from OS randomness once per process.
+        let seed = std::collections::hash_map::RandomState::new()
+            .hash_one((Instant::now(), CALLS.fetch_add(1, Ordering::Relaxed)));
+        Rng(seed | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 16
+    }
+
+    /// `interval` scaled by a random factor in [0.5, 1.5) (RFC 3550 §6.3.1).
+    fn jitter(&mut self, interval: Duration) -> Duration {
+        interval.mul_f64(0.5 + (self.next() % 1000) as f64 / 1000.0)
+    }
+}
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

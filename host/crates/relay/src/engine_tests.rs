@@ -1,0 +1,334 @@
+//! Engine tests on a fake clock: what each peer would receive, and when the
+//! owner is told what.
+
+use super::*;
+use crate::config::LegCodec;
+use trunkline_media::g711;
+use trunkline_media::rtp::{RtpHeader, RtpPacket};
+
+const TIMEOUT: Duration = Duration::from_millis(300);
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// Five9 at 192.0.2.10:4000 (PCMU, event 101); agent at 192.0.2.20:5000
+/// (PCMA, event 96).
+fn legs() -> (LegParams, LegParams) {
+    let mut a = LegParams::new(LegCodec::g711(Law::Ulaw));
+    a.remote_rtp = Some(addr("192.0.2.10:4000"));
+    a.telephone_event = Some(101);
+    a.rtcp_mux = true;
+    let mut b = LegParams::new(LegCodec::g711(Law::Alaw));
+    b.remote_rtp = Some(addr("192.0.2.20:5000"));
+    b.telephone_event = Some(96);
+    (a, b)
+}
+
+struct Harness {
+    engine: Engine,
+    now: Instant,
+    events: Vec<MediaEvent>,
+}
+
+impl Harness {
+    fn new(a: LegParams, b: LegParams) -> Harness {
+        let config = RelayConfig {
+            media_timeout: TIMEOUT,
+            rtcp_interval: Some(Duration::from_millis(100)),
+            ..RelayConfig::default()
+        };
+        let now = Instant::now();
+        Harness {
+            engine: Engine::new(config, (a, false), (b, false), Arc::default(), now),
+            now,
+            events: Vec::new(),
+        }
+    }
+
+    fn wait(&mut self, ms: u64) {
+        self.now += Duration::from_millis(ms);
+    }
+
+    /// Sends a packet; returns (destination, payload type, sequence, payload)
+    /// as the other peer would receive it.
+    fn send(
+        &mut self,
+        from: LegId,
+        src: &str,
+        pt: u8,
+        seq: u16,
+        payload: &[u8],
+    ) -> Option<(SocketAddr, u8, u16, Vec<u8>)> {
+        let mut buf = [0u8; 256];
+        let header = RtpHeader {
+            payload_type: pt,
+            sequence: seq,
+            timestamp: u32::from(seq) * 160,
+            ssrc: 0xAB,
+            marker: false,
+        };
+        let len = header.write_packet(payload, &mut buf).unwrap();
+        let events = &mut self.events;
+        let forward = self
+            .engine
+            .on_rtp(from, addr(src), &mut buf[..len], self.now, &mut |e| {
+                events.push(e)
+            })?;
+        let Route::Udp(to) = forward.route else {
+            panic!("UDP legs only")
+        };
+        let p = RtpPacket::parse(&buf[..len]).unwrap();
+        assert_eq!(p.payload(), &buf[forward.payload.clone()]);
+        Some((to, p.payload_type(), p.sequence(), p.payload().to_vec()))
+    }
+
+    /// Runs housekeeping; returns the events it produced.
+    fn tick(&mut self) -> Vec<MediaEvent> {
+        self.events.clear();
+        let events = &mut self.events;
+        self.engine.on_tick(self.now, &mut |e| events.push(e));
+        std::mem::take(&mut self.events)
+    }
+
+    fn stats(&self) -> crate::StatsSnapshot {
+        self.engine.stats().snapshot()
+    }
+}
+
+const FIVE9: &str = "192.0.2.10:4000";
+const AGENT: &str = "192.0.2.20:5000";
+
+#[test]
+fn audio_is_transcoded_to_the_receivers_law_and_type() {
+    let (a, b) = legs();
+    let mut h = Harness::new(a, b);
+    let ulaw: Vec<u8> = (0..160).map(|i| i as u8).collect();
+    let (to, pt, _, payload) = h.send(LegId::A, FIVE9, 0, 1, &ulaw).unwrap();
+    assert_eq!((to, pt), (addr(AGENT), 8));
+    let expected: Vec<u8> = ulaw.iter().map(|&c| g711::ulaw_to_alaw(c)).collect();
+    assert_eq!(payload, expected);
+    // Five9 switching to PCMA (also answered): no transcoding needed.
+    let (_, pt, _, payload) = h.send(LegId::A, FIVE9, 8, 2, &[0xD5; 160]).unwrap();
+    assert_eq!((pt, payload), (8, vec![0xD5; 160]));
+    assert_eq!(h.stats().transcoded, 1);
+    assert_eq!(h.stats().packets_a_to_b, 2);
+}
+
+#[test]
+fn hold_directions_decide_what_is_relayed() {
+    use Direction::*;
+    // (Five9's direction, agent's direction, relayed A→B, relayed B→A)
+    let cases = [
+        (SendRecv, SendRecv, true, true),
+        (SendOnly, RecvOnly, true, false), // Five9 holds, plays music
+        (RecvOnly, SendOnly, false, true), // agent holds
+        (Inactive, Inactive, false, false),
+        (SendRecv, Inactive, false, false),
+    ];
+    for (da, db, a_to_b, b_to_a) in cases {
+        let (mut a, mut b) = legs();
+        (a.direction, b.direction) = (da, db);
+        let mut h = Harness::new(a, b);
+        let got_ab = h.send(LegId::A, FIVE9, 0, 1, &[0xFF; 160]).is_some();
+        let got_ba = h.send(LegId::B, AGENT, 8, 1, &[0xD5; 160]).is_some();
+        assert_eq!((got_ab, got_ba), (a_to_b, b_to_a), "{da:?}/{db:?}");
+        let dropped = u64::from(!a_to_b) + u64::from(!b_to_a);
+        assert_eq!(h.stats().dropped_hold, dropped, "{da:?}/{db:?}");
+    }
+}
+
+#[test]
+fn key_presses_are_remapped_and_reported_once() {
+    let (a, b) = legs();
+    let mut h = Harness::new(a, b);
+    let mut seq = 10;
+    let mut forwarded = Vec::new();
+    for (_, e) in trunkline_media::dtmf::event_packets(5, 10, 800, 160) {
+        let mut payload = [0u8; 4];
+        e.write(&mut payload).unwrap();
+        // All packets of one press share a timestamp; `send` derives it from
+        // the sequence, so keep one and vary only what the agent checks.
+        let mut buf = [0u8; 64];
+        let header = RtpHeader {
+            payload_type: 101,
+            sequence: seq,
+            timestamp: 4000,
+            ssrc: 0xAB,
+            marker: false,
+        };
+        let len = header.write_packet(&payload, &mut buf).unwrap();
+        let events = &mut h.events;
+        let fwd = h
+            .engine
+            .on_rtp(LegId::A, addr(FIVE9), &mut buf[..len], h.now, &mut |e| {
+                events.push(e)
+            })
+            .unwrap();
+        forwarded.push(RtpPacket::parse(&buf[..len]).unwrap().payload_type());
+        assert_eq!(fwd.to, LegId::B);
+        seq += 1;
+    }
+    assert!(forwarded.iter().all(|&pt| pt == 96), "{forwarded:?}");
+    let digits: Vec<_> = h
+        .events
+        .iter()
+        .filter(|e| matches!(e, MediaEvent::Dtmf { .. }))
+        .collect();
+    assert_eq!(
+        digits,
+        [&MediaEvent::Dtmf {
+            leg: LegId::A,
+            digit: '5'
+        }]
+    );
+}
+
+#[test]
+fn unfinished_press_is_reported_after_a_second_of_silence() {
+    let (a, b) = legs();
+    let mut h = Harness::new(a, b);
+    h.send(LegId::A, FIVE9, 101, 1, &[7, 10, 0, 160]).unwrap();
+    h.wait(500);
+    assert!(
+        !h.tick()
+            .iter()
+            .any(|e| matches!(e, MediaEvent::Dtmf { .. }))
+    );
+    h.wait(600);
+    let events = h.tick();
+    assert!(events.contains(&MediaEvent::Dtmf {
+        leg: LegId::A,
+        digit: '7'
+    }));
+}
+
+#[test]
+fn timeout_fires_once_and_rearms_when_media_returns() {
+    let (a, b) = legs();
+    let mut h = Harness::new(a, b);
+    h.send(LegId::A, FIVE9, 0, 1, &[0xFF; 160]);
+    h.send(LegId::B, AGENT, 8, 1, &[0xD5; 160]);
+    h.wait(290);
+    h.send(LegId::B, AGENT, 8, 2, &[0xD5; 160]);
+    h.wait(10);
+    assert_eq!(h.tick(), [MediaEvent::Timeout { leg: LegId::A }]);
+    h.wait(100);
+    assert_eq!(h.tick(), [], "B is 110 ms silent, A already reported");
+    h.send(LegId::A, FIVE9, 0, 2, &[0xFF; 160]);
+    h.wait(200);
+    assert_eq!(h.tick(), [MediaEvent::Timeout { leg: LegId::B }]);
+    h.wait(100);
+    assert_eq!(h.tick(), [MediaEvent::Timeout { leg: LegId::A }]);
+    assert_eq!(h.stats().timeouts, 3);
+}
+
+#[test]
+fn hold_suppresses_the_timeout_and_resume_restarts_the_clock() {
+    let (a, b) = legs();
+    let mut h = Harness::new(a, b);
+    let mut held = b;
+    held.direction = Direction::SendOnly;
+    h.engine.update(LegId::B, held, h.now);
+    for _ in 0..10 {
+        h.wait(TIMEOUT.as_millis() as u64);
+        assert_eq!(h.tick(), [], "no media is expected on hold");
+    }
+    h.engine.update(LegId::B, b, h.now);
+    h.wait(299);
+    assert_eq!(h.tick(), []);
+    h.wait(1);
+    assert_eq!(h.tick().len(), 2, "both legs silent for a full period");
+}
+
+#[test]
+fn re_invite_keeps_the_outgoing_numbering() {
+    let (a, b) = legs();
+    let mut h = Harness::new(a, b);
+    let (_, _, first, _) = h.send(LegId::A, FIVE9, 0, 100, &[0xFF; 160]).unwrap();
+    h.wait(20);
+    // Five9 re-INVITEs to PCMA and restarts its sequence numbers.
+    let mut pcma = a;
+    pcma.codec = LegCodec::g711(Law::Alaw);
+    h.engine.update(LegId::A, pcma, h.now);
+    let (_, pt, next, _) = h.send(LegId::A, FIVE9, 8, 5, &[0xD5; 160]).unwrap();
+    assert_eq!((pt, next), (8, first.wrapping_add(1)));
+}
+
+#[test]
+fn strangers_and_unknown_types_are_dropped_and_counted() {
+    let (a, b) = legs();
+    let mut h = Harness::new(a, b);
+    // Comfort noise (13) cannot latch, and is not relayed.
+    assert!(
+        h.send(LegId::A, "203.0.113.5:999", 13, 1, &[0x40])
+            .is_none()
+    );
+    assert_eq!(h.stats().dropped_source, 1);
+    h.send(LegId::A, FIVE9, 0, 2, &[0xFF; 160]).unwrap();
+    assert!(h.send(LegId::A, FIVE9, 13, 3, &[0x40]).is_none());
+    assert_eq!(h.stats().dropped_malformed, 1);
+    assert!(
+        h.send(LegId::A, "203.0.113.5:999", 0, 4, &[0xFF; 160])
+            .is_none()
+    );
+    assert_eq!(h.stats().dropped_source, 2);
+    assert_eq!(h.stats().latches, 1);
+    let mut garbage = [0x80u8, 0, 0];
+    let events = &mut h.events;
+    let none = h
+        .engine
+        .on_rtp(LegId::A, addr(FIVE9), &mut garbage, h.now, &mut |e| {
+            events.push(e)
+        });
+    assert!(none.is_none());
+    assert_eq!(h.stats().dropped_malformed, 2);
+}
+
+#[test]
+fn rtcp_is_terminated_and_our_reports_follow_the_stream() {
+    let (a, b) = legs();
+    let mut h = Harness::new(a, b);
+    let mut buf = [0u8; 256];
+    let wall = SystemTime::now();
+    h.wait(200);
+    assert!(
+        h.engine
+            .rtcp_report(LegId::B, h.now, wall, &mut buf)
+            .is_none(),
+        "nothing sent yet: no sender report"
+    );
+    h.send(LegId::A, FIVE9, 0, 1, &[0xFF; 160]).unwrap();
+    h.wait(200);
+    let (to, len, via_rtcp) = h
+        .engine
+        .rtcp_report(LegId::B, h.now, wall, &mut buf)
+        .unwrap();
+    // The agent did not agree to rtcp-mux: RTP port + 1, from our RTCP port.
+    assert_eq!((to, via_rtcp), (addr("192.0.2.20:5001"), true));
+    let sr = trunkline_media::rtp::rtcp_packets(&buf[..len])
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        sr.sender_info()
+            .map(|(_, packets, octets)| (packets, octets)),
+        Some((1, 160))
+    );
+    // Incoming reports: from the peer's IP counted, from others dropped.
+    let rr = [0x80, 201, 0, 1, 0, 0, 0, 9];
+    h.engine
+        .on_rtcp(LegId::A, addr("192.0.2.10:4001"), &rr, false);
+    h.engine
+        .on_rtcp(LegId::A, addr("203.0.113.5:4001"), &rr, false);
+    h.engine.on_rtcp(LegId::A, addr(FIVE9), &rr[..6], false);
+    let stats = h.stats();
+    assert_eq!(
+        (
+            stats.rtcp_received,
+            stats.dropped_source,
+            stats.dropped_malformed
+        ),
+        (1, 1, 1)
+    );
+}

@@ -1,0 +1,154 @@
+//! [`MediaSession`]: the B2BUA's handle on one call's media.
+//!
+//! ```text
+//! let a = pool.allocate(ip, RtcpMode::Mux)?;        // answer to Five9 names a.rtp_port()
+//! let b = pool.allocate(ip, RtcpMode::Separate)?;   // offer to the agent names b.rtp_port()
+//! let (session, events) = MediaSession::start(&config,
+//!     Leg::udp(a, LegParams::from_negotiated(&five9)?),
+//!     Leg::udp(b, LegParams::new(LegCodec::g711(Law::Ulaw))),  // agent not answered yet
+//!     global_stats.clone())?;
+//! session.update(LegId::B, LegParams::from_negotiated(&agent)?)?;  // 200 OK, re-INVITEs
+//! // events: Latched / Dtmf / Timeout; session.stop().await at BYE.
+//! ```
+//! Dropping the handle also ends the task; the ports return to the pool once
+//! its sockets are closed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::RelayError;
+use crate::config::{LegId, LegParams, RelayConfig};
+use crate::engine::{Engine, MediaEvent};
+use crate::ports::PortAllocation;
+use crate::stats::{RelayStats, StatsSnapshot};
+use crate::tap::TapEnd;
+use crate::task::{self, LegIo};
+
+/// How a leg reaches its peer.
+#[derive(Debug)]
+pub enum Transport {
+    /// RTP over UDP from pool sockets.
+    Udp(PortAllocation),
+    /// An in-process connector (WebSocket agent, built-in agent).
+    Tap(TapEnd),
+}
+
+/// One leg as the session starts: transport and negotiated parameters.
+#[derive(Debug)]
+pub struct Leg {
+    /// How packets reach the peer.
+    pub transport: Transport,
+    /// Offer/answer results (see [`LegParams`]).
+    pub params: LegParams,
+}
+
+impl Leg {
+    /// A UDP leg on allocated ports.
+    pub fn udp(ports: PortAllocation, params: LegParams) -> Leg {
+        Leg {
+            transport: Transport::Udp(ports),
+            params,
+        }
+    }
+
+    /// A tap leg (see [`crate::tap`]).
+    pub fn tap(end: TapEnd) -> Leg {
+        Leg {
+            params: end.params(),
+            transport: Transport::Tap(end),
+        }
+    }
+}
+
+/// Orders from the handle to the task.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Update(LegId, LegParams),
+    Stop,
+}
+
+/// The media of one call: a task relaying between two legs (see crate docs).
+#[must_use = "dropping the session stops its media"]
+#[derive(Debug)]
+pub struct MediaSession {
+    commands: mpsc::UnboundedSender<Command>,
+    stats: Arc<RelayStats>,
+    task: JoinHandle<()>,
+    local: [Option<SocketAddr>; 2],
+}
+
+impl MediaSession {
+    /// Starts relaying between `a` and `b` on the current tokio runtime.
+    /// Events come on the returned channel; `global` receives this session's
+    /// counts too (lagging by at most a housekeeping tick).
+    pub fn start(
+        config: &RelayConfig,
+        a: Leg,
+        b: Leg,
+        global: Arc<RelayStats>,
+    ) -> Result<(MediaSession, mpsc::Receiver<MediaEvent>), RelayError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| RelayError::NoRuntime)?;
+        let _guard = runtime.enter();
+        let now = std::time::Instant::now();
+        let stats = Arc::new(RelayStats::new());
+        let engine = Engine::new(
+            config.clone(),
+            (a.params, matches!(a.transport, Transport::Tap(_))),
+            (b.params, matches!(b.transport, Transport::Tap(_))),
+            Arc::clone(&stats),
+            now,
+        );
+        let io_a = LegIo::new(a.transport, a.params)?;
+        let io_b = LegIo::new(b.transport, b.params)?;
+        let local = [io_a.local_rtp(), io_b.local_rtp()];
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (events, event_rx) = mpsc::channel(config.event_capacity.max(1));
+        let tick = task::tick_period(config.media_timeout);
+        let task = runtime.spawn(task::run(
+            engine,
+            [io_a, io_b],
+            command_rx,
+            events,
+            global,
+            tick,
+        ));
+        let session = MediaSession {
+            commands,
+            stats,
+            task,
+            local,
+        };
+        Ok((session, event_rx))
+    }
+
+    /// Applies a re-INVITE's result to `leg`: new remote address, codec,
+    /// telephone-event type or direction (hold/resume). The stream toward
+    /// each peer continues with the same SSRC and sequence space.
+    pub fn update(&self, leg: LegId, params: LegParams) -> Result<(), RelayError> {
+        self.commands
+            .send(Command::Update(leg, params))
+            .map_err(|_| RelayError::Stopped)
+    }
+
+    /// This session's counters so far.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// The local RTP address of a UDP leg.
+    pub fn local_rtp(&self, leg: LegId) -> Option<SocketAddr> {
+        self.local[leg.index()]
+    }
+
+    /// Stops relaying and waits until the sockets are closed and the ports
+    /// are back in the pool; returns the final counters.
+    pub async fn stop(self) -> StatsSnapshot {
+        // An error means the task already ended: nothing left to stop.
+        let _ = self.commands.send(Command::Stop);
+        let _ = self.task.await;
+        self.stats.snapshot()
+    }
+}

@@ -1,0 +1,54 @@
+//! SIP digest authentication, server side (RFC 3261 §22, RFC 2617, RFC 7616,
+//! RFC 8760), and IP allow-lists: how a trunk admits a peer.
+//!
+//! The gateway challenges inbound requests with a 401 (or 407) carrying one
+//! challenge per configured algorithm, SHA-256 before MD5, each with
+//! `qop="auth"`. Nonces are signed, not stored, so any number of them can be
+//! outstanding and a gateway behind a shared key verifies another's. Time is
+//! always passed in; the only outside input is the OS randomness behind
+//! [`NonceKey::generate`].
+//!
+//! Typical use, per trunk (behind a mutex):
+//! `match auth.admit(&request, source.ip(), SystemTime::now())` then either
+//! route the call as the admitted username or send
+//! `rejection.response(&request, Some(&tag))`.
+//!
+//! # Layout
+//! - `config`: [`DigestConfig`] (realm, algorithms, lifetimes, limits) and
+//!   [`ChallengeKind`] (401 or 407).
+//! - `server`: [`DigestAuth`]: challenges and the verification of answers.
+//! - `rules`: [`Verification`], [`Failure`], the `uri` and `nc` rules.
+//! - `admission`: [`DigestAuth::admit`]: challenge, admit, or 403 after
+//!   repeated failures per source and Call-ID.
+//! - `credentials`: [`Secret`], [`CredentialStore`], [`Credentials`].
+//! - `header`: [`DigestCredentials`] parsing and printing, challenge values.
+//! - `algorithm`: [`Algorithm`], [`ha1`], the response computation.
+//! - `nonce`: [`NonceKey`], stateless HMAC nonces.
+//! - `replay`: bounded nonce-count tracking.
+//! - `allow_list`: [`IpAllowList`] of [`Cidr`] blocks.
+//! - `error`: per-operation errors.
+
+mod admission;
+mod algorithm;
+mod allow_list;
+mod config;
+mod credentials;
+mod error;
+mod header;
+mod nonce;
+mod replay;
+mod rules;
+mod server;
+#[cfg(test)]
+mod test_support;
+
+pub use admission::{Admission, Rejection};
+pub use algorithm::{Algorithm, ha1};
+pub use allow_list::{Cidr, IpAllowList};
+pub use config::{ChallengeKind, DigestConfig};
+pub use credentials::{CredentialStore, Credentials, Secret};
+pub use error::{CidrError, ConfigError, CredentialsError, KeyError, SecretError};
+pub use header::DigestCredentials;
+pub use nonce::NonceKey;
+pub use rules::{Failure, Verification};
+pub use server::DigestAuth;
