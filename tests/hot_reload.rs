@@ -21,11 +21,8 @@ const V2: &str = "FIXTURE-VERSION-BBBBBBBB";
 
 fn trunk() -> TrunkConfig {
     TrunkConfig {
-        name: "five9".into(),
-        policy: "misbehaving".into(),
         fallback: Default::default(),
-        conclude_fallback: Default::default(),
-        header_limit: 10,
+        ..TrunkConfig::new("five9", "misbehaving")
     }
 }
 

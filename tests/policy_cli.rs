@@ -130,7 +130,7 @@ fn run_shows_the_fallback_and_exits_3_when_the_policy_fails() {
     let config = dir.path().join("trap.toml");
     std::fs::write(
         &config,
-        "[policies.misbehaving]\nmode = \"trap\"\n\n[[trunk]]\nname = \"five9\"\npolicy = \"misbehaving\"\nfallback = { action = \"reject\", status = 480 }\n",
+        "[policies.misbehaving]\nmode = \"trap\"\n\n[[trunk]]\nname = \"five9\"\npolicy = \"misbehaving\"\nallow = [\"127.0.0.0/8\"]\nfallback = { action = \"reject\", status = 480 }\n",
     )
     .unwrap();
     let file = built().fixtures.join("misbehaving.wasm");

@@ -14,14 +14,11 @@ const MARKER: &str = "FIXTURE-VERSION-AAAAAAAA";
 
 fn trunk(policy: &str) -> TrunkConfig {
     TrunkConfig {
-        name: "five9".into(),
-        policy: policy.into(),
         fallback: RouteFallback::Reject {
             status: 480,
             reason: Some("Policy Unavailable".into()),
         },
-        conclude_fallback: Default::default(),
-        header_limit: 10,
+        ..TrunkConfig::new("five9", policy)
     }
 }
 

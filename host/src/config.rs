@@ -63,6 +63,123 @@ pub struct Config {
     /// The trunks: who may call in and which policy decides for them.
     #[serde(default, rename = "trunk")]
     pub trunks: Vec<TrunkConfig>,
+    /// SIP listeners.
+    #[serde(default)]
+    pub sip: crate::transport::ListenConfig,
+    /// How calls are handled.
+    #[serde(default)]
+    pub gateway: GatewaySettings,
+    /// The HTTP API (control, Handoff, metrics, status).
+    #[serde(default)]
+    pub http: HttpSettings,
+    /// The RTP relay.
+    #[serde(default)]
+    pub media: MediaSettings,
+}
+
+/// `[media]`: the RTP relay every call's audio goes through.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaSettings {
+    /// First port of the RTP range (even ports carry RTP, odd RTCP).
+    pub port_min: u16,
+    /// Last port of the RTP range.
+    pub port_max: u16,
+    /// Seconds without RTP from a leg (not on hold) before the call ends
+    /// with reason `media-timeout`.
+    pub timeout_secs: u64,
+    /// Codecs offered to SIP agents, in preference order (`PCMU`, `PCMA`).
+    /// Five9 only ever gets G.711 in the caller's order; when the legs
+    /// differ the relay transcodes.
+    pub agent_codecs: Vec<String>,
+}
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        MediaSettings {
+            port_min: 20000,
+            port_max: 29999,
+            timeout_secs: 30,
+            agent_codecs: vec!["PCMU".into(), "PCMA".into()],
+        }
+    }
+}
+
+/// `[gateway]`: how calls are handled.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewaySettings {
+    /// The address put in our Via, Contact and SDP. Default: the UDP (else
+    /// TCP) listener's address; required when that is a wildcard (`0.0.0.0`).
+    pub advertise: Option<std::net::IpAddr>,
+    /// Longest call, in seconds, before it is ended through `conclude`
+    /// with reason `max-duration` (Five9 caps calls at 12 hours).
+    pub max_call_secs: u64,
+    /// How long the agent may ring, in seconds, before the caller gets
+    /// `480` and the agent a CANCEL.
+    pub ring_timeout_secs: u64,
+    /// RFC 3261 T1 in milliseconds (500); lower only on LAN test rigs.
+    pub t1_ms: u64,
+    /// Session-Expires we ask for and accept (RFC 4028), in seconds.
+    pub session_expires_secs: u32,
+    /// How long to wait for a REFER's final NOTIFY before the BYE, seconds.
+    pub refer_timeout_secs: u64,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        GatewaySettings {
+            advertise: None,
+            max_call_secs: 12 * 3600,
+            ring_timeout_secs: 60,
+            t1_ms: 500,
+            session_expires_secs: 1800,
+            refer_timeout_secs: 8,
+        }
+    }
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// Listener of the HTTP API.
+    pub listen: std::net::SocketAddr,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            listen: ([127, 0, 0, 1], 8080).into(),
+        }
+    }
+}
+
+/// `[trunk.auth]`: digest authentication of a trunk's peers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkAuth {
+    /// The realm in challenges.
+    pub realm: String,
+    /// Users and their passwords.
+    pub users: BTreeMap<String, String>,
+    /// Digest algorithms offered, strongest first: `SHA-256`, `MD5`.
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    /// `401` (`www`, the default) or `407` (`proxy`) challenges.
+    #[serde(default)]
+    pub proxy: bool,
+    /// Seconds a nonce stays valid.
+    #[serde(default = "default_nonce_secs")]
+    pub nonce_secs: u64,
+}
+
+fn default_algorithms() -> Vec<String> {
+    vec!["SHA-256".into(), "MD5".into()]
+}
+
+fn default_nonce_secs() -> u64 {
+    300
 }
 
 /// How policies are loaded and run (`[policy]`).
@@ -137,10 +254,32 @@ pub struct TrunkConfig {
     /// reads at most 10; the rest go to the handoff record.
     #[serde(default = "default_header_limit")]
     pub header_limit: usize,
+    /// Source addresses (CIDR) admitted without authentication.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Digest authentication; with `allow` as well, both must pass.
+    #[serde(default)]
+    pub auth: Option<TrunkAuth>,
 }
 
 fn default_header_limit() -> usize {
     10
+}
+
+impl TrunkConfig {
+    /// A trunk with the defaults (fallback 503, 10 headers) that admits
+    /// nobody until `allow` or `auth` is set.
+    pub fn new(name: impl Into<String>, policy: impl Into<String>) -> TrunkConfig {
+        TrunkConfig {
+            name: name.into(),
+            policy: policy.into(),
+            fallback: RouteFallback::default(),
+            conclude_fallback: ConcludeFallback::default(),
+            header_limit: default_header_limit(),
+            allow: Vec::new(),
+            auth: None,
+        }
+    }
 }
 
 /// The decision used when a trunk's policy fails.
@@ -202,6 +341,13 @@ impl Config {
         if config.policy.dir.is_relative() {
             config.policy.dir = base.join(&config.policy.dir);
         }
+        if let Some(tls) = config.sip.tls.as_mut() {
+            for p in [&mut tls.cert_path, &mut tls.key_path] {
+                if p.is_relative() {
+                    *p = base.join(&*p);
+                }
+            }
+        }
         Ok(config)
     }
 
@@ -234,6 +380,20 @@ impl Config {
                 "policy.max_concurrent must be at least 1".into(),
             ));
         }
+        let m = &self.media;
+        if m.port_min >= m.port_max || m.port_min < 1024 {
+            return Err(ConfigError::Invalid(format!(
+                "media ports {}-{} must be an increasing range above 1023",
+                m.port_min, m.port_max
+            )));
+        }
+        for codec in &m.agent_codecs {
+            if !["PCMU", "PCMA"].contains(&codec.to_ascii_uppercase().as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "media.agent_codecs: `{codec}` is not PCMU or PCMA"
+                )));
+            }
+        }
         let mut names = std::collections::HashSet::new();
         for t in &self.trunks {
             if !names.insert(t.name.as_str()) {
@@ -247,6 +407,20 @@ impl Config {
             {
                 return Err(ConfigError::Invalid(format!(
                     "trunk `{}`: fallback status {status} is not a SIP failure (400-699)",
+                    t.name
+                )));
+            }
+            if t.allow.is_empty() && t.auth.is_none() {
+                return Err(ConfigError::Invalid(format!(
+                    "trunk `{}` admits nobody: set `allow` (CIDRs) and/or `[trunk.auth]`",
+                    t.name
+                )));
+            }
+            if let Err(e) =
+                trunkline_sip::auth::IpAllowList::parse(t.allow.iter().map(String::as_str))
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "trunk `{}`: allow: {e}",
                     t.name
                 )));
             }
@@ -373,7 +547,7 @@ mod tests {
         assert_eq!(c.trunk("b").unwrap().header_limit, 10);
 
         let bad = Config::parse(
-            "[[trunk]]\nname='a'\npolicy='p'\nfallback={action='reject', status=200}\n",
+            "[[trunk]]\nname='a'\npolicy='p'\nallow=['127.0.0.1']\nfallback={action='reject', status=200}\n",
         );
         assert!(matches!(bad, Err(ConfigError::Invalid(m)) if m.contains("200")));
     }

@@ -7,8 +7,15 @@
 //! - [`policy`] — the wasmtime engine that loads policy components, runs
 //!   `route`/`conclude` under a deadline and a memory cap, validates answers,
 //!   falls back on failure and hot-reloads the watched folder.
+//! - [`transport`] — SIP over UDP, TCP and TLS sockets (RFC 3261 §18).
+//! - [`b2bua`] — the Five9 ↔ agent back-to-back user agent: admission,
+//!   `route`, the agent leg, media, `conclude`, delivery to Five9.
+//! - [`store`] — outcome records for the Handoff API.
 //! - `cli` (binary only) — `trunkline run`, `trunkline policy check|run`.
 
+pub mod b2bua;
 pub mod config;
 pub mod invite;
 pub mod policy;
+pub mod store;
+pub mod transport;

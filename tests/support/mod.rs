@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod gateway;
+pub mod sipp;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};

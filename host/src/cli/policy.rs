@@ -243,13 +243,7 @@ fn pick_trunk(config: &Config, policy: &str, wanted: Option<&str>) -> anyhow::Re
         .iter()
         .find(|t| t.policy == policy)
         .cloned()
-        .unwrap_or(TrunkConfig {
-            name: "dry-run".into(),
-            policy: policy.into(),
-            fallback: Default::default(),
-            conclude_fallback: Default::default(),
-            header_limit: 10,
-        }))
+        .unwrap_or_else(|| TrunkConfig::new("dry-run", policy)))
 }
 
 fn end_spec(args: &RunArgs) -> anyhow::Result<Option<EndSpec>> {

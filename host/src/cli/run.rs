@@ -34,14 +34,27 @@ pub(crate) fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
         tracing::warn!(?absent, dir = %dir.display(),
             "policies named by trunks are not loaded yet; their calls get the trunk fallback");
     }
-    tracing::info!(policies = registry.statuses().len(), dir = %dir.display(), "trunkline running");
+    tracing::info!(policies = registry.statuses().len(), dir = %dir.display(), "policies loaded");
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(shutdown_signal());
-    tracing::info!("shutting down");
+    let config = std::sync::Arc::new(config);
+    rt.block_on(async move {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let store: std::sync::Arc<dyn trunkline::store::OutcomeStore> =
+            std::sync::Arc::new(trunkline::store::MemoryStore::default());
+        let (gateway, task) = trunkline::b2bua::start(config.clone(), registry, store, stop_rx)
+            .await
+            .context("cannot start SIP")?;
+        tracing::info!(udp = ?gateway.sip_udp, tcp = ?gateway.sip_tcp, "SIP listening");
+        shutdown_signal().await;
+        tracing::info!("shutting down: ending calls");
+        let _ = stop_tx.send(true);
+        let _ = task.await;
+        anyhow::Ok(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -4,9 +4,10 @@
 //! (getrusage RUSAGE_THREAD) and the latency the relay adds, measured by the
 //! receiving peer from a send timestamp carried in the payload.
 //!
-//! For comparison it also measures the floor: one blocking thread doing only
-//! `recv_from` + transcoding + `send_to` for the same packet rate, no tokio,
-//! no per-call state. The difference is what the per-call task design costs.
+//! The same load is then relayed by the cheapest shared-reactor design (one
+//! thread, one level-triggered epoll set over all calls' sockets, the same
+//! per-packet media work, no latching/stats/events/timers): the difference
+//! is what the one-task-per-call design costs (see `src/task.rs`).
 //!
 //! Run: `cargo bench -p trunkline-relay --bench relay -- [calls] [seconds]`
 //! (defaults: 100 calls, 5 s). Targets: ≤ 2.5 µs CPU per packet, p99 ≤ 1 ms.
@@ -17,12 +18,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use trunkline_media::g711::{self, Law};
-use trunkline_media::rtp::{RtpHeader, RtpPacket};
+use trunkline_media::rtp::{RtpHeader, RtpPacket, RtpPacketMut, StreamRewriter};
 use trunkline_relay::{
     Leg, LegCodec, LegParams, MediaSession, PortPool, RelayConfig, RelayStats, RtcpMode,
-    StatsSnapshot,
 };
 
 const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -35,37 +35,97 @@ fn main() {
     let calls: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100);
     let seconds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
     let window = Duration::from_secs(seconds);
-    let rate = calls * 2 * 50;
-    println!("relay bench: {calls} calls, PCMU<->PCMA, {rate} packets/s, {seconds} s");
-
-    let (floor_cpu, floor_packets) = floor_cpu(rate, window);
-    let (floor, floor_user, floor_sys) = floor_cpu.per_packet(floor_packets);
     println!(
-        "floor (blocking recv+transcode+send, 1 thread): {floor:.2} µs CPU/packet \
-         (user {floor_user:.2}, system {floor_sys:.2})"
+        "relay bench: {calls} calls, PCMU<->PCMA, {} packets/s, {seconds} s, loopback",
+        calls * 2 * 50
     );
-
-    let r = relay_run(calls, window);
-    let (cpu_per_packet, user, system) = r.relay_cpu.per_packet(r.relayed);
+    // The machine is shared: interleave the two designs over several rounds
+    // and report each one's median round.
+    let mut runs: [Vec<RelayRun>; 2] = [Vec::new(), Vec::new()];
+    // RELAY_BENCH_ONLY=sessions|reactor runs one design (for profiling).
+    let only = std::env::var("RELAY_BENCH_ONLY").ok();
+    for round in 0..ROUNDS {
+        for (i, mode) in [Mode::Sessions, Mode::Reactor].into_iter().enumerate() {
+            if only.as_deref().is_some_and(|o| o != mode.name()) {
+                continue;
+            }
+            let r = run(mode, calls, window);
+            let (total, ..) = r.relay_cpu.per_packet(r.relayed);
+            println!(
+                "round {round}: {:<9} {total:.2} µs/packet, p99 {} µs",
+                mode.name(),
+                r.p99
+            );
+            runs[i].push(r);
+        }
+    }
+    let mut medians = [0.0; 2];
+    for (i, mode) in [Mode::Sessions, Mode::Reactor].into_iter().enumerate() {
+        let rounds = &mut runs[i];
+        if rounds.is_empty() {
+            continue;
+        }
+        rounds.sort_by(|a, b| {
+            let cost = |r: &RelayRun| r.relay_cpu.per_packet(r.relayed).0;
+            cost(a).total_cmp(&cost(b))
+        });
+        let r = &rounds[rounds.len() / 2];
+        let (total, user, system) = r.relay_cpu.per_packet(r.relayed);
+        medians[i] = total;
+        println!("{} (median of {ROUNDS}):", mode.describe());
+        println!(
+            "  {} packets relayed ({} dropped), {} received by peers",
+            r.relayed, r.dropped, r.received
+        );
+        println!(
+            "  relay thread CPU {total:.2} µs/packet (user {user:.2}, system {system:.2}); \
+             whole process incl. peers {:.2} µs/packet",
+            r.process_cpu.as_secs_f64() * 1e6 / r.relayed.max(1) as f64
+        );
+        println!(
+            "  added latency p50 {} µs, p99 {} µs, max {} µs",
+            r.p50, r.p99, r.max
+        );
+    }
     println!(
-        "relay: {} packets relayed ({} transcoded, {} dropped), {} received by peers",
-        r.relayed, r.stats.transcoded, r.dropped, r.received
-    );
-    println!(
-        "relay thread CPU: {:.3} s = {cpu_per_packet:.2} µs/packet (user {user:.2}, \
-         system {system:.2}; target <= 2.5); process CPU incl. peers: {:.2} µs/packet",
-        r.relay_cpu.total().as_secs_f64(),
-        r.process_cpu.as_secs_f64() * 1e6 / r.relayed as f64
-    );
-    println!(
-        "added latency: p50 {} µs, p99 {} µs, max {} µs (target p99 <= 1000)",
-        r.p50, r.p99, r.max
-    );
-    println!(
-        "per-call task overhead over the floor: {:.2} µs/packet",
-        cpu_per_packet - floor
+        "per-call tasks cost {:.2} µs/packet more than the ideal shared reactor \
+         (targets: <= 2.5 µs/packet, p99 <= 1000 µs)",
+        medians[0] - medians[1]
     );
 }
+
+/// Rounds per design.
+const ROUNDS: usize = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The product: one `MediaSession` (tokio task) per call.
+    Sessions,
+    /// The alternative: one thread, one level-triggered epoll set over every
+    /// call's sockets, parse + rewrite + transcode + send, nothing else.
+    Reactor,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Sessions => "sessions",
+            Mode::Reactor => "reactor",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Mode::Sessions => "MediaSession per call (tokio task, current-thread runtime)",
+            Mode::Reactor => "shared reactor floor (raw epoll, no latching/stats/events)",
+        }
+    }
+}
+
+/// Measurement phases, sent from the peers' thread to the relay's.
+const WARMING: u8 = 0;
+const MEASURING: u8 = 1;
+const DONE: u8 = 2;
 
 struct RelayRun {
     relay_cpu: Cpu,
@@ -73,77 +133,25 @@ struct RelayRun {
     relayed: u64,
     dropped: u64,
     received: u64,
-    stats: StatsSnapshot,
     p50: u64,
     p99: u64,
     max: u64,
 }
 
-/// Runs `calls` sessions on a dedicated current-thread runtime (so its
-/// thread's CPU is the relay's alone) and peers on another.
-fn relay_run(calls: usize, window: Duration) -> RelayRun {
+/// Runs the relay of `mode` on its own thread (so that thread's CPU is the
+/// relay's alone) and `calls` pairs of peers on another.
+fn run(mode: Mode, calls: usize, window: Duration) -> RelayRun {
     let (addr_tx, addr_rx) = std::sync::mpsc::channel::<Vec<(SocketAddr, SocketAddr)>>();
     let (relay_tx, relay_rx) = std::sync::mpsc::channel::<Vec<(SocketAddr, SocketAddr)>>();
-    let (begin_tx, begin_rx) = oneshot::channel::<()>();
-    let (end_tx, end_rx) = oneshot::channel::<()>();
+    let (phase_tx, phase_rx) = watch::channel(WARMING);
     let relay = std::thread::Builder::new()
         .name("relay".into())
         .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let peers = addr_rx.recv().unwrap();
-                let pool = PortPool::new(40000..=49999).unwrap();
-                let global = Arc::new(RelayStats::new());
-                let config = RelayConfig::default();
-                let mut sessions = Vec::new();
-                let mut relay_addrs = Vec::new();
-                for (peer_a, peer_b) in peers {
-                    let a = pool.allocate(LOCAL, RtcpMode::Mux).unwrap();
-                    let b = pool.allocate(LOCAL, RtcpMode::Mux).unwrap();
-                    relay_addrs.push((a.rtp_addr(), b.rtp_addr()));
-                    let leg = |law, remote| {
-                        let mut p = LegParams::new(LegCodec::g711(law));
-                        p.remote_rtp = Some(remote);
-                        p.rtcp_mux = true;
-                        p
-                    };
-                    let (session, events) = MediaSession::start(
-                        &config,
-                        Leg::udp(a, leg(Law::Ulaw, peer_a)),
-                        Leg::udp(b, leg(Law::Alaw, peer_b)),
-                        Arc::clone(&global),
-                    )
-                    .unwrap();
-                    sessions.push((session, events));
-                }
-                relay_tx.send(relay_addrs).unwrap();
-                let total = |s: &[(MediaSession, _)]| {
-                    s.iter()
-                        .fold(StatsSnapshot::default(), |acc, (session, _)| {
-                            let x = session.stats();
-                            StatsSnapshot {
-                                packets_a_to_b: acc.packets_a_to_b + x.packets_a_to_b,
-                                packets_b_to_a: acc.packets_b_to_a + x.packets_b_to_a,
-                                transcoded: acc.transcoded + x.transcoded,
-                                dropped_source: acc.dropped_source + x.dropped_source,
-                                dropped_unroutable: acc.dropped_unroutable + x.dropped_unroutable,
-                                send_errors: acc.send_errors + x.send_errors,
-                                ..acc
-                            }
-                        })
-                };
-                begin_rx.await.unwrap();
-                let (cpu0, stats0) = (thread_cpu(), total(&sessions));
-                end_rx.await.unwrap();
-                let (cpu1, stats1) = (thread_cpu(), total(&sessions));
-                for (session, _) in sessions {
-                    session.stop().await;
-                }
-                (cpu1 - cpu0, stats1.since(&stats0))
-            })
+            let peers = addr_rx.recv().unwrap();
+            match mode {
+                Mode::Sessions => sessions_relay(peers, relay_tx, phase_rx),
+                Mode::Reactor => reactor_relay(peers, relay_tx, phase_rx),
+            }
         })
         .unwrap();
 
@@ -151,7 +159,7 @@ fn relay_run(calls: usize, window: Duration) -> RelayRun {
         .enable_all()
         .build()
         .unwrap();
-    let (latencies, received, process_cpu) = rt.block_on(async move {
+    let (mut latencies, process_cpu) = rt.block_on(async move {
         let epoch = Instant::now();
         let mut sockets = Vec::new();
         for _ in 0..calls {
@@ -197,9 +205,9 @@ fn relay_run(calls: usize, window: Duration) -> RelayRun {
         tokio::time::sleep(WARM_UP).await;
         let cpu0 = process_cpu();
         recording.store(true, Ordering::Relaxed);
-        begin_tx.send(()).unwrap();
+        phase_tx.send(MEASURING).unwrap();
         tokio::time::sleep(window).await;
-        end_tx.send(()).unwrap();
+        phase_tx.send(DONE).unwrap();
         recording.store(false, Ordering::Relaxed);
         let cpu = process_cpu() - cpu0;
         stop_tx.send(true).unwrap();
@@ -207,28 +215,174 @@ fn relay_run(calls: usize, window: Duration) -> RelayRun {
         for r in receivers {
             all.extend(r.await.unwrap());
         }
-        let received = all.len() as u64;
-        (all, received, cpu)
+        (all, cpu)
     });
-    let (relay_cpu, stats) = relay.join().unwrap();
-    let mut latencies = latencies;
+    let (relay_cpu, relayed, dropped) = relay.join().unwrap();
     latencies.sort_unstable();
     let pct = |p: f64| {
+        let i = (latencies.len() as f64 * p) as usize;
         latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .get(i.min(latencies.len().saturating_sub(1)))
             .copied()
             .unwrap_or(0)
     };
     RelayRun {
         relay_cpu,
         process_cpu,
-        relayed: stats.packets_a_to_b + stats.packets_b_to_a,
-        dropped: stats.dropped_source + stats.dropped_unroutable + stats.send_errors,
-        received,
-        stats,
+        relayed,
+        dropped,
+        received: latencies.len() as u64,
         p50: pct(0.50),
         p99: pct(0.99),
         max: latencies.last().copied().unwrap_or(0),
+    }
+}
+
+/// The product path: a current-thread runtime running one session per call.
+/// Returns (CPU, packets relayed, packets dropped) over the measured window.
+fn sessions_relay(
+    peers: Vec<(SocketAddr, SocketAddr)>,
+    relay_tx: std::sync::mpsc::Sender<Vec<(SocketAddr, SocketAddr)>>,
+    mut phase: watch::Receiver<u8>,
+) -> (Cpu, u64, u64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let pool = PortPool::new(40000..=49999).unwrap();
+        let global = Arc::new(RelayStats::new());
+        let config = RelayConfig::default();
+        let mut sessions = Vec::new();
+        let mut relay_addrs = Vec::new();
+        for (peer_a, peer_b) in peers {
+            let a = pool.allocate(LOCAL, RtcpMode::Mux).unwrap();
+            let b = pool.allocate(LOCAL, RtcpMode::Mux).unwrap();
+            relay_addrs.push((a.rtp_addr(), b.rtp_addr()));
+            let leg = |law, remote| {
+                let mut p = LegParams::new(LegCodec::g711(law));
+                p.remote_rtp = Some(remote);
+                p.rtcp_mux = true;
+                p
+            };
+            let (session, events) = MediaSession::start(
+                &config,
+                Leg::udp(a, leg(Law::Ulaw, peer_a)),
+                Leg::udp(b, leg(Law::Alaw, peer_b)),
+                Arc::clone(&global),
+            )
+            .unwrap();
+            sessions.push((session, events));
+        }
+        relay_tx.send(relay_addrs).unwrap();
+        let total = |s: &[(MediaSession, _)]| {
+            s.iter().fold((0, 0), |(relayed, dropped), (session, _)| {
+                let x = session.stats();
+                (
+                    relayed + x.packets_a_to_b + x.packets_b_to_a,
+                    dropped + x.dropped_source + x.dropped_unroutable + x.send_errors,
+                )
+            })
+        };
+        phase.wait_for(|p| *p >= MEASURING).await.unwrap();
+        let (cpu0, (relayed0, dropped0)) = (thread_cpu(), total(&sessions));
+        phase.wait_for(|p| *p >= DONE).await.unwrap();
+        let (cpu1, (relayed1, dropped1)) = (thread_cpu(), total(&sessions));
+        for (session, _) in sessions {
+            session.stop().await;
+        }
+        (cpu1 - cpu0, relayed1 - relayed0, dropped1 - dropped0)
+    })
+}
+
+/// The alternative architecture at its cheapest: one level-triggered epoll
+/// set over all sockets (one `recvfrom` per event, no `EAGAIN` read, one
+/// `epoll_wait` per batch of ready sockets), the same per-packet media work
+/// (parse, rewrite, transcode), no per-call tasks or timers.
+fn reactor_relay(
+    peers: Vec<(SocketAddr, SocketAddr)>,
+    relay_tx: std::sync::mpsc::Sender<Vec<(SocketAddr, SocketAddr)>>,
+    phase: watch::Receiver<u8>,
+) -> (Cpu, u64, u64) {
+    use std::os::fd::AsRawFd;
+    struct Route {
+        socket: StdUdpSocket,
+        /// Where packets received here go, and how.
+        out_to: SocketAddr,
+        from: Law,
+        to: Law,
+        rewriter: StreamRewriter,
+    }
+    let mut routes = Vec::new();
+    let mut relay_addrs = Vec::new();
+    for (i, (peer_a, peer_b)) in peers.iter().enumerate() {
+        let a = StdUdpSocket::bind((LOCAL, 0)).unwrap();
+        let b = StdUdpSocket::bind((LOCAL, 0)).unwrap();
+        relay_addrs.push((a.local_addr().unwrap(), b.local_addr().unwrap()));
+        for (socket, out_to, from, to) in [
+            (a, *peer_b, Law::Ulaw, Law::Alaw),
+            (b, *peer_a, Law::Alaw, Law::Ulaw),
+        ] {
+            socket.set_nonblocking(true).unwrap();
+            let rewriter = StreamRewriter::new(i as u32, 0, 0, 8000);
+            routes.push(Route {
+                socket,
+                out_to,
+                from,
+                to,
+                rewriter,
+            });
+        }
+    }
+    // SAFETY: plain epoll syscalls on descriptors this function owns; the
+    // event array outlives every epoll_wait call that writes into it.
+    let epfd = unsafe { libc::epoll_create1(0) };
+    for (i, r) in routes.iter().enumerate() {
+        let mut event = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: i as u64,
+        };
+        unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, r.socket.as_raw_fd(), &mut event) };
+    }
+    relay_tx.send(relay_addrs).unwrap();
+    let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
+    let mut buf = [0u8; 2048];
+    let (mut relayed, mut dropped, mut cpu0) = (0u64, 0u64, None);
+    loop {
+        let n = unsafe { libc::epoll_wait(epfd, events.as_mut_ptr(), 64, 5) };
+        let now = Instant::now();
+        for event in &events[..n.max(0) as usize] {
+            let i = event.u64 as usize;
+            let Ok((len, _)) = routes[i].socket.recv_from(&mut buf) else {
+                continue;
+            };
+            let Ok(mut packet) = RtpPacketMut::parse(&mut buf[..len]) else {
+                continue;
+            };
+            let route = &mut routes[i];
+            g711::transcode_in_place(route.from, route.to, packet.payload_mut());
+            packet.set_payload_type(route.to.payload_type());
+            if !route.rewriter.rewrite(&mut packet, now) {
+                continue;
+            }
+            // Leg A's socket receives from peer A and its partner sends to B.
+            let out = &routes[i ^ 1];
+            match out.socket.send_to(&buf[..len], routes[i].out_to) {
+                Ok(_) => relayed += 1,
+                Err(_) => dropped += 1,
+            }
+        }
+        match (*phase.borrow(), cpu0) {
+            (MEASURING, None) => {
+                cpu0 = Some(thread_cpu());
+                (relayed, dropped) = (0, 0);
+            }
+            (DONE, Some(start)) => {
+                unsafe { libc::close(epfd) };
+                return (thread_cpu() - start, relayed, dropped);
+            }
+            _ => {}
+        }
     }
 }
 
@@ -359,63 +513,6 @@ impl TimestampCodes {
         }
         Some(nanos)
     }
-}
-
-/// The floor: a blocking thread relaying `rate` packets/s from one socket to
-/// another with transcoding and nothing else. Returns its CPU and packets.
-fn floor_cpu(rate: usize, window: Duration) -> (Cpu, u64) {
-    let relay_in = StdUdpSocket::bind((LOCAL, 0)).unwrap();
-    let relay_out = StdUdpSocket::bind((LOCAL, 0)).unwrap();
-    let sink = StdUdpSocket::bind((LOCAL, 0)).unwrap();
-    let sender = StdUdpSocket::bind((LOCAL, 0)).unwrap();
-    relay_in
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    sink.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let (to_relay, to_sink) = (relay_in.local_addr().unwrap(), sink.local_addr().unwrap());
-    let done = Arc::new(AtomicBool::new(false));
-    let relay_done = Arc::clone(&done);
-    let relay = std::thread::spawn(move || {
-        let mut buf = [0u8; 2048];
-        let (cpu0, mut packets) = (thread_cpu(), 0u64);
-        while !relay_done.load(Ordering::Relaxed) {
-            let Ok(len) = relay_in.recv(&mut buf) else {
-                continue;
-            };
-            g711::transcode_in_place(Law::Ulaw, Law::Alaw, &mut buf[12..len]);
-            let _ = relay_out.send_to(&buf[..len], to_sink);
-            packets += 1;
-        }
-        (thread_cpu() - cpu0, packets)
-    });
-    let sink_done = Arc::clone(&done);
-    let sink_thread = std::thread::spawn(move || {
-        let mut buf = [0u8; 2048];
-        while !sink_done.load(Ordering::Relaxed) {
-            let _ = sink.recv(&mut buf);
-        }
-    });
-    // Paced in 1 ms bursts, like the peers' millisecond timer wheel.
-    let per_ms = rate / 1000;
-    let packet = [0x80u8; 172];
-    let start = Instant::now();
-    let mut ms = 0u32;
-    while start.elapsed() < window {
-        for _ in 0..per_ms.max(1) {
-            let _ = sender.send_to(&packet, to_relay);
-        }
-        ms += 1;
-        if let Some(wait) =
-            (start + Duration::from_millis(u64::from(ms))).checked_duration_since(Instant::now())
-        {
-            std::thread::sleep(wait);
-        }
-    }
-    done.store(true, Ordering::Relaxed);
-    let (cpu, packets) = relay.join().unwrap();
-    sink_thread.join().unwrap();
-    (cpu, packets)
 }
 
 /// CPU time of the calling thread: user and system.

@@ -14,9 +14,11 @@ use crate::RelayError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayConfig {
     /// No RTP from a watched leg for this long gives
-    /// [`MediaEvent::Timeout`](crate::MediaEvent::Timeout). A leg is watched
-    /// only while both legs are `sendrecv`: on hold, one side stops sending by
-    /// design and music-on-hold is optional.
+    /// [`MediaEvent::Timeout`](crate::MediaEvent::Timeout). A UDP leg is
+    /// watched only while both legs have an address and are `sendrecv`:
+    /// before the agent answers Five9 may send nothing, and on hold one side
+    /// stops by design (music-on-hold is optional). The countdown restarts at
+    /// every [`MediaSession::update`](crate::MediaSession::update).
     pub media_timeout: Duration,
     /// After a leg's remote address is set (session start, or a re-INVITE
     /// that changes it), the first valid RTP from *any* source latches for

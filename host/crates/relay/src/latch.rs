@@ -70,15 +70,17 @@ impl Latch {
     }
 
     /// Takes the SDP address of a new offer/answer. A different address
-    /// unlatches and reopens the window; the same one (or none, as on a hold
-    /// with `0.0.0.0`) keeps the latch.
-    pub(crate) fn set_remote(&mut self, sdp: Option<SocketAddr>, now: Instant) {
-        if let Some(addr) = sdp
-            && self.sdp != Some(addr)
-        {
-            self.sdp = Some(addr);
-            self.latched = None;
-            self.window_until = now + self.window;
+    /// unlatches and reopens the window (returns true); the same one (or
+    /// none, as on a hold with `0.0.0.0`) keeps the latch.
+    pub(crate) fn set_remote(&mut self, sdp: Option<SocketAddr>, now: Instant) -> bool {
+        match sdp {
+            Some(addr) if self.sdp != Some(addr) => {
+                self.sdp = Some(addr);
+                self.latched = None;
+                self.window_until = now + self.window;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -140,7 +142,8 @@ mod tests {
         use Verdict::*;
         let sdp = "10.0.0.5:4000";
         // (case, packets, expected verdicts)
-        let cases: &[(&str, &[(u64, &str)], &[Verdict])] = &[
+        type Case<'a> = (&'a str, &'a [(u64, &'a str)], &'a [Verdict]);
+        let cases: &[Case] = &[
             (
                 "SDP address exactly",
                 &[(0, "10.0.0.5:4000"), (20, "10.0.0.5:4000")],
@@ -191,11 +194,11 @@ mod tests {
         // Hold with 0.0.0.0, then resume with the same address: keep sending
         // where the packets came from.
         let later = t0 + Duration::from_secs(60);
-        latch.set_remote(None, later);
-        latch.set_remote(Some(addr("10.0.0.5:4000")), later);
+        assert!(!latch.set_remote(None, later));
+        assert!(!latch.set_remote(Some(addr("10.0.0.5:4000")), later));
         assert_eq!(latch.target(), Some(nat));
         // A new address (agent moved): unlatched, window open again.
-        latch.set_remote(Some(addr("10.0.0.9:7000")), later);
+        assert!(latch.set_remote(Some(addr("10.0.0.9:7000")), later));
         assert_eq!(latch.target(), Some(addr("10.0.0.9:7000")));
         assert_eq!(latch.latched(), None);
         let other = addr("203.0.113.10:7777");

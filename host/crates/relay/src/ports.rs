@@ -84,7 +84,7 @@ impl PortPool {
         let low = first.max(2);
         let start = low.checked_add(low % 2);
         let pairs = match start {
-            Some(start) if last > start => usize::from((last - start + 1) / 2),
+            Some(start) if last > start => usize::from((last - start).div_ceil(2)),
             _ => 0,
         };
         let (Some(start), 1..) = (start, pairs) else {

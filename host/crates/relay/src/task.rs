@@ -16,20 +16,21 @@
 //! One receive buffer per worker thread, packets rewritten in place, sends with
 //! `try_send_to` (never awaiting: a full socket buffer drops the packet and
 //! counts it, as a router would, instead of delaying both directions). A
-//! readiness wake-up drains up to [`BATCH`] datagrams, so a flood on one
-//! socket cannot starve the others for long (`select!` picks branches in
-//! random order).
+//! readiness wake-up drains up to [`BATCH`] datagrams, and the sockets are
+//! polled from a rotating start, so a flood on one socket cannot starve the
+//! others.
 
 use std::cell::RefCell;
-use std::future::pending;
-use std::io::{self, ErrorKind};
+use std::future::poll_fn;
+use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tokio::time::MissedTickBehavior;
+use tokio::time::{Interval, MissedTickBehavior};
 use trunkline_media::rtp::{PacketKind, RtpHeader, classify};
 
 use crate::RelayError;
@@ -60,6 +61,8 @@ pub(crate) struct LegIo {
     rtcp: Option<UdpSocket>,
     tap_out: Option<mpsc::Sender<TapFrame>>,
     tap_in: Option<mpsc::Receiver<TapFrame>>,
+    /// The frame just taken from `tap_in`.
+    tap_frame: Option<TapFrame>,
     /// Header state for packetising tap frames.
     tap_header: RtpHeader,
     // Last field: the ports return to the pool after the sockets close.
@@ -80,6 +83,7 @@ impl LegIo {
             rtcp: None,
             tap_out: None,
             tap_in: None,
+            tap_frame: None,
             tap_header: RtpHeader {
                 marker: true,
                 payload_type: params.codec.payload_type,
@@ -108,23 +112,67 @@ impl LegIo {
     }
 }
 
-/// Readiness of an optional socket (never, without one).
-async fn readable(socket: Option<&UdpSocket>) -> io::Result<()> {
-    match socket {
-        Some(s) => s.readable().await,
-        None => pending().await,
-    }
+/// What woke the session's task.
+enum Wake {
+    /// A command, or `None` when the handle was dropped.
+    Command(Option<Command>),
+    /// A socket of the leg is readable (`true`: the RTCP socket).
+    Readable(LegId, bool),
+    /// A frame from the leg's tap (in its `tap_frame` slot: keeping the
+    /// 480-byte frame out of this enum keeps every wake-up a small value).
+    Tap(LegId),
+    /// Housekeeping is due.
+    Tick,
 }
 
-/// The next frame of an optional tap (never, without one or once closed).
-async fn tap_frame(tap: Option<&mut mpsc::Receiver<TapFrame>>) -> TapFrame {
-    match tap {
-        Some(rx) => match rx.recv().await {
-            Some(frame) => frame,
-            None => pending().await,
-        },
-        None => pending().await,
+/// Every socket a session may poll, in the order rotated through.
+const SOCKETS: [(LegId, bool); 4] = [
+    (LegId::A, false),
+    (LegId::B, false),
+    (LegId::A, true),
+    (LegId::B, true),
+];
+
+/// Polls every source of work once. A hand-written poll rather than
+/// `select!`: no futures built and dropped per packet, no random branch
+/// choice; fairness comes from starting at a different socket each `turn`.
+fn poll_wake(
+    cx: &mut std::task::Context<'_>,
+    commands: &mut mpsc::UnboundedReceiver<Command>,
+    legs: &mut [LegIo; 2],
+    ticker: &mut Interval,
+    turn: usize,
+) -> Poll<Wake> {
+    if let Poll::Ready(command) = commands.poll_recv(cx) {
+        return Poll::Ready(Wake::Command(command));
     }
+    for k in 0..SOCKETS.len() {
+        let (leg, rtcp) = SOCKETS[(turn + k) % SOCKETS.len()];
+        let io = &legs[leg.index()];
+        let socket = if rtcp { &io.rtcp } else { &io.rtp };
+        // An error is "ready" too: the drain reads and logs it.
+        if let Some(socket) = socket
+            && socket.poll_recv_ready(cx).is_ready()
+        {
+            return Poll::Ready(Wake::Readable(leg, rtcp));
+        }
+    }
+    for leg in [LegId::A, LegId::B] {
+        let tap = &mut legs[leg.index()].tap_in;
+        match tap.as_mut().map(|rx| rx.poll_recv(cx)) {
+            Some(Poll::Ready(Some(frame))) => {
+                legs[leg.index()].tap_frame = Some(frame);
+                return Poll::Ready(Wake::Tap(leg));
+            }
+            // The connector hung up: the leg stays silent from now on.
+            Some(Poll::Ready(None)) => *tap = None,
+            _ => {}
+        }
+    }
+    if ticker.poll_tick(cx).is_ready() {
+        return Poll::Ready(Wake::Tick);
+    }
+    Poll::Pending
 }
 
 thread_local! {
@@ -283,23 +331,25 @@ pub(crate) async fn run(
     let mut published = StatsSnapshot::default();
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut turn = 0usize;
     loop {
-        let [a, b] = &mut legs;
-        tokio::select! {
-            command = commands.recv() => match command {
-                Some(Command::Update(leg, params)) => {
-                    legs[leg.index()].tap_header.payload_type = params.codec.payload_type;
-                    cx.engine.update(leg, params, Instant::now());
+        turn = turn.wrapping_add(1);
+        let wake =
+            poll_fn(|task_cx| poll_wake(task_cx, &mut commands, &mut legs, &mut ticker, turn))
+                .await;
+        match wake {
+            Wake::Command(Some(Command::Update(leg, params))) => {
+                legs[leg.index()].tap_header.payload_type = params.codec.payload_type;
+                cx.engine.update(leg, params, Instant::now());
+            }
+            Wake::Command(Some(Command::Stop) | None) => break,
+            Wake::Readable(leg, rtcp) => cx.drain(leg, rtcp, &legs),
+            Wake::Tap(leg) => {
+                if let Some(frame) = legs[leg.index()].tap_frame.take() {
+                    cx.tap_frame(leg, &frame, &mut legs);
                 }
-                Some(Command::Stop) | None => break,
-            },
-            _ = readable(a.rtp.as_ref()) => cx.drain(LegId::A, false, &legs),
-            _ = readable(b.rtp.as_ref()) => cx.drain(LegId::B, false, &legs),
-            _ = readable(a.rtcp.as_ref()) => cx.drain(LegId::A, true, &legs),
-            _ = readable(b.rtcp.as_ref()) => cx.drain(LegId::B, true, &legs),
-            frame = tap_frame(a.tap_in.as_mut()) => cx.tap_frame(LegId::A, &frame, &mut legs),
-            frame = tap_frame(b.tap_in.as_mut()) => cx.tap_frame(LegId::B, &frame, &mut legs),
-            _ = ticker.tick() => cx.tick(&legs, &mut published, &global),
+            }
+            Wake::Tick => cx.tick(&legs, &mut published, &global),
         }
     }
     publish(&cx.stats, &mut published, &global);

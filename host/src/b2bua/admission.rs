@@ -1,0 +1,169 @@
+//! Which trunk a new INVITE belongs to, and whether it may call at all:
+//! IP allow-lists and/or digest authentication, per trunk.
+//!
+//! Unknown sources get `403`; a failed digest attempt gets a fresh challenge
+//! and the next failure from the same source and Call-ID a `403`. Nothing
+//! about the reason leaves the gateway beyond the status (it is logged).
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use trunkline_sip::auth::{
+    Admission as DigestAdmission, Algorithm, ChallengeKind, Credentials, DigestAuth, DigestConfig,
+    IpAllowList, NonceKey, Secret,
+};
+use trunkline_sip::message::SipMessage;
+
+use crate::config::TrunkConfig;
+
+/// The verdict on a new INVITE.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    /// Admitted on trunk number `.0` (index into the config's trunks).
+    Trunk(usize),
+    /// Refused: send this response (401/407 challenge or 403).
+    Refuse(Box<SipMessage>),
+    /// Refused, and no response can be built from the request (it is
+    /// answered by nothing; the transaction layer already vetted it, so
+    /// this does not happen in practice).
+    Drop,
+}
+
+struct TrunkGate {
+    allow: IpAllowList,
+    digest: Option<DigestAuth<Credentials>>,
+}
+
+/// The admission rules of every trunk, in config order.
+pub(crate) struct Gatekeeper {
+    gates: Vec<TrunkGate>,
+}
+
+/// Why the trunks' admission settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("trunk `{trunk}`: {message}")]
+pub(crate) struct AdmissionError {
+    trunk: String,
+    message: String,
+}
+
+impl Gatekeeper {
+    pub(crate) fn new(trunks: &[TrunkConfig]) -> Result<Gatekeeper, AdmissionError> {
+        let err = |t: &TrunkConfig, message: String| AdmissionError {
+            trunk: t.name.clone(),
+            message,
+        };
+        let mut gates = Vec::new();
+        for t in trunks {
+            let allow = IpAllowList::parse(t.allow.iter().map(String::as_str))
+                .map_err(|e| err(t, format!("allow: {e}")))?;
+            let digest = match &t.auth {
+                None => None,
+                Some(a) => {
+                    let mut config = DigestConfig::new(a.realm.clone());
+                    config.algorithms = a
+                        .algorithms
+                        .iter()
+                        .map(|name| {
+                            Algorithm::parse(name)
+                                .ok_or_else(|| err(t, format!("unknown digest algorithm `{name}`")))
+                        })
+                        .collect::<Result<_, _>>()?;
+                    config.kind = if a.proxy {
+                        ChallengeKind::Proxy
+                    } else {
+                        ChallengeKind::Www
+                    };
+                    config.nonce_lifetime = Duration::from_secs(a.nonce_secs);
+                    let mut users = Credentials::new();
+                    for (user, password) in &a.users {
+                        users.insert(&a.realm, user, Secret::password(password.clone()));
+                    }
+                    Some(
+                        DigestAuth::new(
+                            config,
+                            NonceKey::generate()
+                                .map_err(|e| err(t, format!("cannot make a nonce key: {e}")))?,
+                            users,
+                        )
+                        .map_err(|e| err(t, format!("auth: {e}")))?,
+                    )
+                }
+            };
+            gates.push(TrunkGate { allow, digest });
+        }
+        Ok(Gatekeeper { gates })
+    }
+
+    /// Decides for one INVITE from `source`.
+    pub(crate) fn admit(
+        &mut self,
+        invite: &SipMessage,
+        source: IpAddr,
+        now: SystemTime,
+    ) -> Verdict {
+        // A trunk whose allow-list holds the source wins; among digest-only
+        // trunks, the one whose realm the credentials name, else the first.
+        let by_ip = self
+            .gates
+            .iter()
+            .position(|g| !g.allow.blocks().is_empty() && g.allow.contains(source));
+        let chosen = by_ip.or_else(|| {
+            let digest_only = |g: &TrunkGate| g.allow.blocks().is_empty() && g.digest.is_some();
+            let realm = credentials_realm(invite);
+            self.gates
+                .iter()
+                .position(|g| {
+                    digest_only(g)
+                        && realm.as_deref().is_some_and(|r| {
+                            g.digest.as_ref().is_some_and(|d| d.config().realm == r)
+                        })
+                })
+                .or_else(|| self.gates.iter().position(digest_only))
+        });
+        let Some(index) = chosen else {
+            tracing::info!(%source, "INVITE from a source no trunk admits; 403");
+            return forbidden(invite);
+        };
+        match self.gates[index].digest.as_mut() {
+            None => Verdict::Trunk(index),
+            Some(digest) => match digest.admit(invite, source, now) {
+                DigestAdmission::Admitted(user) => {
+                    tracing::debug!(%source, user, "digest authentication passed");
+                    Verdict::Trunk(index)
+                }
+                DigestAdmission::Rejected(rejection) => {
+                    tracing::info!(%source, status = rejection.status,
+                        verification = ?rejection.verification, "digest authentication: refused");
+                    let to_tag = trunkline_sip::message::new_tag();
+                    match rejection.response(invite, Some(&to_tag)) {
+                        Ok(r) => Verdict::Refuse(Box::new(r)),
+                        Err(_) => forbidden(invite),
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// The realm named in the request's credentials, if any.
+fn credentials_realm(invite: &SipMessage) -> Option<String> {
+    let value = invite
+        .header("Authorization")
+        .or_else(|| invite.header("Proxy-Authorization"))?;
+    let start = value.to_ascii_lowercase().find("realm=")? + "realm=".len();
+    let rest = value[start..].trim_start();
+    let realm = match rest.strip_prefix('"') {
+        Some(quoted) => quoted.split('"').next()?,
+        None => rest.split([',', ' ']).next()?,
+    };
+    Some(realm.to_owned())
+}
+
+fn forbidden(invite: &SipMessage) -> Verdict {
+    let tag = trunkline_sip::message::new_tag();
+    match invite.reply(403, None, Some(&tag)) {
+        Ok(r) => Verdict::Refuse(Box::new(r)),
+        Err(_) => Verdict::Drop,
+    }
+}

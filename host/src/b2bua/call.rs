@@ -1,0 +1,161 @@
+//! The state of one call: the caller's leg (Five9), the agent's leg, the
+//! media, the policy version that routed it, and what the policy will be
+//! told at the end.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use trunkline_sip::dialog::{Dialog, DialogId};
+use trunkline_sip::message::SipMessage;
+use trunkline_sip::transaction::TransactionKey;
+
+use super::media::CallMedia;
+use super::wire::Wire;
+use crate::policy::{Attribute, Call as PolicyCall, EndReason, Header, PolicyVersion};
+
+/// The gateway's handle for a call (also its Trunkline call id, in hex).
+pub(crate) type CallKey = u64;
+
+/// Which side of the B2BUA a message belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Leg {
+    /// Five9 (or any peer) that called in.
+    Caller,
+    /// The agent Trunkline called out to.
+    Agent,
+}
+
+/// Where a call is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// The agent's INVITE is out; the caller hears ringing.
+    Calling,
+    /// Both legs are up.
+    Connected,
+    /// `conclude` ran; the outcome is being delivered (BYE/REFER) and the
+    /// legs torn down.
+    Ending,
+}
+
+/// One call.
+pub(crate) struct Call {
+    pub(crate) key: CallKey,
+    /// Index of the trunk in the config.
+    pub(crate) trunk: usize,
+    /// The call as the policy saw it in `route`.
+    pub(crate) policy_call: PolicyCall,
+    /// The version that routed the call; it also concludes it.
+    pub(crate) version: Option<Arc<PolicyVersion>>,
+    /// The agent target from the decision.
+    pub(crate) target: String,
+    /// Attributes: the decision's, then those set during the call.
+    pub(crate) attributes: Vec<Attribute>,
+    /// DTMF digits collected.
+    pub(crate) dtmf: String,
+    pub(crate) phase: Phase,
+    pub(crate) started: SystemTime,
+    pub(crate) answered: Option<(Instant, SystemTime)>,
+
+    /// The caller's INVITE and its server transaction.
+    pub(crate) caller_invite: Wire,
+    pub(crate) caller_tx: TransactionKey,
+    /// Our To tag toward the caller (chosen before answering).
+    pub(crate) caller_tag: String,
+    pub(crate) caller_dialog: Option<Dialog>,
+    /// Our 200 OK to the caller, retransmitted over UDP until the ACK.
+    pub(crate) caller_ok: Option<Wire>,
+    /// Whether the caller is still on the line (no BYE/CANCEL from them).
+    pub(crate) caller_up: bool,
+
+    /// Our INVITE to the agent and its client transaction.
+    pub(crate) agent_invite: Option<Wire>,
+    pub(crate) agent_tx: Option<TransactionKey>,
+    pub(crate) agent_dialog: Option<Dialog>,
+    /// The ACK we sent for the agent's 2xx, re-sent on retransmitted 2xx.
+    pub(crate) agent_ack: Option<Wire>,
+    pub(crate) agent_up: bool,
+    /// The agent rang: the caller got 180 already.
+    pub(crate) rang: bool,
+    /// Headers of the agent's BYE, for `conclude`.
+    pub(crate) agent_bye_headers: Vec<Header>,
+
+    pub(crate) media: Option<CallMedia>,
+    /// Why the call ended, once it did.
+    pub(crate) end_reason: Option<EndReason>,
+    /// Client transactions still running for this call (BYE, REFER,
+    /// CANCEL): the call is forgotten when none remain.
+    pub(crate) pending: Vec<TransactionKey>,
+    /// The outcome headers for the caller, kept while a REFER is pending
+    /// so a failed transfer still ends with a BYE carrying them.
+    pub(crate) delivery_headers: Vec<Header>,
+    /// The REFER toward the caller, while it is pending.
+    pub(crate) refer_tx: Option<TransactionKey>,
+}
+
+impl Call {
+    /// The Trunkline call id shown to policies, agents and the API.
+    pub(crate) fn id(&self) -> String {
+        format_call_id(self.key)
+    }
+
+    /// The dialog of `leg`, if established.
+    pub(crate) fn dialog_mut(&mut self, leg: Leg) -> Option<&mut Dialog> {
+        match leg {
+            Leg::Caller => self.caller_dialog.as_mut(),
+            Leg::Agent => self.agent_dialog.as_mut(),
+        }
+    }
+
+    /// Every dialog id of the call, for the gateway's index.
+    pub(crate) fn dialog_ids(&self) -> Vec<DialogId> {
+        [&self.caller_dialog, &self.agent_dialog]
+            .into_iter()
+            .flatten()
+            .map(|d| d.id().clone())
+            .collect()
+    }
+
+    /// Sets an attribute, replacing an earlier one with the same key.
+    pub(crate) fn set_attribute(&mut self, key: &str, value: &str) {
+        self.attributes.retain(|a| a.key != key);
+        self.attributes.push(Attribute {
+            key: key.to_owned(),
+            value: value.to_owned(),
+        });
+    }
+}
+
+/// `tl-` and 16 hex digits.
+pub(crate) fn format_call_id(key: CallKey) -> String {
+    format!("tl-{key:016x}")
+}
+
+/// The inverse of [`format_call_id`].
+pub(crate) fn parse_call_id(id: &str) -> Option<CallKey> {
+    u64::from_str_radix(id.strip_prefix("tl-")?, 16).ok()
+}
+
+/// The headers of a message, as the policy types.
+pub(crate) fn policy_headers(msg: &SipMessage) -> Vec<Header> {
+    msg.headers()
+        .iter()
+        .map(|h| Header {
+            name: h.name.clone(),
+            value: h.value.clone(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_ids_round_trip() {
+        for key in [0, 1, 0xdead_beef, u64::MAX] {
+            assert_eq!(parse_call_id(&format_call_id(key)), Some(key));
+        }
+        assert_eq!(parse_call_id("tl-zz"), None);
+        assert_eq!(parse_call_id("12"), None);
+    }
+}

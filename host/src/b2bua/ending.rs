@@ -1,0 +1,335 @@
+//! The end of a call, whichever way it comes: `conclude` runs exactly once
+//! with the version that routed the call, the outcome is stored for the
+//! Handoff API *before* anything goes to Five9, then it is delivered (BYE
+//! with headers, or REFER then BYE) and both legs are torn down.
+
+use std::time::{Instant, SystemTime};
+
+use trunkline_sip::dialog;
+use trunkline_sip::message::SipMessage;
+use trunkline_sip::transaction::{Reliability, TransactionKey};
+
+use super::call::{CallKey, Leg, Phase};
+use super::gateway::{CallTimer, Gateway};
+use super::wire::Wire;
+use crate::policy::{CallEnd, EndReason, Header, Transfer, default_shared_id};
+use crate::store::OutcomeRecord;
+use crate::transport::TransportKind;
+
+impl Gateway {
+    /// The agent leg failed before the call was answered: the caller gets
+    /// `status`, the agent a CANCEL if its INVITE is still pending.
+    pub(crate) fn fail_before_answer(&mut self, key: CallKey, status: u16) {
+        let now = Instant::now();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.phase == Phase::Calling && call.caller_up {
+            call.caller_up = false;
+            let (tx, target) = (call.caller_tx.clone(), call.caller_invite.target.clone());
+            if let Ok(r) = call
+                .caller_invite
+                .msg
+                .reply(status, None, Some(&call.caller_tag))
+            {
+                let _ = self
+                    .table
+                    .send_response(now, &tx, status, Wire::new(target, r));
+            }
+        }
+        self.end_call(key, EndReason::Error);
+    }
+
+    /// Ends the call for `reason`; a no-op when it is already ending.
+    pub(crate) fn end_call(&mut self, key: CallKey, reason: EndReason) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.end_reason.is_some() {
+            return;
+        }
+        call.end_reason = Some(reason);
+        let was = call.phase;
+        call.phase = Phase::Ending;
+        let call_id = call.id();
+        tracing::info!(%call_id, ?reason, "call ending");
+
+        // 1. Stop the agent leg.
+        if was == Phase::Calling {
+            if call.caller_up {
+                // Ended by us before an answer (max duration, control API,
+                // shutdown): the caller gets a failure.
+                call.caller_up = false;
+                let (tx, target) = (call.caller_tx.clone(), call.caller_invite.target.clone());
+                let status = if reason == EndReason::Error { 503 } else { 480 };
+                if let Ok(r) = call
+                    .caller_invite
+                    .msg
+                    .reply(status, None, Some(&call.caller_tag))
+                {
+                    let _ =
+                        self.table
+                            .send_response(Instant::now(), &tx, status, Wire::new(target, r));
+                }
+            }
+            if call.agent_dialog.is_none() {
+                self.cancel_agent(key);
+            }
+        }
+        if self.calls.get(&key).is_some_and(|c| c.agent_up) {
+            self.bye(key, Leg::Agent, &[]);
+        }
+
+        // 2. Conclude and store, then 3. deliver to the caller.
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let trunk = self.config.trunks[call.trunk].clone();
+        let duration_ms = call
+            .answered
+            .map(|(at, _)| at.elapsed().as_millis() as u64)
+            .unwrap_or(0);
+        let end = CallEnd {
+            call: call.policy_call.clone(),
+            target: call.target.clone(),
+            attributes: call.attributes.clone(),
+            agent_bye_headers: call.agent_bye_headers.clone(),
+            dtmf: call.dtmf.clone(),
+            reason,
+            duration_ms,
+            caller_connected: call.caller_up && call.caller_dialog.is_some(),
+        };
+        let concluded = self.registry.conclude(&trunk, call.version.as_ref(), &end);
+        let outcome = &concluded.outcome;
+        let deliver = end.caller_connected;
+        let (delivery, refer_to) = match (&outcome.transfer, deliver) {
+            (_, false) => ("none", None),
+            (Transfer::Bye, true) => ("bye", None),
+            (Transfer::Refer(uri), true) => ("refer", Some(uri.clone())),
+        };
+        let mut handoff = serde_json::Map::new();
+        for f in &outcome.handoff {
+            let value = serde_json::from_str(&f.json).unwrap_or(serde_json::Value::Null);
+            handoff.insert(f.key.clone(), value);
+        }
+        let record = OutcomeRecord {
+            shared_id: outcome
+                .shared_id
+                .clone()
+                .unwrap_or_else(|| default_shared_id(&call.policy_call)),
+            call_id: call_id.clone(),
+            sip_call_id: call.policy_call.sip_call_id.clone(),
+            trunk: trunk.name.clone(),
+            contained: outcome.contained,
+            destination: outcome.destination.clone(),
+            delivery: delivery.to_owned(),
+            refer_to: refer_to.clone(),
+            headers_sent: if deliver {
+                outcome.headers.clone()
+            } else {
+                Vec::new()
+            },
+            overflow_headers: concluded.overflow.clone(),
+            handoff,
+            end_reason: end_reason_text(reason).to_owned(),
+            target: call.target.clone(),
+            policy: trunk.policy.clone(),
+            policy_version: call
+                .version
+                .as_ref()
+                .map(|v| v.hash().to_owned())
+                .unwrap_or_default(),
+            policy_error: concluded.fallback.as_ref().map(|e| e.to_string()),
+            started_ms: millis(call.started),
+            answered_ms: call.answered.map(|(_, at)| millis(at)),
+            ended_ms: millis(SystemTime::now()),
+        };
+        let shared_id = record.shared_id.clone();
+        match self.store.put(record) {
+            Ok(()) => tracing::info!(%call_id, %shared_id, contained = outcome.contained,
+                destination = %outcome.destination, delivery, "outcome stored"),
+            Err(e) => tracing::error!(%call_id, %shared_id, error = %e, "outcome not stored"),
+        }
+        if let Some(media) = call.media.take() {
+            media.stop();
+        }
+        let headers = outcome.headers.clone();
+        if deliver {
+            match refer_to {
+                Some(uri) => self.refer(key, &uri, &headers),
+                None => self.bye(key, Leg::Caller, &headers),
+            }
+        }
+        self.maybe_forget(key);
+    }
+
+    /// Sends a BYE on `leg`'s dialog with `headers`.
+    pub(crate) fn bye(&mut self, key: CallKey, leg: Leg, headers: &[Header]) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        match leg {
+            Leg::Caller => call.caller_up = false,
+            Leg::Agent => call.agent_up = false,
+        }
+        let extra: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|h| (h.name.as_str(), h.value.as_str()))
+            .collect();
+        let Some(bye) = call.dialog_mut(leg).and_then(|d| d.bye(&extra).ok()) else {
+            tracing::warn!(call_id = %call.id(), ?leg, "no dialog to send a BYE on");
+            return;
+        };
+        self.send_request(key, leg, bye);
+    }
+
+    fn refer(&mut self, key: CallKey, uri: &str, headers: &[Header]) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let extra: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|h| (h.name.as_str(), h.value.as_str()))
+            .collect();
+        let refer = call
+            .caller_dialog
+            .as_mut()
+            .and_then(|d| d.refer(uri, None, &extra).ok());
+        let Some(refer) = refer else {
+            tracing::warn!(call_id = %call.id(), uri, "cannot build the REFER; ending with a BYE");
+            self.bye(key, Leg::Caller, headers);
+            return;
+        };
+        call.delivery_headers = headers.to_vec();
+        if let Some(tx) = self.send_request(key, Leg::Caller, refer)
+            && let Some(call) = self.calls.get_mut(&key)
+        {
+            call.refer_tx = Some(tx);
+        }
+        let wait = std::time::Duration::from_secs(self.config.gateway.refer_timeout_secs);
+        self.arm(key, wait, CallTimer::ReferTimeout);
+    }
+
+    /// The REFER is over: a plain BYE after a transfer, or the BYE with the
+    /// outcome headers when the transfer failed.
+    pub(crate) fn finish_refer(&mut self, key: CallKey, failed: bool) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.refer_tx.take().is_none() && call.delivery_headers.is_empty() {
+            return;
+        }
+        let headers = std::mem::take(&mut call.delivery_headers);
+        if call.caller_up {
+            self.bye(key, Leg::Caller, if failed { &headers } else { &[] });
+        }
+        self.maybe_forget(key);
+    }
+
+    fn cancel_agent(&mut self, key: CallKey) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        let Some(invite) = call.agent_invite.clone() else {
+            return;
+        };
+        if let Ok(cancel) = dialog::cancel(&invite.msg) {
+            self.send_to(key, Leg::Agent, Wire::new(invite.target.clone(), cancel));
+        }
+    }
+
+    /// Sends a request built by a dialog in a new client transaction.
+    pub(crate) fn send_request(
+        &mut self,
+        key: CallKey,
+        leg: Leg,
+        request: SipMessage,
+    ) -> Option<TransactionKey> {
+        let call = self.calls.get(&key)?;
+        let fallback = match leg {
+            Leg::Caller => call.caller_invite.target.clone(),
+            Leg::Agent => call.agent_invite.as_ref()?.target.clone(),
+        };
+        let target = self.target_for(&request, &fallback);
+        self.send_to(key, leg, Wire::new(target, request))
+    }
+
+    fn send_to(&mut self, key: CallKey, leg: Leg, wire: Wire) -> Option<TransactionKey> {
+        let via = wire.msg.top_via().ok()?;
+        let method = wire.msg.method()?.clone();
+        let tx = TransactionKey::client(via.branch()?, method.as_str()).ok()?;
+        let rel = if wire.target.kind == TransportKind::Udp {
+            Reliability::Unreliable
+        } else {
+            Reliability::Reliable
+        };
+        self.table
+            .start_client(Instant::now(), tx.clone(), rel, wire)
+            .ok()?;
+        self.by_tx.insert(tx.clone(), (key, leg));
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.pending.push(tx.clone());
+        }
+        Some(tx)
+    }
+
+    pub(crate) fn on_call_timer(&mut self, key: CallKey, timer: CallTimer) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        match timer {
+            CallTimer::Retransmit200(n) => self.retransmit_200(key, n),
+            CallTimer::RingTimeout if call.phase == Phase::Calling => {
+                tracing::info!(call_id = %call.id(), "agent rang too long");
+                self.fail_before_answer(key, 480);
+            }
+            CallTimer::MaxDuration if call.phase == Phase::Connected => {
+                self.end_call(key, EndReason::MaxDuration)
+            }
+            CallTimer::ReferTimeout if call.refer_tx.is_some() => {
+                tracing::info!(call_id = %call.id(), "no final NOTIFY for the REFER; sending BYE");
+                self.finish_refer(key, true);
+            }
+            _ => {}
+        }
+    }
+
+    /// Forgets an ended call once nothing of it is running any more.
+    pub(crate) fn maybe_forget(&mut self, key: CallKey) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        let done = call.phase == Phase::Ending
+            && call.pending.is_empty()
+            && call.refer_tx.is_none()
+            && !call.caller_up
+            && !call.agent_up;
+        if !done {
+            return;
+        }
+        for id in call.dialog_ids() {
+            self.by_dialog.remove(&id);
+        }
+        // The caller's INVITE transaction may still absorb retransmissions
+        // for a while; its index entry goes when it terminates.
+        self.calls.remove(&key);
+    }
+}
+
+fn millis(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The WIT name of an end reason.
+pub(crate) fn end_reason_text(r: EndReason) -> &'static str {
+    match r {
+        EndReason::AgentHangup => "agent-hangup",
+        EndReason::AgentRequest => "agent-request",
+        EndReason::CallerHangup => "caller-hangup",
+        EndReason::MaxDuration => "max-duration",
+        EndReason::MediaTimeout => "media-timeout",
+        EndReason::Error => "error",
+    }
+}

@@ -1,0 +1,497 @@
+//! The signalling core: one task that owns every transaction, dialog and
+//! call, fed by the transports, the media plane and the rest of the host.
+//!
+//! Everything protocol-shaped below it is free of I/O (`trunkline-sip`);
+//! this file is where messages meet sockets and timers meet the clock. One
+//! task keeps the state lock-free; a decision (~20 µs) runs inline.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot, watch};
+use trunkline_relay::MediaEvent;
+use trunkline_sip::dialog::{self, DialogId};
+use trunkline_sip::message::{Method, SipMessage};
+use trunkline_sip::transaction::{
+    Event, Reliability, Routed, SentBy, Timers, TransactionKey, Transactions,
+};
+
+use super::admission::Gatekeeper;
+use super::call::{Call, CallKey, Leg, format_call_id};
+use super::media::MediaPlane;
+use super::wire::Wire;
+use crate::config::Config;
+use crate::policy::{Attribute, EndReason, PolicyRegistry};
+use crate::store::OutcomeStore;
+use crate::transport::{Inbound, Target, TransportKind, Transports, reply_target};
+
+/// Something for the core from outside the SIP sockets.
+#[derive(Debug)]
+pub enum GatewayEvent {
+    /// From a call's relay.
+    Media(u64, MediaEvent),
+    /// Set attributes on a call (control API).
+    SetAttributes {
+        /// Trunkline call id.
+        call_id: String,
+        /// The attributes.
+        attributes: Vec<Attribute>,
+        /// `false` when no such call.
+        reply: oneshot::Sender<bool>,
+    },
+    /// End a call as the agent asked (control API).
+    End {
+        /// Trunkline call id.
+        call_id: String,
+        /// Attributes to set first.
+        attributes: Vec<Attribute>,
+        /// `false` when no such call or already ending.
+        reply: oneshot::Sender<bool>,
+    },
+    /// How many calls are active.
+    ActiveCalls(oneshot::Sender<usize>),
+}
+
+/// Timers the calls own (the transactions own theirs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum CallTimer {
+    /// Re-send our 2xx to the caller until the ACK (UDP), `n`-th time.
+    Retransmit200(u32),
+    /// The agent rang too long.
+    RingTimeout,
+    /// The call reached the maximum duration.
+    MaxDuration,
+    /// The REFER's final NOTIFY did not come in time: send the BYE.
+    ReferTimeout,
+}
+
+/// The running gateway's handle.
+#[derive(Debug, Clone)]
+pub struct GatewayHandle {
+    events: mpsc::Sender<GatewayEvent>,
+    /// Where SIP listens.
+    pub sip_udp: Option<SocketAddr>,
+    /// Where SIP listens on TCP.
+    pub sip_tcp: Option<SocketAddr>,
+}
+
+impl GatewayHandle {
+    /// Sends an event to the core; `false` if it has stopped.
+    pub async fn send(&self, ev: GatewayEvent) -> bool {
+        self.events.send(ev).await.is_ok()
+    }
+}
+
+pub(crate) struct Gateway {
+    pub(crate) config: Arc<Config>,
+    pub(crate) registry: Arc<PolicyRegistry>,
+    pub(crate) store: Arc<dyn OutcomeStore>,
+    pub(crate) transports: Transports,
+    pub(crate) media: MediaPlane,
+    pub(crate) gatekeeper: Gatekeeper,
+    pub(crate) table: Transactions<Wire>,
+    pub(crate) timer_config: Timers,
+    pub(crate) calls: HashMap<CallKey, Call>,
+    /// Dialog id -> call and leg.
+    pub(crate) by_dialog: HashMap<DialogId, (CallKey, Leg)>,
+    /// Transaction -> call and leg (server INVITE of the caller, client
+    /// transactions toward either leg).
+    pub(crate) by_tx: HashMap<TransactionKey, (CallKey, Leg)>,
+    timers: BinaryHeap<Reverse<(Instant, CallKey, CallTimer)>>,
+    pub(crate) events_tx: mpsc::Sender<GatewayEvent>,
+    /// Our address for Via, Contact and SDP.
+    pub(crate) advertise: IpAddr,
+    /// Our listening port per transport.
+    pub(crate) ports: HashMap<TransportKind, u16>,
+    next_key: CallKey,
+}
+
+/// Starts the SIP core: binds the listeners and spawns the task. It stops
+/// when `shutdown` turns true.
+pub async fn start(
+    config: Arc<Config>,
+    registry: Arc<PolicyRegistry>,
+    store: Arc<dyn OutcomeStore>,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<(GatewayHandle, tokio::task::JoinHandle<()>)> {
+    let (transports, mut inbound) = Transports::bind(&config.sip).await?;
+    let sip_udp = transports.local_addr(TransportKind::Udp);
+    let sip_tcp = transports.local_addr(TransportKind::Tcp);
+    let bound = sip_udp
+        .or(sip_tcp)
+        .ok_or_else(|| anyhow::anyhow!("[sip] enables neither UDP nor TCP"))?;
+    let advertise = match config.gateway.advertise {
+        Some(ip) => ip,
+        None if bound.ip().is_unspecified() => anyhow::bail!(
+            "SIP listens on {bound}, a wildcard address: set [gateway] advertise to the address peers reach"
+        ),
+        None => bound.ip(),
+    };
+    let mut ports = HashMap::new();
+    for kind in [TransportKind::Udp, TransportKind::Tcp, TransportKind::Tls] {
+        if let Some(a) = transports.local_addr(kind) {
+            ports.insert(kind, a.port());
+        }
+    }
+    let media =
+        MediaPlane::new(&config.media, advertise).map_err(|e| anyhow::anyhow!("media: {e}"))?;
+    let gatekeeper = Gatekeeper::new(&config.trunks)?;
+    let timer_config = Timers {
+        t1: Duration::from_millis(config.gateway.t1_ms.max(1)),
+        ..Timers::default()
+    };
+    let (events_tx, mut events_rx) = mpsc::channel(1024);
+    let mut gw = Gateway {
+        config,
+        registry,
+        store,
+        transports,
+        media,
+        gatekeeper,
+        table: Transactions::new(timer_config),
+        timer_config,
+        calls: HashMap::new(),
+        by_dialog: HashMap::new(),
+        by_tx: HashMap::new(),
+        timers: BinaryHeap::new(),
+        events_tx: events_tx.clone(),
+        advertise,
+        ports,
+        next_key: initial_key(),
+    };
+    let task = tokio::spawn(async move {
+        loop {
+            let deadline = gw.next_deadline();
+            tokio::select! {
+                msg = inbound.recv() => match msg {
+                    Some(m) => gw.on_inbound(m).await,
+                    None => break,
+                },
+                Some(ev) = events_rx.recv() => gw.on_event(ev),
+                _ = sleep_until(deadline) => gw.on_timeout(Instant::now()),
+                _ = shutdown.changed() => {
+                    if *shutdown.borrow() {
+                        gw.shutdown();
+                        gw.flush().await;
+                        break;
+                    }
+                }
+            }
+            gw.flush().await;
+        }
+        gw.transports.shutdown().await;
+    });
+    Ok((
+        GatewayHandle {
+            events: events_tx,
+            sip_udp,
+            sip_tcp,
+        },
+        task,
+    ))
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Call keys start from the clock so ids differ across restarts.
+fn initial_key() -> CallKey {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
+    nanos & 0x0000_ffff_ffff_ffff
+}
+
+impl Gateway {
+    pub(crate) fn new_key(&mut self) -> CallKey {
+        self.next_key = self.next_key.wrapping_add(1);
+        self.next_key
+    }
+
+    fn next_deadline(&mut self) -> Option<Instant> {
+        let tx = self.table.poll_timeout();
+        let call = self.timers.peek().map(|Reverse((at, _, _))| *at);
+        match (tx, call) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub(crate) fn arm(&mut self, key: CallKey, after: Duration, timer: CallTimer) {
+        self.timers
+            .push(Reverse((Instant::now() + after, key, timer)));
+    }
+
+    fn on_timeout(&mut self, now: Instant) {
+        self.table.handle_timeout(now);
+        while let Some(Reverse((at, key, timer))) = self.timers.peek().cloned() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if self.calls.contains_key(&key) {
+                self.on_call_timer(key, timer);
+            }
+        }
+    }
+
+    /// Sends what the transactions queued and hands their events to the
+    /// calls, until nothing is left (an event may queue more messages).
+    pub(crate) async fn flush(&mut self) {
+        loop {
+            let mut idle = true;
+            while let Some(t) = self.table.poll_transmit() {
+                idle = false;
+                // Through a clone of the transports: the gateway itself is
+                // not `Sync` (transactions hold `FnMut` ACK builders), so no
+                // `&self` may live across an await.
+                let transports = self.transports.clone();
+                if let Err(e) = transports.send(&t.message.target, &t.message.msg).await {
+                    tracing::warn!(target = ?t.message.target, error = %e, "cannot send a SIP message");
+                }
+            }
+            while let Some((key, event)) = self.table.poll_event() {
+                idle = false;
+                self.on_tx_event(key, event);
+            }
+            if idle {
+                break;
+            }
+        }
+    }
+
+    /// Sends a message outside any transaction (2xx retransmissions, ACK
+    /// for 2xx, stateless replies). The core task sends it at its next
+    /// flush through the same socket as everything else.
+    pub(crate) fn send_now(&self, wire: Wire) {
+        let transports = self.transports.clone();
+        tokio::spawn(async move {
+            if let Err(e) = transports.send(&wire.target, &wire.msg).await {
+                tracing::warn!(target = ?wire.target, error = %e, "cannot send a SIP message");
+            }
+        });
+    }
+
+    async fn on_inbound(&mut self, inbound: Inbound) {
+        let reliability = if inbound.kind == TransportKind::Udp {
+            Reliability::Unreliable
+        } else {
+            Reliability::Reliable
+        };
+        if inbound.msg.is_request() {
+            let reply_to = match reply_target(&inbound).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::debug!(source = %inbound.source, error = %e, "request with no reply route; dropped");
+                    return;
+                }
+            };
+            self.on_request(inbound.msg, reply_to, inbound.source, reliability);
+        } else {
+            let mut from = Target::new(inbound.kind, inbound.source);
+            from.conn = inbound.conn;
+            self.on_response(inbound.msg, from);
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        msg: SipMessage,
+        reply_to: Target,
+        source: SocketAddr,
+        reliability: Reliability,
+    ) {
+        let now = Instant::now();
+        let Some(method) = msg.method().cloned() else {
+            return;
+        };
+        let Ok(via) = msg.top_via() else { return };
+        let branch = via.branch().unwrap_or_default().to_owned();
+        let sent_by = SentBy::new(&via.host.to_string(), via.port);
+        let key = match TransactionKey::server(&branch, sent_by, method.as_str()) {
+            Ok(k) => k,
+            Err(_) => {
+                // RFC 2543 peers (no z9hG4bK branch) are not supported.
+                if method != Method::Ack {
+                    self.reply_stateless(
+                        &msg,
+                        &reply_to,
+                        400,
+                        "Bad Request - RFC 3261 branch required",
+                    );
+                }
+                return;
+            }
+        };
+        let wire = Wire::new(reply_to.clone(), msg);
+        let wire = match self.table.handle_request(now, &key, wire) {
+            Routed::Matched => return,
+            Routed::Unmatched(w) => w,
+        };
+        let msg = wire.msg.clone();
+        match method {
+            Method::Ack => self.on_ack(&msg),
+            Method::Cancel => self.on_cancel(now, key, wire, reliability),
+            _ if msg
+                .to()
+                .ok()
+                .and_then(|t| t.tag().map(str::to_owned))
+                .is_some() =>
+            {
+                self.on_in_dialog(now, key, wire, reliability)
+            }
+            Method::Invite => self.on_new_invite(now, key, wire, source, reliability),
+            Method::Options => {
+                let reply = dialog::answer_options(&msg).ok();
+                self.respond_once(now, key, reliability, &reply_to, reply);
+            }
+            Method::Extension(_) => {
+                let reply = msg.reply(501, None, None).ok();
+                self.respond_once(now, key, reliability, &reply_to, reply);
+            }
+            _ => {
+                // BYE, INFO, NOTIFY... outside any dialog.
+                let reply = msg.reply(481, None, None).ok();
+                self.respond_once(now, key, reliability, &reply_to, reply);
+            }
+        }
+    }
+
+    /// Starts a non-INVITE server transaction and answers it at once.
+    pub(crate) fn respond_once(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        reliability: Reliability,
+        to: &Target,
+        reply: Option<SipMessage>,
+    ) {
+        let Some(reply) = reply else { return };
+        if self
+            .table
+            .start_server(now, key.clone(), reliability)
+            .is_err()
+        {
+            return;
+        }
+        let status = reply.status_code().unwrap_or(500);
+        let _ = self
+            .table
+            .send_response(now, &key, status, Wire::new(to.clone(), reply));
+    }
+
+    fn reply_stateless(&self, msg: &SipMessage, to: &Target, status: u16, reason: &str) {
+        if let Ok(r) = msg.reply(status, Some(reason), None) {
+            self.send_now(Wire::new(to.clone(), r));
+        }
+    }
+
+    fn on_response(&mut self, msg: SipMessage, from: Target) {
+        let now = Instant::now();
+        let (Ok(via), Ok(cseq), Some(status)) = (msg.top_via(), msg.cseq(), msg.status_code())
+        else {
+            return;
+        };
+        let Some(branch) = via.branch() else { return };
+        let Ok(key) = TransactionKey::client(branch, cseq.method.as_str()) else {
+            return;
+        };
+        let wire = Wire::new(from, msg);
+        if let Routed::Unmatched(w) = self.table.handle_response(now, &key, status, wire) {
+            // A 2xx retransmitted after the INVITE transaction ended: the
+            // dialog answers it with its ACK again.
+            if (200..300).contains(&status) && cseq.method == Method::Invite {
+                self.on_late_2xx(&w.msg);
+            }
+        }
+    }
+
+    fn on_event(&mut self, ev: GatewayEvent) {
+        match ev {
+            GatewayEvent::Media(key, MediaEvent::Dtmf { digit, .. }) => {
+                if let Some(call) = self.calls.get_mut(&key) {
+                    call.dtmf.push(digit);
+                }
+            }
+            GatewayEvent::Media(key, MediaEvent::Timeout { leg }) => {
+                tracing::info!(call_id = %format_call_id(key), ?leg, "no media: ending the call");
+                self.end_call(key, EndReason::MediaTimeout);
+            }
+            GatewayEvent::Media(key, MediaEvent::Latched { leg, addr }) => {
+                tracing::debug!(call_id = %format_call_id(key), ?leg, %addr, "media latched");
+            }
+            GatewayEvent::SetAttributes {
+                call_id,
+                attributes,
+                reply,
+            } => {
+                let found = super::call::parse_call_id(&call_id)
+                    .and_then(|k| self.calls.get_mut(&k))
+                    .map(|call| {
+                        for a in attributes {
+                            call.set_attribute(&a.key, &a.value);
+                        }
+                    })
+                    .is_some();
+                let _ = reply.send(found);
+            }
+            GatewayEvent::End {
+                call_id,
+                attributes,
+                reply,
+            } => {
+                let key = super::call::parse_call_id(&call_id);
+                let ok = match key.and_then(|k| self.calls.get_mut(&k).map(|c| (k, c))) {
+                    Some((k, call)) if call.end_reason.is_none() => {
+                        for a in attributes {
+                            call.set_attribute(&a.key, &a.value);
+                        }
+                        self.end_call(k, EndReason::AgentRequest);
+                        true
+                    }
+                    _ => false,
+                };
+                let _ = reply.send(ok);
+            }
+            GatewayEvent::ActiveCalls(reply) => {
+                let active = self
+                    .calls
+                    .values()
+                    .filter(|c| c.phase != super::call::Phase::Ending)
+                    .count();
+                let _ = reply.send(active);
+            }
+        }
+    }
+
+    fn on_tx_event(&mut self, key: TransactionKey, event: Event<Wire>) {
+        let Some(&(call, leg)) = self.by_tx.get(&key) else {
+            return;
+        };
+        if matches!(event, Event::Terminated) {
+            self.by_tx.remove(&key);
+            if let Some(c) = self.calls.get_mut(&call) {
+                c.pending.retain(|k| k != &key);
+            }
+            self.maybe_forget(call);
+            return;
+        }
+        self.on_call_tx_event(call, leg, key, event);
+    }
+
+    /// Ends every call (shutdown): each goes through `conclude`.
+    fn shutdown(&mut self) {
+        let keys: Vec<CallKey> = self.calls.keys().copied().collect();
+        for k in keys {
+            self.end_call(k, EndReason::Error);
+        }
+    }
+}

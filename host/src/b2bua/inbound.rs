@@ -1,0 +1,309 @@
+//! A new INVITE: admission, the policy's `route`, and the agent leg.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant, SystemTime};
+
+use trunkline_sip::dialog;
+use trunkline_sip::message::{Host, Method, Scheme, SipMessage, Uri, new_branch, new_tag};
+use trunkline_sip::transaction::{AckBuilder, Reliability, TransactionKey};
+
+use super::admission::Verdict;
+use super::call::{Call, Leg, Phase, format_call_id};
+use super::gateway::{CallTimer, Gateway};
+use super::media::MediaFailure;
+use super::wire::Wire;
+use crate::invite::{InviteSource, call_from_message};
+use crate::policy::{Decision, Transport as PolicyTransport};
+use crate::transport::{Target, TransportKind};
+
+/// Headers the agent leg's INVITE always carries, so an agent can find the
+/// call in the control API.
+pub(crate) const CALL_ID_HEADER: &str = "X-Trunkline-Call-ID";
+
+impl Gateway {
+    pub(crate) fn on_new_invite(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        wire: Wire,
+        source: SocketAddr,
+        reliability: Reliability,
+    ) {
+        let msg = wire.msg.clone();
+        let reply_to = wire.target.clone();
+        let Ok(trying) = msg.reply(100, None, None) else {
+            return;
+        };
+        if self
+            .table
+            .start_server_invite(
+                now,
+                key.clone(),
+                reliability,
+                Wire::new(reply_to.clone(), trying),
+            )
+            .is_err()
+        {
+            return;
+        }
+        let caller_tag = new_tag();
+        let refuse =
+            |gw: &mut Gateway, status: u16, reason: Option<&str>, warning: Option<&str>| {
+                if let Ok(mut r) = msg.reply(status, reason, Some(&caller_tag)) {
+                    if let Some(w) = warning {
+                        let _ = r.push_header("Warning", w);
+                    }
+                    let _ =
+                        gw.table
+                            .send_response(now, &key, status, Wire::new(reply_to.clone(), r));
+                }
+            };
+
+        let trunk = match self.gatekeeper.admit(&msg, source.ip(), SystemTime::now()) {
+            Verdict::Trunk(i) => i,
+            Verdict::Refuse(r) => {
+                let status = r.status_code().unwrap_or(403);
+                let _ =
+                    self.table
+                        .send_response(now, &key, status, Wire::new(reply_to.clone(), *r));
+                return;
+            }
+            Verdict::Drop => {
+                refuse(self, 500, None, None);
+                return;
+            }
+        };
+        let call_key = self.new_key();
+        let call_id = format_call_id(call_key);
+        let trunk_cfg = self.config.trunks[trunk].clone();
+        let source_info = InviteSource {
+            trunk: trunk_cfg.name.clone(),
+            addr: source,
+            transport: match reply_to.kind {
+                TransportKind::Udp => PolicyTransport::Udp,
+                TransportKind::Tcp => PolicyTransport::Tcp,
+                TransportKind::Tls => PolicyTransport::Tls,
+            },
+            call_id: call_id.clone(),
+        };
+        let policy_call = match call_from_message(&msg, &source_info) {
+            Ok(c) => c,
+            Err(e) => {
+                let reason = e.to_string();
+                refuse(self, e.status(), Some(&reason), None);
+                return;
+            }
+        };
+        let media = match self.media.open(msg.body(), call_key) {
+            Ok(m) => m,
+            Err(MediaFailure {
+                status,
+                reason,
+                warning,
+            }) => {
+                tracing::info!(%call_id, status, ?warning, "caller's media refused");
+                refuse(self, status, Some(reason), warning.as_deref());
+                return;
+            }
+        };
+        let routed = self.registry.route(&trunk_cfg, &policy_call);
+        let connect = match routed.decision {
+            Decision::Reject(r) => {
+                tracing::info!(%call_id, status = r.status, reason = %r.reason, "policy rejected the call");
+                let reason = (!r.reason.is_empty()).then_some(r.reason.as_str());
+                refuse(self, r.status, reason, None);
+                return;
+            }
+            Decision::Connect(c) => c,
+        };
+        tracing::info!(%call_id, trunk = %trunk_cfg.name, target = %connect.target,
+            policy = %trunk_cfg.policy, fallback = routed.fallback.is_some(), "routing call");
+
+        let mut call = Call {
+            key: call_key,
+            trunk,
+            policy_call,
+            version: routed.version,
+            target: connect.target.clone(),
+            attributes: connect.attributes.clone(),
+            dtmf: String::new(),
+            phase: Phase::Calling,
+            started: SystemTime::now(),
+            answered: None,
+            caller_invite: wire,
+            caller_tx: key.clone(),
+            caller_tag,
+            caller_dialog: None,
+            caller_ok: None,
+            caller_up: true,
+            agent_invite: None,
+            agent_tx: None,
+            agent_dialog: None,
+            agent_ack: None,
+            agent_up: false,
+            rang: false,
+            agent_bye_headers: Vec::new(),
+            media: Some(media),
+            end_reason: None,
+            pending: Vec::new(),
+            delivery_headers: Vec::new(),
+            refer_tx: None,
+        };
+        self.by_tx.insert(key, (call_key, Leg::Caller));
+        match self.agent_invite(&call, &connect.headers) {
+            Ok((wire, agent_key, rel)) => {
+                let builder: AckBuilder<Wire> = Box::new(|invite: &Wire, response: &Wire| {
+                    let ack = dialog::ack_for_failure(&invite.msg, &response.msg)
+                        .or_else(|_| dialog::ack_for_failure(&invite.msg, &invite.msg));
+                    match ack {
+                        Ok(ack) => Wire::new(invite.target.clone(), ack),
+                        Err(_) => invite.clone(),
+                    }
+                });
+                if self
+                    .table
+                    .start_client_invite(now, agent_key.clone(), rel, wire.clone(), builder)
+                    .is_ok()
+                {
+                    self.by_tx.insert(agent_key.clone(), (call_key, Leg::Agent));
+                    // Keeps the call until the INVITE transaction ends, so
+                    // an answer racing a CANCEL still gets its ACK and BYE.
+                    call.pending.push(agent_key.clone());
+                    call.agent_invite = Some(wire);
+                    call.agent_tx = Some(agent_key);
+                    self.calls.insert(call_key, call);
+                    let ring = Duration::from_secs(self.config.gateway.ring_timeout_secs);
+                    self.arm(call_key, ring, CallTimer::RingTimeout);
+                    return;
+                }
+                tracing::error!(%call_id, "agent transaction could not start");
+                self.calls.insert(call_key, call);
+                self.fail_before_answer(call_key, 500);
+            }
+            Err(why) => {
+                tracing::warn!(%call_id, target = %connect.target, %why, "cannot reach the agent");
+                self.calls.insert(call_key, call);
+                self.fail_before_answer(call_key, 503);
+            }
+        }
+    }
+
+    /// Our INVITE to the agent: the policy's headers, our SDP offer, and the
+    /// Trunkline call id for the control API.
+    fn agent_invite(
+        &self,
+        call: &Call,
+        extra: &[crate::policy::Header],
+    ) -> Result<(Wire, TransactionKey, Reliability), String> {
+        let target = &call.target;
+        let uri = Uri::parse(target).ok_or_else(|| {
+            format!(
+                "`{target}` is not a SIP URI (WebSocket and builtin agents are not available yet)"
+            )
+        })?;
+        let kind = match (uri.scheme, uri.param("transport").flatten()) {
+            (Scheme::Sips, _) => TransportKind::Tls,
+            (_, Some(t)) if t.eq_ignore_ascii_case("tcp") => TransportKind::Tcp,
+            (_, Some(t)) if t.eq_ignore_ascii_case("tls") => TransportKind::Tls,
+            _ => TransportKind::Udp,
+        };
+        let ip: IpAddr = match &uri.host {
+            Some(Host::Ipv4(a)) => IpAddr::V4(*a),
+            Some(Host::Ipv6(a)) => IpAddr::V6(*a),
+            Some(Host::Domain(d)) if d.eq_ignore_ascii_case("localhost") => {
+                IpAddr::from([127, 0, 0, 1])
+            }
+            _ => {
+                return Err(format!(
+                    "`{target}`: agent hosts must be IP addresses for now"
+                ));
+            }
+        };
+        let addr = SocketAddr::new(ip, uri.port.unwrap_or(uri.default_port()));
+        let port = *self
+            .ports
+            .get(&kind)
+            .ok_or_else(|| format!("no {kind:?} listener for the agent leg"))?;
+        let host = match self.advertise {
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            v4 => v4.to_string(),
+        };
+        let branch = new_branch();
+        let proto = match kind {
+            TransportKind::Udp => "UDP",
+            TransportKind::Tcp => "TCP",
+            TransportKind::Tls => "TLS",
+        };
+        let caller_user = call
+            .policy_call
+            .from_uri
+            .split_once(':')
+            .and_then(|(_, rest)| rest.split('@').next())
+            .filter(|u| {
+                !u.is_empty()
+                    && u.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"+-_.".contains(&b))
+            })
+            .unwrap_or("trunkline")
+            .to_owned();
+        let display = call
+            .policy_call
+            .from_display
+            .as_deref()
+            .map(|d| format!("\"{}\" ", d.replace(['"', '\\'], "")))
+            .unwrap_or_default();
+        let transport_param = match kind {
+            TransportKind::Udp => "",
+            TransportKind::Tcp => ";transport=tcp",
+            TransportKind::Tls => ";transport=tls",
+        };
+        let call_id = call.id();
+        let mut invite = SipMessage::request(Method::Invite, target)
+            .and_then(|m| {
+                m.with_header(
+                    "Via",
+                    &format!("SIP/2.0/{proto} {host}:{port};branch={branch};rport"),
+                )
+            })
+            .and_then(|m| m.with_header("Max-Forwards", "70"))
+            .and_then(|m| {
+                m.with_header(
+                    "From",
+                    &format!("{display}<sip:{caller_user}@{host}>;tag={}", new_tag()),
+                )
+            })
+            .and_then(|m| m.with_header("To", &format!("<{target}>")))
+            .and_then(|m| m.with_header("Call-ID", &format!("{call_id}@{host}")))
+            .and_then(|m| m.with_header("CSeq", "1 INVITE"))
+            .and_then(|m| {
+                m.with_header(
+                    "Contact",
+                    &format!("<sip:trunkline@{host}:{port}{transport_param}>"),
+                )
+            })
+            .and_then(|m| m.with_header("Allow", dialog::ALLOW))
+            .and_then(|m| m.with_header("Supported", dialog::SUPPORTED))
+            .and_then(|m| m.with_header(CALL_ID_HEADER, &call_id))
+            .map_err(|e| e.to_string())?;
+        for h in extra {
+            invite
+                .push_header(&h.name, &h.value)
+                .map_err(|e| format!("policy header {}: {e}", h.name))?;
+        }
+        let offer = call
+            .media
+            .as_ref()
+            .map(|m| m.agent_offer())
+            .unwrap_or_default();
+        let invite = invite
+            .with_body("application/sdp", offer.into_bytes())
+            .map_err(|e| e.to_string())?;
+        let key = TransactionKey::client(&branch, "INVITE").map_err(|e| e.to_string())?;
+        let rel = if kind == TransportKind::Udp {
+            Reliability::Unreliable
+        } else {
+            Reliability::Reliable
+        };
+        Ok((Wire::new(Target::new(kind, addr), invite), key, rel))
+    }
+}

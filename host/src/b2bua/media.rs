@@ -1,0 +1,255 @@
+//! SDP and the RTP relay for one call, behind the one interface the B2BUA
+//! uses: Five9 and the agent each talk RTP to Trunkline, never to each
+//! other.
+//!
+//! Toward the caller (Five9) only G.711 in the caller's order is answered,
+//! plus telephone-event; an offer without PCMU/PCMA gets `488` with a
+//! Warning. Toward the agent the trunk's agent codecs are offered; when the
+//! legs end up on different laws the relay transcodes.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use trunkline_media::g711::Law;
+use trunkline_media::sdp::negotiate::{
+    LocalMedia, Negotiated, accept_answer, answer_g711, build_offer,
+};
+use trunkline_media::sdp::{Codec, Direction, SessionDescription};
+use trunkline_relay::{
+    Leg, LegId, LegParams, MediaEvent, MediaSession, PortAllocation, PortPool, RelayConfig,
+    RelayStats, RtcpMode,
+};
+
+use crate::config::MediaSettings;
+
+/// Why media cannot be set up; carries the SIP answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status} {reason}")]
+pub(crate) struct MediaFailure {
+    /// The SIP status for the caller.
+    pub(crate) status: u16,
+    /// The reason phrase.
+    pub(crate) reason: &'static str,
+    /// A `Warning` header value, when there is one.
+    pub(crate) warning: Option<String>,
+}
+
+impl MediaFailure {
+    fn not_acceptable(text: &str) -> MediaFailure {
+        MediaFailure {
+            status: 488,
+            reason: "Not Acceptable Here",
+            warning: Some(format!("399 trunkline \"{text}\"")),
+        }
+    }
+}
+
+/// The relay shared by every call.
+pub(crate) struct MediaPlane {
+    pool: PortPool,
+    config: RelayConfig,
+    stats: Arc<RelayStats>,
+    ip: IpAddr,
+    agent_codecs: Vec<Codec>,
+}
+
+impl MediaPlane {
+    pub(crate) fn new(settings: &MediaSettings, ip: IpAddr) -> Result<MediaPlane, String> {
+        let pool =
+            PortPool::new(settings.port_min..=settings.port_max).map_err(|e| e.to_string())?;
+        let config = RelayConfig {
+            media_timeout: std::time::Duration::from_secs(settings.timeout_secs),
+            ..RelayConfig::default()
+        };
+        let mut agent_codecs: Vec<Codec> = settings
+            .agent_codecs
+            .iter()
+            .filter_map(|c| Law::from_encoding_name(c).map(Codec::g711))
+            .collect();
+        agent_codecs.push(Codec::telephone_event(101));
+        Ok(MediaPlane {
+            pool,
+            config,
+            stats: Arc::new(RelayStats::new()),
+            ip,
+            agent_codecs,
+        })
+    }
+
+    /// Checks the caller's offer and reserves ports for both legs.
+    pub(crate) fn open(
+        &self,
+        caller_offer: &[u8],
+        session_id: u64,
+    ) -> Result<CallMedia, MediaFailure> {
+        if caller_offer.is_empty() {
+            return Err(MediaFailure::not_acceptable(
+                "an SDP offer is required in the INVITE",
+            ));
+        }
+        let offer = std::str::from_utf8(caller_offer)
+            .ok()
+            .and_then(|t| SessionDescription::parse(t).ok())
+            .ok_or_else(|| MediaFailure::not_acceptable("the SDP offer cannot be parsed"))?;
+        let exhausted = |_| MediaFailure {
+            status: 503,
+            reason: "Service Unavailable",
+            warning: Some("399 trunkline \"No media ports available\"".into()),
+        };
+        let caller_ports = self
+            .pool
+            .allocate(self.ip, RtcpMode::Separate)
+            .map_err(exhausted)?;
+        let agent_ports = self
+            .pool
+            .allocate(self.ip, RtcpMode::Separate)
+            .map_err(exhausted)?;
+        let caller_local = LocalMedia::new(self.ip, caller_ports.rtp_port(), session_id);
+        let (caller_answer, caller_neg) =
+            answer_g711(&offer, &caller_local, &[Law::Ulaw, Law::Alaw]).map_err(|e| {
+                MediaFailure {
+                    status: e.status(),
+                    reason: "Not Acceptable Here",
+                    warning: Some(e.warning("trunkline")),
+                }
+            })?;
+        let agent_local = LocalMedia::new(self.ip, agent_ports.rtp_port(), session_id);
+        let agent_offer = build_offer(&agent_local, &self.agent_codecs, Direction::SendRecv)
+            .map_err(|_| MediaFailure::not_acceptable("no agent codecs configured"))?;
+        Ok(CallMedia {
+            caller_local,
+            caller_answer,
+            caller_neg,
+            agent_local,
+            agent_offer,
+            ports: Some((caller_ports, agent_ports)),
+            session: None,
+        })
+    }
+
+    /// Starts relaying once both legs are negotiated. Media events go to
+    /// `events` tagged with the caller's key.
+    pub(crate) fn start<K: Copy + Send + 'static, E: Send + 'static>(
+        &self,
+        media: &mut CallMedia,
+        agent_answer: &[u8],
+        key: K,
+        events: mpsc::Sender<E>,
+        wrap: fn(K, MediaEvent) -> E,
+    ) -> Result<(), MediaFailure> {
+        let answer = std::str::from_utf8(agent_answer)
+            .ok()
+            .and_then(|t| SessionDescription::parse(t).ok())
+            .ok_or_else(|| {
+                MediaFailure::not_acceptable("the agent's SDP answer cannot be parsed")
+            })?;
+        let agent_neg = accept_answer(&media.agent_offer, &answer).map_err(|_| {
+            MediaFailure::not_acceptable("the agent's SDP answer does not match the offer")
+        })?;
+        let (caller_ports, agent_ports) = media
+            .ports
+            .take()
+            .ok_or_else(|| MediaFailure::not_acceptable("media already started"))?;
+        let a = LegParams::from_negotiated(&media.caller_neg)
+            .map_err(|_| MediaFailure::not_acceptable("caller codec is not G.711"))?;
+        let b = LegParams::from_negotiated(&agent_neg)
+            .map_err(|_| MediaFailure::not_acceptable("agent codec is not G.711"))?;
+        let (session, mut rx) = MediaSession::start(
+            &self.config,
+            Leg::udp(caller_ports, a),
+            Leg::udp(agent_ports, b),
+            self.stats.clone(),
+        )
+        .map_err(|e| MediaFailure {
+            status: 500,
+            reason: "Server Internal Error",
+            warning: Some(format!("399 trunkline \"relay: {e}\"")),
+        })?;
+        media.session = Some(session);
+        tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                if events.send(wrap(key, ev)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+/// One call's media: the negotiated legs and, once the agent answered, the
+/// running relay session.
+pub(crate) struct CallMedia {
+    caller_local: LocalMedia,
+    caller_answer: SessionDescription,
+    caller_neg: Negotiated,
+    agent_local: LocalMedia,
+    agent_offer: SessionDescription,
+    ports: Option<(PortAllocation, PortAllocation)>,
+    session: Option<MediaSession>,
+}
+
+impl CallMedia {
+    /// The SDP offer for the agent's INVITE.
+    pub(crate) fn agent_offer(&self) -> String {
+        self.agent_offer.to_string()
+    }
+
+    /// The SDP answer for the caller's 200 OK.
+    pub(crate) fn caller_answer(&self) -> String {
+        self.caller_answer.to_string()
+    }
+
+    /// A new offer from the caller (hold, resume, refresh): the answer, and
+    /// the relay updated. Our address and ports do not change.
+    pub(crate) fn caller_reoffer(&mut self, sdp: &[u8]) -> Result<String, MediaFailure> {
+        self.caller_local.session_version += 1;
+        let offer = parse(sdp)?;
+        let (answer, neg) = answer_g711(&offer, &self.caller_local, &[Law::Ulaw, Law::Alaw])
+            .map_err(|e| MediaFailure {
+                status: e.status(),
+                reason: "Not Acceptable Here",
+                warning: Some(e.warning("trunkline")),
+            })?;
+        if let (Some(session), Ok(params)) = (&self.session, LegParams::from_negotiated(&neg)) {
+            let _ = session.update(LegId::A, params);
+        }
+        self.caller_answer = answer.clone();
+        self.caller_neg = neg;
+        Ok(answer.to_string())
+    }
+
+    /// A new offer from the agent: answered with our agent-leg codecs.
+    pub(crate) fn agent_reoffer(&mut self, sdp: &[u8]) -> Result<String, MediaFailure> {
+        self.agent_local.session_version += 1;
+        let offer = parse(sdp)?;
+        let laws = [Law::Ulaw, Law::Alaw];
+        let (answer, neg) =
+            answer_g711(&offer, &self.agent_local, &laws).map_err(|e| MediaFailure {
+                status: e.status(),
+                reason: "Not Acceptable Here",
+                warning: Some(e.warning("trunkline")),
+            })?;
+        if let (Some(session), Ok(params)) = (&self.session, LegParams::from_negotiated(&neg)) {
+            let _ = session.update(LegId::B, params);
+        }
+        Ok(answer.to_string())
+    }
+
+    /// Stops the relay (in the background) and returns the ports.
+    pub(crate) fn stop(self) {
+        if let Some(session) = self.session {
+            tokio::spawn(async move {
+                session.stop().await;
+            });
+        }
+    }
+}
+
+fn parse(sdp: &[u8]) -> Result<SessionDescription, MediaFailure> {
+    std::str::from_utf8(sdp)
+        .ok()
+        .and_then(|t| SessionDescription::parse(t).ok())
+        .ok_or_else(|| MediaFailure::not_acceptable("the SDP offer cannot be parsed"))
+}
