@@ -47,3 +47,208 @@ fn agent_hangs_up_and_five9_gets_the_route_reason_headers() {
     gw.wait_for_log("outcome stored", Duration::from_secs(5));
     assert!(gw.log().contains("sess-route-1"));
 }
+
+#[test]
+fn caller_hangs_up_first_agent_gets_bye_and_outcome_is_kept() {
+    let agent_addr = loopback();
+    let gw = route_reason_gateway(agent_addr);
+    let agent = Sipp::new("agent_uas_wait_bye.xml", agent_addr).spawn();
+    let five9 = Sipp::new("five9_uac_hangup.xml", loopback())
+        .remote(gw.sip)
+        .set("session_id", "sess-hangup-1")
+        .pause(Duration::from_millis(500))
+        .run();
+    let agent = agent.wait();
+    five9.assert_passed();
+    agent.assert_passed();
+    assert!(agent.received_request("BYE").is_some(), "{agent}");
+    gw.wait_for_log("outcome stored", Duration::from_secs(5));
+    let log = gw.log();
+    let line = log.lines().find(|l| l.contains("outcome stored")).unwrap();
+    assert!(
+        line.contains("sess-hangup-1") && line.contains("delivery=\"none\""),
+        "{line}"
+    );
+}
+
+const TENANTS: &str = "\"token.tok-acme-123\" = \"acme\"\n\"extension.1001\" = \"acme\"\n";
+
+fn tenant_gateway(agent: std::net::SocketAddr, trunk: &str) -> Gateway {
+    let policy = format!("{TENANTS}\"tenant.acme.agent\" = \"sip:acme@{agent}\"\n");
+    Gateway::start("multi-tenant", &policy, trunk)
+}
+
+#[test]
+fn token_routes_to_the_tenant_and_five9_gets_contained_and_destination() {
+    let agent_addr = loopback();
+    let gw = tenant_gateway(agent_addr, "");
+    let agent = Sipp::new("agent_uas.xml", agent_addr)
+        .set("expect1", "X-Tenant: acme")
+        .set("bye_header1", "X-contained: false")
+        .set("bye_header2", "X-destination: Billing")
+        .pause(Duration::from_millis(200))
+        .spawn();
+    let five9 = Sipp::new("five9_uac_expect_contained.xml", loopback())
+        .remote(gw.sip)
+        .set("dialed", "5555")
+        .set("token", "tok-acme-123")
+        .set("session_id", "sess-tok-1")
+        .set("contained", "false")
+        .set("destination", "Billing")
+        .run();
+    agent.wait().assert_passed();
+    five9.assert_passed();
+}
+
+#[test]
+fn dialed_extension_routes_and_unknown_extension_is_rejected() {
+    let agent_addr = loopback();
+    let gw = tenant_gateway(agent_addr, "");
+    let agent = Sipp::new("agent_uas.xml", agent_addr)
+        .set("expect1", "X-Tenant: acme")
+        .spawn();
+    Sipp::new("five9_uac.xml", loopback())
+        .remote(gw.sip)
+        .set("dialed", "1001")
+        .set("expect1", "X-contained:")
+        .run()
+        .assert_passed();
+    agent.wait().assert_passed();
+
+    let rejected = Sipp::new("five9_uac_reject.xml", loopback())
+        .remote(gw.sip)
+        .set("dialed", "9999")
+        .set("expect_status", "404")
+        .run();
+    rejected.assert_passed();
+    // And a stolen token gets 403, never a default tenant.
+    Sipp::new("five9_uac_reject.xml", loopback())
+        .remote(gw.sip)
+        .set("dialed", "1001")
+        .set("token", "stolen")
+        .set("expect_status", "403")
+        .run()
+        .assert_passed();
+}
+
+#[test]
+fn busy_agent_gives_486_to_five9() {
+    let agent_addr = loopback();
+    let gw = route_reason_gateway(agent_addr);
+    let agent = Sipp::new("agent_uas_busy.xml", agent_addr).spawn();
+    Sipp::new("five9_uac_reject.xml", loopback())
+        .remote(gw.sip)
+        .set("expect_status", "486")
+        .run()
+        .assert_passed();
+    agent.wait().assert_passed();
+    gw.wait_for_log("outcome stored", Duration::from_secs(5));
+}
+
+#[test]
+fn cancel_before_answer_gives_487_and_cancels_the_agent() {
+    let agent_addr = loopback();
+    let gw = route_reason_gateway(agent_addr);
+    let agent = Sipp::new("agent_uas_slow.xml", agent_addr).spawn();
+    Sipp::new("five9_uac_cancel.xml", loopback())
+        .remote(gw.sip)
+        .pause(Duration::from_millis(300))
+        .run()
+        .assert_passed();
+    let agent = agent.wait();
+    agent.assert_passed();
+    assert!(agent.received_request("CANCEL").is_some(), "{agent}");
+    gw.wait_for_log("caller cancelled", Duration::from_secs(5));
+}
+
+#[test]
+fn options_ping_is_answered_200() {
+    let gw = route_reason_gateway(loopback());
+    let ping = Sipp::new("options_ping.xml", loopback())
+        .remote(gw.sip)
+        .run();
+    ping.assert_passed();
+    let ok = ping.received_response(200).expect("200 to OPTIONS");
+    assert!(
+        ok.header("Allow").is_some_and(|a| a.contains("INVITE")),
+        "{ok:?}"
+    );
+}
+
+#[test]
+fn digest_auth_challenges_then_admits() {
+    let agent_addr = loopback();
+    let gw = Gateway::start(
+        "route-reason",
+        &format!("default_agent = \"sip:agent@{agent_addr}\""),
+        "allow = []\n[trunk.auth]\nrealm = \"trunkline\"\nalgorithms = [\"MD5\"]\nusers = { five9 = \"s3cret\" }\n",
+    );
+    let agent = Sipp::new("agent_uas_wait_bye.xml", agent_addr).spawn();
+    let five9 = Sipp::new("five9_uac_auth.xml", loopback())
+        .remote(gw.sip)
+        .credentials("five9", "s3cret")
+        .arg("-auth_uri")
+        .arg(format!("+14155550100@{}", gw.sip))
+        .pause(Duration::from_millis(200))
+        .run();
+    five9.assert_passed();
+    agent.wait().assert_passed();
+    assert!(five9.received_response(401).is_some(), "{five9}");
+
+    // Wrong password: a fresh challenge, then 403 on the next failure.
+    let wrong = Sipp::new("five9_uac_auth.xml", loopback())
+        .remote(gw.sip)
+        .credentials("five9", "guess")
+        .arg("-auth_uri")
+        .arg(format!("+14155550100@{}", gw.sip))
+        .timeout(Duration::from_secs(8))
+        .run();
+    wrong.assert_failed();
+    assert!(
+        !gw.log().contains("s3cret") && !gw.log().contains("guess"),
+        "secrets in the log"
+    );
+}
+
+#[test]
+fn unknown_source_gets_403() {
+    let gw = Gateway::start(
+        "route-reason",
+        "default_agent = \"sip:agent@127.0.0.1:9\"",
+        "allow = [\"10.99.0.0/16\"]\n",
+    );
+    Sipp::new("five9_uac_reject.xml", loopback())
+        .remote(gw.sip)
+        .set("expect_status", "403")
+        .run()
+        .assert_passed();
+}
+
+#[test]
+fn five9_over_tcp() {
+    let agent_addr = loopback();
+    let gw = route_reason_gateway(agent_addr);
+    let agent = Sipp::new("agent_uas.xml", agent_addr)
+        .pause(Duration::from_millis(200))
+        .spawn();
+    let five9 = Sipp::new("five9_uac_expect_route_reason.xml", loopback())
+        .remote(gw.sip)
+        .arg("-t")
+        .arg("t1")
+        .run();
+    five9.assert_passed();
+    agent.wait().assert_passed();
+}
+
+#[test]
+fn hold_and_resume_reinvites_are_answered() {
+    let agent_addr = loopback();
+    let gw = route_reason_gateway(agent_addr);
+    let agent = Sipp::new("agent_uas_wait_bye.xml", agent_addr).spawn();
+    let five9 = Sipp::new("five9_uac_reinvite.xml", loopback())
+        .remote(gw.sip)
+        .pause(Duration::from_millis(200))
+        .run();
+    five9.assert_passed();
+    agent.wait().assert_passed();
+}

@@ -89,6 +89,9 @@ impl Gateway {
 
 impl Drop for Gateway {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- trunkline log\n{}", self.log());
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -76,6 +76,8 @@ pub(crate) struct Call {
     pub(crate) agent_up: bool,
     /// The agent rang: the caller got 180 already.
     pub(crate) rang: bool,
+    /// The agent's INVITE got its final response (no CANCEL any more).
+    pub(crate) agent_final: bool,
     /// Headers of the agent's BYE, for `conclude`.
     pub(crate) agent_bye_headers: Vec<Header>,
 

@@ -72,7 +72,7 @@ impl Gateway {
                             .send_response(Instant::now(), &tx, status, Wire::new(target, r));
                 }
             }
-            if call.agent_dialog.is_none() {
+            if !call.agent_final {
                 self.cancel_agent(key);
             }
         }

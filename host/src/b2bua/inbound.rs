@@ -142,6 +142,7 @@ impl Gateway {
             agent_ack: None,
             agent_up: false,
             rang: false,
+            agent_final: false,
             agent_bye_headers: Vec::new(),
             media: Some(media),
             end_reason: None,

@@ -39,8 +39,18 @@ impl Gateway {
         };
         let is_agent_invite = call.agent_tx.as_ref() == Some(&tx);
         let is_refer = call.refer_tx.as_ref() == Some(&tx);
+        if is_agent_invite
+            && matches!(&event, Event::Response { status, .. } if *status >= 200)
+            && let Some(c) = self.calls.get_mut(&key)
+        {
+            c.agent_final = true;
+        }
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
         match event {
             Event::Response { status, response } if is_agent_invite => match status {
+                100 => {}
                 101..=199 => self.on_agent_ringing(key),
                 200..=299 => self.on_agent_answer(key, &response.msg),
                 _ => {

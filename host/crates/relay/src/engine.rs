@@ -255,6 +255,7 @@ impl Engine {
         match verdict {
             Verdict::Reject => {
                 bump(&stats.dropped_source, 1);
+                return None;
             }
             Verdict::Latched => {
                 bump(&stats.latches, 1);
@@ -299,7 +300,7 @@ impl Engine {
             Payload::Audio(_) => Some(dst.params.codec.payload_type),
         };
 
-        if false {
+        if !src.params.direction.sends() || !dst.params.direction.receives() {
             bump(&stats.dropped_hold, 1);
             return None;
         }
@@ -321,7 +322,7 @@ impl Engine {
         if let Payload::Audio(law) = kind
             && law != dst.params.codec.law
         {
-            let _ = law;
+            transcode_in_place(law, dst.params.codec.law, packet.payload_mut());
             bump(&stats.transcoded, 1);
         }
         packet.set_payload_type(out_pt);
@@ -435,6 +436,13 @@ impl Engine {
     /// The session's counters.
     pub(crate) fn stats(&self) -> &Arc<RelayStats> {
         &self.stats
+    }
+
+    /// A random point within `period`: sessions started together would
+    /// otherwise run their housekeeping in the same millisecond, delaying
+    /// every packet due then.
+    pub(crate) fn random_phase(&mut self, period: Duration) -> Duration {
+        period.mul_f64((self.rng.next() % 1000) as f64 / 1000.0)
     }
 }
 

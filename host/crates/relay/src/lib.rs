@@ -14,7 +14,7 @@
 //! - `engine`: the sans-IO per-call state machine: latch, DTMF, hold,
 //!   transcode, rewrite, route; [`MediaEvent`]s for the owner.
 //! - `report`: RTCP termination and the relay's own sender reports.
-//! - [`tap`]: in-process legs (WebSocket/built-in agents) fed with frames.
+//! - [`tap`](mod@tap): in-process legs (WebSocket/built-in agents) fed with frames.
 //! - [`session`]: [`MediaSession`], the B2BUA's handle; `task` runs it (one
 //!   tokio task per call, justified there by measurement).
 //! - [`stats`]: per-session and relay-wide counters.

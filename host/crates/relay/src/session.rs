@@ -1,8 +1,8 @@
 //! [`MediaSession`]: the B2BUA's handle on one call's media.
 //!
 //! ```text
-//! let a = pool.allocate(ip, RtcpMode::Mux)?;        // answer to Five9 names a.rtp_port()
-//! let b = pool.allocate(ip, RtcpMode::Separate)?;   // offer to the agent names b.rtp_port()
+//! let a = pool.allocate(ip, RtcpMode::Mux)?;        // Mux only if Five9 offered rtcp-mux
+//! let b = pool.allocate(ip, RtcpMode::Separate)?;   // our offer to the agent: b.rtp_port()
 //! let (session, events) = MediaSession::start(&config,
 //!     Leg::udp(a, LegParams::from_negotiated(&five9)?),
 //!     Leg::udp(b, LegParams::new(LegCodec::g711(Law::Ulaw))),  // agent not answered yet
@@ -54,7 +54,7 @@ impl Leg {
         }
     }
 
-    /// A tap leg (see [`crate::tap`]).
+    /// A tap leg (see [`crate::tap`](mod@crate::tap)).
     pub fn tap(end: TapEnd) -> Leg {
         Leg {
             params: end.params(),
