@@ -252,3 +252,62 @@ fn hold_and_resume_reinvites_are_answered() {
     five9.assert_passed();
     agent.wait().assert_passed();
 }
+
+#[test]
+fn max_duration_ends_the_call_through_conclude() {
+    let agent_addr = loopback();
+    let gw = Gateway::start_with(
+        "route-reason",
+        &format!("default_agent = \"sip:agent@{agent_addr}\""),
+        "",
+        "max_call_secs = 1",
+    );
+    let agent = Sipp::new("agent_uas_wait_bye.xml", agent_addr).spawn();
+    let five9 = Sipp::new("five9_uac.xml", loopback())
+        .remote(gw.sip)
+        .set("expect1", "X-RouteReason: max-duration")
+        .run();
+    five9.assert_passed();
+    agent.wait().assert_passed();
+}
+
+#[test]
+fn session_timers_are_negotiated() {
+    let agent_addr = loopback();
+    let gw = route_reason_gateway(agent_addr);
+    // Too small an interval: 422 with our minimum.
+    let small = Sipp::new("five9_uac_reject.xml", loopback())
+        .remote(gw.sip)
+        .set("extra_header", "Session-Expires: 30")
+        .set("extra_header2", "Supported: timer")
+        .set("expect_status", "422")
+        .run();
+    small.assert_passed();
+    let r = small.received_response(422).expect("422");
+    assert_eq!(r.header("Min-SE"), Some("90"));
+
+    // A caller that supports timers gets the interval and refresher back.
+    let agent = Sipp::new("agent_uas.xml", agent_addr)
+        .pause(Duration::from_millis(200))
+        .spawn();
+    let five9 = Sipp::new("five9_uac.xml", loopback())
+        .remote(gw.sip)
+        .set("extra_header", "Session-Expires: 600;refresher=uac")
+        .set("extra_header2", "Supported: timer")
+        .set("expect1", "X-RouteReason:")
+        .run();
+    five9.assert_passed();
+    agent.wait().assert_passed();
+    let ok = five9.received_response(200).expect("200 OK");
+    let se = ok
+        .header("Session-Expires")
+        .expect("Session-Expires on the 200");
+    assert!(
+        se.starts_with("600") && se.contains("refresher=uac"),
+        "{se}"
+    );
+    assert!(
+        ok.header("Require").is_some_and(|r| r.contains("timer")),
+        "{ok:?}"
+    );
+}

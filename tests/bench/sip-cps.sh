@@ -29,6 +29,7 @@
 #   UAC_ADDR=127.0.0.11 TARGET_ADDR=127.0.0.12 TARGET_PORT=5060
 #   UAS_ADDR=127.0.0.13 UAS_PORT=5060
 #   KAMAILIO_CHILDREN=4  TRUNKLINE_BIN=target/release/trunkline
+#   TRUNKLINE_BENCH_CONFIG=tests/bench/trunkline.toml
 #   OUT_DIR (default: a new temporary directory; logs and SIPp CSVs stay there)
 #
 # Needs: sipp (apt-get install sip-tester), kamailio (apt-get install kamailio).
@@ -52,6 +53,7 @@ UAS_ADDR=${UAS_ADDR:-127.0.0.13}
 UAS_PORT=${UAS_PORT:-5060}
 KAMAILIO_CHILDREN=${KAMAILIO_CHILDREN:-4}
 TRUNKLINE_BIN=${TRUNKLINE_BIN:-$ROOT/target/release/trunkline}
+TRUNKLINE_BENCH_CONFIG=${TRUNKLINE_BENCH_CONFIG:-$ROOT/tests/bench/trunkline.toml}
 OUT_DIR=${OUT_DIR:-$(mktemp -d -t sip-cps.XXXXXX)}
 CLK_TCK=$(getconf CLK_TCK)
 SIPP_COMMON=(-buff_size 4194304 -nostdin -default_behaviors all,-abortunexp)

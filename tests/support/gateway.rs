@@ -24,6 +24,16 @@ impl Gateway {
     /// and `trunk_toml` appended to the trunk (allow-list 127.0.0.0/8 is
     /// set unless `trunk_toml` says otherwise).
     pub fn start(policy: &str, policy_toml: &str, trunk_toml: &str) -> Gateway {
+        Gateway::start_with(policy, policy_toml, trunk_toml, "")
+    }
+
+    /// As [`Gateway::start`], with `gateway_toml` added to `[gateway]`.
+    pub fn start_with(
+        policy: &str,
+        policy_toml: &str,
+        trunk_toml: &str,
+        gateway_toml: &str,
+    ) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let policies = dir.path().join("policies");
         std::fs::create_dir(&policies).unwrap();
@@ -40,7 +50,7 @@ impl Gateway {
         };
         let config = format!(
             "[policy]\ndir = \"policies\"\n\n[sip]\nudp = \"{sip}\"\ntcp = \"{sip}\"\n\n\
-             [gateway]\nring_timeout_secs = 10\n\n[policies.{policy}]\n{policy_toml}\n\n\
+             [gateway]\nring_timeout_secs = 10\n{gateway_toml}\n\n[policies.{policy}]\n{policy_toml}\n\n\
              [[trunk]]\nname = \"five9\"\npolicy = \"{policy}\"\n{allow}{trunk_toml}\n"
         );
         let config_path = dir.path().join("trunkline.toml");

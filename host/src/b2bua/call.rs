@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use trunkline_sip::dialog::{Dialog, DialogId};
+use trunkline_sip::dialog::{Dialog, DialogId, Negotiated, SessionTimer};
 use trunkline_sip::message::SipMessage;
 use trunkline_sip::transaction::TransactionKey;
 
@@ -92,6 +92,10 @@ pub(crate) struct Call {
     pub(crate) delivery_headers: Vec<Header>,
     /// The REFER toward the caller, while it is pending.
     pub(crate) refer_tx: Option<TransactionKey>,
+    /// The RFC 4028 session timer agreed with the caller, if any.
+    pub(crate) session: Option<(SessionTimer, Negotiated)>,
+    /// Our refreshing re-INVITE toward the caller, while it is pending.
+    pub(crate) refresh_tx: Option<TransactionKey>,
 }
 
 impl Call {

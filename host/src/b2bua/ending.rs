@@ -263,9 +263,23 @@ impl Gateway {
         } else {
             Reliability::Reliable
         };
-        self.table
-            .start_client(Instant::now(), tx.clone(), rel, wire)
-            .ok()?;
+        let started = if method == trunkline_sip::message::Method::Invite {
+            // A re-INVITE (session refresh): a failure is ACKed inside the
+            // transaction, a 2xx by the dialog.
+            let builder: trunkline_sip::transaction::AckBuilder<Wire> =
+                Box::new(|invite: &Wire, response: &Wire| {
+                    match dialog::ack_for_failure(&invite.msg, &response.msg) {
+                        Ok(ack) => Wire::new(invite.target.clone(), ack),
+                        Err(_) => invite.clone(),
+                    }
+                });
+            self.table
+                .start_client_invite(Instant::now(), tx.clone(), rel, wire, builder)
+        } else {
+            self.table
+                .start_client(Instant::now(), tx.clone(), rel, wire)
+        };
+        started.ok()?;
         self.by_tx.insert(tx.clone(), (key, leg));
         if let Some(call) = self.calls.get_mut(&key) {
             call.pending.push(tx.clone());
@@ -286,6 +300,7 @@ impl Gateway {
             CallTimer::MaxDuration if call.phase == Phase::Connected => {
                 self.end_call(key, EndReason::MaxDuration)
             }
+            CallTimer::Session => self.on_session_timer(key),
             CallTimer::ReferTimeout if call.refer_tx.is_some() => {
                 tracing::info!(call_id = %call.id(), "no final NOTIFY for the REFER; sending BYE");
                 self.finish_refer(key, true);

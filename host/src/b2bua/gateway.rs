@@ -66,6 +66,8 @@ pub(crate) enum CallTimer {
     MaxDuration,
     /// The REFER's final NOTIFY did not come in time: send the BYE.
     ReferTimeout,
+    /// The session timer (RFC 4028) may be due.
+    Session,
 }
 
 /// The running gateway's handle.
@@ -222,6 +224,14 @@ impl Gateway {
         match (tx, call) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
+        }
+    }
+
+    /// The session-timer settings of the config.
+    pub(crate) fn session_timer_config(&self) -> trunkline_sip::dialog::TimerConfig {
+        trunkline_sip::dialog::TimerConfig {
+            session_expires: Some(self.config.gateway.session_expires_secs),
+            ..trunkline_sip::dialog::TimerConfig::default()
         }
     }
 

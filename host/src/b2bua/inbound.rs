@@ -73,6 +73,18 @@ impl Gateway {
                 return;
             }
         };
+        // RFC 4028: an interval below our minimum gets 422 before anything
+        // else happens, so the caller can retry with a larger one.
+        if let Ok(dialog::UasTimer::TooSmall { min_se }) =
+            dialog::negotiate_uas(&msg, &self.session_timer_config())
+        {
+            if let Ok(r) = dialog::interval_too_small(&msg, min_se, Some(&caller_tag)) {
+                let _ = self
+                    .table
+                    .send_response(now, &key, 422, Wire::new(reply_to.clone(), r));
+            }
+            return;
+        }
         let call_key = self.new_key();
         let call_id = format_call_id(call_key);
         let trunk_cfg = self.config.trunks[trunk].clone();
@@ -149,6 +161,8 @@ impl Gateway {
             pending: Vec::new(),
             delivery_headers: Vec::new(),
             refer_tx: None,
+            session: None,
+            refresh_tx: None,
         };
         self.by_tx.insert(key, (call_key, Leg::Caller));
         match self.agent_invite(&call, &connect.headers) {

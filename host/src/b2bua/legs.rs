@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use trunkline_sip::dialog::{self, Dialog, DialogId, Incoming, UasTimer};
+use trunkline_sip::dialog::{self, Dialog, DialogId, Incoming, SessionTimer, TimerEvent, UasTimer};
 use trunkline_sip::message::{Host, Method, SipMessage, Uri};
 use trunkline_sip::transaction::{Event, Reliability, TransactionKey};
 
@@ -72,6 +72,9 @@ impl Gateway {
                 self.finish_refer(key, true);
             }
             Event::Timeout(_) | Event::TransportError if is_refer => self.finish_refer(key, true),
+            Event::Response { status, response } if call.refresh_tx.as_ref() == Some(&tx) => {
+                self.on_refresh_response(key, status, &response.msg)
+            }
             _ => {}
         }
     }
@@ -191,14 +194,11 @@ impl Gateway {
                 return;
             }
         };
-        let timers = dialog::TimerConfig {
-            session_expires: Some(self.config.gateway.session_expires_secs),
-            ..dialog::TimerConfig::default()
-        };
         if let Ok(UasTimer::Run(negotiated)) =
-            dialog::negotiate_uas(&call.caller_invite.msg, &timers)
+            dialog::negotiate_uas(&call.caller_invite.msg, &self.session_timer_config())
         {
             let _ = negotiated.apply(&mut ok);
+            call.session = Some((SessionTimer::new(now, &negotiated), negotiated));
         }
         match Dialog::uas(
             &call.caller_invite.msg,
@@ -226,6 +226,113 @@ impl Gateway {
         }
         let max = Duration::from_secs(self.config.gateway.max_call_secs);
         self.arm(key, max, CallTimer::MaxDuration);
+        self.arm_session(key);
+    }
+
+    /// Arms the call's session timer at its next deadline.
+    pub(crate) fn arm_session(&mut self, key: CallKey) {
+        let next = self
+            .calls
+            .get(&key)
+            .and_then(|c| c.session.as_ref())
+            .and_then(|(t, _)| t.poll_timeout());
+        if let Some(at) = next {
+            self.arm(
+                key,
+                at.saturating_duration_since(Instant::now()),
+                CallTimer::Session,
+            );
+        }
+    }
+
+    /// The session timer fired: refresh (we are the refresher) or end the
+    /// call (the caller stopped refreshing: the session is gone).
+    pub(crate) fn on_session_timer(&mut self, key: CallKey) {
+        let now = Instant::now();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some((timer, _)) = call.session.as_mut() else {
+            return;
+        };
+        timer.handle_timeout(now);
+        let (mut refresh, mut expired) = (false, false);
+        while let Some(ev) = timer.poll_event() {
+            match ev {
+                TimerEvent::Refresh => refresh = true,
+                TimerEvent::Expired => expired = true,
+            }
+        }
+        if expired {
+            tracing::info!(call_id = %call.id(), "session timer expired: the caller stopped refreshing");
+            self.end_call(key, EndReason::Error);
+            return;
+        }
+        if refresh && call.refresh_tx.is_none() && call.phase == Phase::Connected {
+            let sdp = call
+                .media
+                .as_ref()
+                .map(|m| m.caller_answer())
+                .unwrap_or_default();
+            match call
+                .caller_dialog
+                .as_mut()
+                .map(|d| d.reinvite(sdp.as_bytes(), &[]))
+            {
+                Some(Ok(reinvite)) => {
+                    let tx = self.send_request(key, Leg::Caller, reinvite);
+                    if let Some(c) = self.calls.get_mut(&key) {
+                        c.refresh_tx = tx;
+                    }
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(call_id = %call.id(), error = %e, "refresh postponed")
+                }
+                None => {}
+            }
+        }
+        self.arm_session(key);
+    }
+
+    /// The answer to our refreshing re-INVITE.
+    fn on_refresh_response(&mut self, key: CallKey, status: u16, response: &SipMessage) {
+        let now = Instant::now();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if status >= 200 {
+            call.refresh_tx = None;
+        }
+        let effect = call
+            .caller_dialog
+            .as_mut()
+            .map(|d| d.handle_response(response));
+        if (200..300).contains(&status) {
+            let ack = call
+                .caller_dialog
+                .as_ref()
+                .and_then(|d| d.ack(response, None).ok());
+            let fallback = call.caller_invite.target.clone();
+            if let Some(ack) = ack {
+                let target = self.target_for(&ack, &fallback);
+                self.send_now(Wire::new(target, ack));
+            }
+            if let Some(call) = self.calls.get_mut(&key)
+                && let Some((timer, negotiated)) = call.session.as_mut()
+            {
+                timer.refreshed(now, negotiated);
+            }
+            self.arm_session(key);
+        } else if status >= 200
+            && (matches!(status, 408 | 481)
+                || matches!(effect, Some(Ok(dialog::ResponseEffect::Terminated))))
+        {
+            if let Some(call) = self.calls.get_mut(&key) {
+                tracing::info!(call_id = %call.id(), status, "session refresh failed; the dialog is gone");
+                call.caller_up = false;
+            }
+            self.end_call(key, EndReason::CallerHangup);
+        }
     }
 
     /// Our 2xx to the caller again (UDP), until the ACK or 64*T1.
@@ -406,6 +513,20 @@ impl Gateway {
                     .as_ref()
                     .and_then(|r| r.status_code())
                     .is_some_and(|s| (200..300).contains(&s));
+                // A successful re-INVITE or UPDATE from the caller refreshes
+                // the session (RFC 4028 §10); our 2xx repeats the interval.
+                let mut reply = reply;
+                if ok_2xx
+                    && leg == Leg::Caller
+                    && let Some(call) = self.calls.get_mut(&call_key)
+                    && let Some((timer, negotiated)) = call.session.as_mut()
+                {
+                    timer.refreshed(now, negotiated);
+                    if let Some(r) = reply.as_mut() {
+                        let _ = negotiated.apply(r);
+                    }
+                }
+                self.arm_session(call_key);
                 self.respond(now, key, reliability, &to, reply.clone(), is_invite);
                 if is_invite && ok_2xx && leg == Leg::Caller && to.kind == TransportKind::Udp {
                     if let (Some(call), Some(r)) = (self.calls.get_mut(&call_key), reply) {

@@ -16,6 +16,7 @@
 //! | `extension.<digits>` | the tenant a dialed extension belongs to |
 //! | `tenant.<tenant>.agent` | the tenant's agent target (`sip:`, `ws://`, `wss://`, `builtin:`) |
 //! | `tenant.<tenant>.destination` | optional: `X-destination` when the AI did not contain the call and the agent named no destination |
+//! | `tenant.<tenant>.refer` | optional: a fully qualified `sip:queue@host` URI; an uncontained call is transferred there with a REFER instead of ended with a BYE |
 //!
 //! ## Routing
 //!
@@ -38,6 +39,17 @@
 //! `X-contained`/`X-destination` headers on its own BYE (the BYE header
 //! wins: it is the agent's last word). No report means not contained, so
 //! Five9 sends the caller to a human rather than dropping them.
+//!
+//! A contained call, or one whose tenant has no `tenant.<tenant>.refer`,
+//! ends with a BYE carrying `X-contained`/`X-destination`. An uncontained
+//! call of a tenant with `tenant.<tenant>.refer` gets a REFER to that URI
+//! carrying the same headers; the host sends the BYE after the transfer,
+//! with the headers again if Five9 refused or failed it, so the IVR script
+//! still learns where the caller should go. The URI must name a user and a
+//! host (`sip:billing@five9.example.com`): Five9 silently drops a REFER to
+//! a bare extension, and the host would replace such an outcome, headers
+//! and all, with the trunk's fallback. So a malformed value is logged as an
+//! error and the call ends with the BYE and its headers instead.
 
 use trunkline_guest_sdk::attributes::parse_bool;
 use trunkline_guest_sdk::{Call, CallEnd, Decision, Outcome, Policy, config, export_policy, log};
@@ -107,7 +119,25 @@ impl Policy for MultiTenant {
             destination = config::get(&format!("tenant.{tenant}.destination")).unwrap_or_default();
         }
 
-        let mut outcome = Outcome::bye()
+        let refer = (!contained && !tenant.is_empty())
+            .then(|| config::get(&format!("tenant.{tenant}.refer")))
+            .flatten()
+            .map(|uri| uri.trim().to_owned())
+            .filter(|uri| !uri.is_empty());
+        let start = match refer {
+            Some(uri) if is_sip_user_at_host(&uri) => {
+                log::info(format!("tenant {tenant}: not contained, REFER to {uri}"));
+                Outcome::refer(uri)
+            }
+            Some(uri) => {
+                log::error(format!(
+                    "tenant.{tenant}.refer = {uri:?} is not a sip:user@host URI; ending with a BYE"
+                ));
+                Outcome::bye()
+            }
+            None => Outcome::bye(),
+        };
+        let mut outcome = start
             .contained(contained)
             .destination(destination.as_str())
             .header("X-contained", if contained { "true" } else { "false" })
@@ -120,11 +150,34 @@ impl Policy for MultiTenant {
     }
 }
 
+/// A `sip:`/`sips:` URI with a user and a dotted or bracketed host, the
+/// only REFER target the host accepts (`sip:billing@five9.example.com`,
+/// `sip:q@[2001:db8::1]:5060`).
+fn is_sip_user_at_host(uri: &str) -> bool {
+    let lower = uri.to_ascii_lowercase();
+    let Some(rest) = lower
+        .strip_prefix("sip:")
+        .or_else(|| lower.strip_prefix("sips:"))
+    else {
+        return false;
+    };
+    let Some((user, host)) = rest.split_once('@') else {
+        return false;
+    };
+    let host = host.split([';', '?']).next().unwrap_or_default();
+    !user.is_empty()
+        && (host.starts_with('[') || host.contains('.'))
+        && !uri
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+}
+
 export_policy!(MultiTenant);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use trunkline_guest_sdk::Transfer;
     use trunkline_guest_sdk::testing::{self, call_end, five9_call, with_config};
 
     const CONFIG: &[(&str, &str)] = &[
@@ -277,6 +330,124 @@ mod tests {
         assert!(!outcome.contained);
         assert_eq!(outcome.destination, "acme_support");
         assert_eq!(outcome.header_value("X-destination"), Some("acme_support"));
+    }
+
+    /// `CONFIG` plus a REFER queue for acme only.
+    fn conclude_with_refer(
+        refer: &str,
+        end: trunkline_guest_sdk::testing::CallEndBuilder,
+    ) -> Outcome {
+        let mut config = CONFIG.to_vec();
+        config.push(("tenant.acme.refer", refer));
+        with_config(&config, || MultiTenant::conclude(&end.build()))
+    }
+
+    #[test]
+    fn uncontained_call_of_a_tenant_with_a_queue_is_referred() {
+        const QUEUE: &str = "sip:billing@five9.example.com";
+        // (contained report, tenant's refer key, expected transfer)
+        let cases: &[(Option<&str>, &str, Transfer)] = &[
+            (Some("false"), QUEUE, Transfer::Refer(QUEUE.into())),
+            (None, QUEUE, Transfer::Refer(QUEUE.into())),
+            (Some("garbage"), QUEUE, Transfer::Refer(QUEUE.into())),
+            (
+                Some("false"),
+                "  sip:billing@five9.example.com ",
+                Transfer::Refer(QUEUE.into()),
+            ),
+            (Some("true"), QUEUE, Transfer::Bye),
+            (Some("false"), "", Transfer::Bye),
+            (Some("false"), "   ", Transfer::Bye),
+        ];
+        for (contained, refer, expected) in cases {
+            let mut end = routed_end();
+            if let Some(c) = contained {
+                end = end.agent_bye_header("X-contained", c);
+            }
+            let outcome = conclude_with_refer(refer, end);
+            assert_eq!(outcome.transfer, *expected, "{contained:?} {refer:?}");
+        }
+    }
+
+    #[test]
+    fn refer_carries_the_same_headers_as_the_bye() {
+        let end = || {
+            routed_end()
+                .agent_bye_header("X-contained", "false")
+                .agent_bye_header("X-destination", "Billing")
+        };
+        let referred = conclude_with_refer("sip:billing@five9.example.com", end());
+        let ended = conclude(end());
+        assert_eq!(
+            referred.transfer,
+            Transfer::Refer("sip:billing@five9.example.com".into())
+        );
+        assert_eq!(ended.transfer, Transfer::Bye);
+        assert_eq!(referred.headers, ended.headers);
+        assert_eq!(referred.header_value("X-contained"), Some("false"));
+        assert_eq!(referred.header_value("X-destination"), Some("Billing"));
+        assert!(!referred.contained);
+        assert_eq!(referred.destination, "Billing");
+        assert_eq!(referred.handoff_value("tenant").unwrap(), "acme");
+    }
+
+    #[test]
+    fn refer_of_one_tenant_never_applies_to_another() {
+        // globex (by token) has no refer key; acme's must not leak to it.
+        let call = five9_call()
+            .header("X-PolyAi-Auth-Token", "tok-globex")
+            .build();
+        let decision = route(&call);
+        let end = call_end(call)
+            .routed(&decision)
+            .attribute("contained", "false");
+        let outcome = conclude_with_refer("sip:billing@five9.example.com", end);
+        assert_eq!(outcome.transfer, Transfer::Bye);
+        // A call that never reached a tenant is not referred either.
+        let rejected = call_end(five9_call().dialed("4004").build());
+        let outcome = conclude_with_refer("sip:billing@five9.example.com", rejected);
+        assert_eq!(outcome.transfer, Transfer::Bye);
+    }
+
+    #[test]
+    fn malformed_refer_target_ends_with_the_bye_and_an_error() {
+        for target in [
+            "1234",
+            "sip:1234",
+            "sip:five9.example.com",
+            "sip:@five9.example.com",
+            "tel:+14155550100",
+            "sip:bill ing@five9.example.com",
+        ] {
+            testing::clear_logs();
+            let end = routed_end().agent_bye_header("X-destination", "Billing");
+            let outcome = conclude_with_refer(target, end);
+            assert_eq!(outcome.transfer, Transfer::Bye, "{target}");
+            assert_eq!(outcome.header_value("X-destination"), Some("Billing"));
+            let logs = testing::logs();
+            assert!(
+                logs.iter()
+                    .any(|l| l.level == log::Level::Error && l.message.contains("refer")),
+                "{target}: {logs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn refer_target_forms() {
+        let cases = [
+            ("sip:billing@five9.example.com", true),
+            ("SIPS:billing@five9.example.com", true),
+            ("sip:billing@five9.example.com:5061;transport=tls", true),
+            ("sip:q@[2001:db8::1]:5060", true),
+            ("sip:five9.example.com", false),
+            ("sip:q@five9", false),
+            ("billing@five9.example.com", false),
+            ("", false),
+        ];
+        for (uri, ok) in cases {
+            assert_eq!(is_sip_user_at_host(uri), ok, "{uri}");
+        }
     }
 
     #[test]
