@@ -17,22 +17,38 @@ const QUEUE: &str = "sip:billing@five9.example.com";
 /// A gateway whose tenant `acme` (token `tok-acme-123`) is served by the
 /// agent at `agent` and transfers uncontained calls to [`QUEUE`].
 fn refer_gateway(agent: SocketAddr) -> Gateway {
-    let policy = format!(
-        "\"token.tok-acme-123\" = \"acme\"\n\
-         \"tenant.acme.agent\" = \"sip:acme@{agent}\"\n\
-         \"tenant.acme.refer\" = \"{QUEUE}\"\n"
-    );
+    refer_gateway_to(agent, QUEUE)
+}
+
+/// [`refer_gateway`] with `tenant.acme.refer = refer`.
+fn refer_gateway_to(agent: SocketAddr, refer: &str) -> Gateway {
+    let policy = tenant_toml(agent, refer);
     Gateway::start("multi-tenant", &policy, "")
 }
 
-/// Runs one call: the agent hangs up reporting `contained`, destination
-/// Billing; Five9 runs `five9_uac_expect_refer.xml` with `five9_vars`.
-fn transfer_call(contained: &str, five9_vars: &[(&str, &str)]) -> (Gateway, Outcome) {
+/// The multi-tenant policy's config for tenant `acme`.
+fn tenant_toml(agent: SocketAddr, refer: &str) -> String {
+    format!(
+        "\"token.tok-acme-123\" = \"acme\"\n\
+         \"tenant.acme.agent\" = \"sip:acme@{agent}\"\n\
+         \"tenant.acme.refer\" = \"{refer}\"\n"
+    )
+}
+
+/// Runs one call through a gateway with `gateway_toml` in `[gateway]`: the
+/// agent hangs up reporting not contained, destination Billing; Five9 runs
+/// `five9_uac_expect_refer.xml` with `five9_vars`.
+fn transfer_call(gateway_toml: &str, five9_vars: &[(&str, &str)]) -> (Gateway, Outcome) {
     let agent_addr = loopback();
-    let gw = refer_gateway(agent_addr);
+    let gw = Gateway::start_with(
+        "multi-tenant",
+        &tenant_toml(agent_addr, QUEUE),
+        "",
+        gateway_toml,
+    );
     let agent = Sipp::new("agent_uas.xml", agent_addr)
         .set("expect1", "X-Tenant: acme")
-        .set("bye_header1", format!("X-contained: {contained}"))
+        .set("bye_header1", "X-contained: false")
         .set("bye_header2", "X-destination: Billing")
         .pause(Duration::from_millis(200))
         .spawn();
@@ -40,7 +56,7 @@ fn transfer_call(contained: &str, five9_vars: &[(&str, &str)]) -> (Gateway, Outc
         .remote(gw.sip)
         .set("token", "tok-acme-123")
         .set("refer_to", QUEUE)
-        .set("contained", contained)
+        .set("contained", "false")
         .set("destination", "Billing");
     for (name, value) in five9_vars {
         five9 = five9.set(name, *value);
@@ -75,7 +91,7 @@ fn assert_stored_as_refer(gw: &Gateway, session: &str) {
 #[test]
 fn uncontained_call_is_referred_to_the_tenant_queue_then_plain_bye() {
     let (gw, five9) = transfer_call(
-        "false",
+        "",
         &[("session_id", "sess-refer-ok"), ("bye_headers", "no")],
     );
     five9.assert_passed();
@@ -89,7 +105,7 @@ fn uncontained_call_is_referred_to_the_tenant_queue_then_plain_bye() {
 #[test]
 fn declined_refer_ends_with_a_bye_carrying_the_outcome() {
     let (gw, five9) = transfer_call(
-        "false",
+        "",
         &[
             ("session_id", "sess-refer-603"),
             ("refer_status", "603"),
@@ -108,7 +124,7 @@ fn declined_refer_ends_with_a_bye_carrying_the_outcome() {
 #[test]
 fn failed_transfer_in_the_notify_ends_with_a_bye_carrying_the_outcome() {
     let (_gw, five9) = transfer_call(
-        "false",
+        "",
         &[("sipfrag", "SIP/2.0 486 Busy Here"), ("bye_headers", "yes")],
     );
     five9.assert_passed();
@@ -120,13 +136,19 @@ fn failed_transfer_in_the_notify_ends_with_a_bye_carrying_the_outcome() {
 
 #[test]
 fn refer_without_a_notify_times_out_into_a_bye_with_the_outcome() {
-    // The gateway's default refer_timeout_secs is 8.
     let (gw, five9) = transfer_call(
-        "false",
+        "refer_timeout_secs = 2",
         &[("refer_status", "silent"), ("bye_headers", "yes")],
     );
     five9.assert_passed();
     assert_refer_to_queue(&five9);
+    let bye = five9.received_request("BYE").expect("Five9 got a BYE");
+    assert_eq!(bye.header("X-destination"), Some("Billing"), "{bye:?}");
+    // The configured wait, not the default 8 s, between REFER and BYE.
+    let refer_at = received_at(&five9, "REFER").expect("REFER time");
+    let bye_at = received_at(&five9, "BYE").expect("BYE time");
+    let waited = bye_at - refer_at;
+    assert!((1.8..6.0).contains(&waited), "waited {waited} s\n{five9}");
     assert!(
         gw.log().contains("no final NOTIFY for the REFER"),
         "{}",
@@ -153,4 +175,61 @@ fn contained_call_is_not_referred() {
     assert!(five9.received_request("REFER").is_none(), "{five9}");
     let bye = five9.received_request("BYE").expect("Five9 got a BYE");
     assert_eq!(bye.header("X-contained"), Some("true"), "{bye:?}");
+}
+
+#[test]
+fn refer_target_without_a_user_falls_back_to_the_bye_with_the_outcome() {
+    // Five9 would drop a REFER to a bare host; the policy ends with the BYE
+    // so the IVR still learns X-contained/X-destination.
+    let agent_addr = loopback();
+    let gw = refer_gateway_to(agent_addr, "sip:five9.example.com");
+    let agent = Sipp::new("agent_uas.xml", agent_addr)
+        .set("bye_header1", "X-contained: false")
+        .set("bye_header2", "X-destination: Billing")
+        .pause(Duration::from_millis(200))
+        .spawn();
+    let five9 = Sipp::new("five9_uac_expect_contained.xml", loopback())
+        .remote(gw.sip)
+        .set("token", "tok-acme-123")
+        .set("contained", "false")
+        .set("destination", "Billing")
+        .run();
+    agent.wait().assert_passed();
+    five9.assert_passed();
+    assert!(five9.received_request("REFER").is_none(), "{five9}");
+    gw.wait_for_log("outcome stored", Duration::from_secs(5));
+    assert!(
+        gw.log().contains("is not a sip:user@host URI"),
+        "{}",
+        gw.log()
+    );
+}
+
+/// When SIPp received the first `method` request, in seconds since
+/// midnight, from the `-trace_msg` entry headers
+/// (`----- 2026-11-23 05:36:14.487128`).
+fn received_at(run: &Outcome, method: &str) -> Option<f64> {
+    let mut stamp = None;
+    let mut received = false;
+    for line in run.message_trace.lines() {
+        if let Some(rest) = line.strip_prefix("-----") {
+            let time = rest.trim_start_matches('-').split_whitespace().nth(1);
+            stamp = time.and_then(seconds_of_day);
+            received = false;
+        } else if line.contains(" message received") {
+            received = true;
+        } else if received && line.starts_with(&format!("{method} ")) {
+            return stamp;
+        }
+    }
+    None
+}
+
+/// `05:36:14.487128` -> seconds since midnight.
+fn seconds_of_day(time: &str) -> Option<f64> {
+    let mut parts = time.split(':');
+    let h: f64 = parts.next()?.parse().ok()?;
+    let m: f64 = parts.next()?.parse().ok()?;
+    let s: f64 = parts.next()?.parse().ok()?;
+    Some(h * 3600.0 + m * 60.0 + s)
 }

@@ -235,20 +235,12 @@ impl Gateway {
             }
         };
         let addr = SocketAddr::new(ip, uri.port.unwrap_or(uri.default_port()));
-        let port = *self
-            .ports
-            .get(&kind)
+        let via = self
+            .local_via(kind)
             .ok_or_else(|| format!("no {kind:?} listener for the agent leg"))?;
-        let host = match self.advertise {
-            IpAddr::V6(v6) => format!("[{v6}]"),
-            v4 => v4.to_string(),
-        };
+        let contact = self.local_contact(kind).unwrap_or_default();
+        let host = super::legs::host_text(self.advertise);
         let branch = new_branch();
-        let proto = match kind {
-            TransportKind::Udp => "UDP",
-            TransportKind::Tcp => "TCP",
-            TransportKind::Tls => "TLS",
-        };
         let caller_user = call
             .policy_call
             .from_uri
@@ -267,19 +259,9 @@ impl Gateway {
             .as_deref()
             .map(|d| format!("\"{}\" ", d.replace(['"', '\\'], "")))
             .unwrap_or_default();
-        let transport_param = match kind {
-            TransportKind::Udp => "",
-            TransportKind::Tcp => ";transport=tcp",
-            TransportKind::Tls => ";transport=tls",
-        };
         let call_id = call.id();
         let mut invite = SipMessage::request(Method::Invite, target)
-            .and_then(|m| {
-                m.with_header(
-                    "Via",
-                    &format!("SIP/2.0/{proto} {host}:{port};branch={branch};rport"),
-                )
-            })
+            .and_then(|m| m.with_header("Via", &format!("{via};branch={branch};rport")))
             .and_then(|m| m.with_header("Max-Forwards", "70"))
             .and_then(|m| {
                 m.with_header(
@@ -290,12 +272,7 @@ impl Gateway {
             .and_then(|m| m.with_header("To", &format!("<{target}>")))
             .and_then(|m| m.with_header("Call-ID", &format!("{call_id}@{host}")))
             .and_then(|m| m.with_header("CSeq", "1 INVITE"))
-            .and_then(|m| {
-                m.with_header(
-                    "Contact",
-                    &format!("<sip:trunkline@{host}:{port}{transport_param}>"),
-                )
-            })
+            .and_then(|m| m.with_header("Contact", &contact))
             .and_then(|m| m.with_header("Allow", dialog::ALLOW))
             .and_then(|m| m.with_header("Supported", dialog::SUPPORTED))
             .and_then(|m| m.with_header(CALL_ID_HEADER, &call_id))

@@ -159,13 +159,11 @@ impl Gateway {
         }
 
         // Answer the caller.
-        let (port, proto) = self.listen_of(call.caller_invite.target.kind);
-        let host = host_text(self.advertise);
-        let transport_param = match call.caller_invite.target.kind {
-            TransportKind::Udp => "",
-            TransportKind::Tcp => ";transport=tcp",
-            TransportKind::Tls => ";transport=tls",
-        };
+        let kind = call.caller_invite.target.kind;
+        let (via, contact) = (
+            self.local_via(kind).unwrap_or_default(),
+            self.local_contact(kind).unwrap_or_default(),
+        );
         let sdp = call
             .media
             .as_ref()
@@ -175,12 +173,7 @@ impl Gateway {
             .caller_invite
             .msg
             .reply(200, None, Some(&call.caller_tag))
-            .and_then(|m| {
-                m.with_header(
-                    "Contact",
-                    &format!("<sip:trunkline@{host}:{port}{transport_param}>"),
-                )
-            })
+            .and_then(|m| m.with_header("Contact", &contact))
             .and_then(|m| m.with_header("Allow", dialog::ALLOW))
             .and_then(|m| m.with_header("Supported", dialog::SUPPORTED))
             .and_then(|m| m.with_body("application/sdp", sdp.into_bytes()));
@@ -200,11 +193,7 @@ impl Gateway {
             let _ = negotiated.apply(&mut ok);
             call.session = Some((SessionTimer::new(now, &negotiated), negotiated));
         }
-        match Dialog::uas(
-            &call.caller_invite.msg,
-            &ok,
-            &format!("SIP/2.0/{proto} {host}:{port}"),
-        ) {
+        match Dialog::uas(&call.caller_invite.msg, &ok, &via) {
             Ok(d) => {
                 self.by_dialog.insert(d.id().clone(), (key, Leg::Caller));
                 call.caller_dialog = Some(d);
@@ -619,15 +608,33 @@ impl Gateway {
         Target::new(fallback.kind, addr)
     }
 
-    /// Our port and Via protocol name for a transport.
-    pub(crate) fn listen_of(&self, kind: TransportKind) -> (u16, &'static str) {
-        let port = self.ports.get(&kind).copied().unwrap_or(5060);
+    /// Our sent-by for `kind`: `SIP/2.0/UDP 192.0.2.1:5060` (a Via without
+    /// its branch). `None` when that transport does not listen.
+    pub(crate) fn local_via(&self, kind: TransportKind) -> Option<String> {
+        let port = self.ports.get(&kind)?;
         let proto = match kind {
             TransportKind::Udp => "UDP",
             TransportKind::Tcp => "TCP",
             TransportKind::Tls => "TLS",
         };
-        (port, proto)
+        Some(format!(
+            "SIP/2.0/{proto} {}:{port}",
+            host_text(self.advertise)
+        ))
+    }
+
+    /// Our Contact for `kind`: `<sip:trunkline@192.0.2.1:5060;transport=tcp>`.
+    pub(crate) fn local_contact(&self, kind: TransportKind) -> Option<String> {
+        let port = self.ports.get(&kind)?;
+        let param = match kind {
+            TransportKind::Udp => "",
+            TransportKind::Tcp => ";transport=tcp",
+            TransportKind::Tls => ";transport=tls",
+        };
+        Some(format!(
+            "<sip:trunkline@{}:{port}{param}>",
+            host_text(self.advertise)
+        ))
     }
 }
 

@@ -1,0 +1,1016 @@
+//! The gateway as a peer sees it on the wire: hand-written SIP text over real
+//! UDP and TCP sockets. Unusual but valid INVITEs must be routed to the agent
+//! (a SIPp UAS); malformed input must get the answer RFC 3261 owes it, or
+//! none, and never cost the next caller; TCP framing must hold across
+//! pipelining and split writes; over UDP our 2xx must survive a lost first
+//! copy and a retransmitted INVITE must not become a second call.
+
+mod support;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use support::gateway::Gateway;
+use support::sipp::{Sipp, loopback};
+
+/// How long a message the gateway owes us may take (debug build, two cores
+/// shared with the other tests).
+const SOON: Duration = Duration::from_secs(5);
+/// How long "no reply" is watched for.
+const QUIET: Duration = Duration::from_millis(500);
+
+fn route_reason_gateway(agent: SocketAddr) -> Gateway {
+    Gateway::start(
+        "route-reason",
+        &format!("default_agent = \"sip:agent@{agent}\""),
+        "",
+    )
+}
+
+/// A Call-ID, tag or branch suffix no other message of this run uses.
+fn unique(what: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!("{what}-{}-{n}", std::process::id())
+}
+
+fn branch() -> String {
+    format!("z9hG4bK-{}", unique("b"))
+}
+
+// ---------------------------------------------------------------- messages
+
+/// One SIP message as received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Msg(String);
+
+impl Msg {
+    fn start_line(&self) -> &str {
+        self.0.lines().next().unwrap_or("").trim_end()
+    }
+
+    fn status(&self) -> Option<u16> {
+        self.start_line()
+            .strip_prefix("SIP/2.0 ")?
+            .get(..3)?
+            .parse()
+            .ok()
+    }
+
+    /// The reason phrase of a response.
+    fn reason(&self) -> &str {
+        self.start_line().get("SIP/2.0 200 ".len()..).unwrap_or("")
+    }
+
+    fn method(&self) -> Option<&str> {
+        let line = self.start_line();
+        (!line.starts_with("SIP/")).then(|| line.split(' ').next().unwrap_or(""))
+    }
+
+    fn head_and_body(&self) -> (&str, &str) {
+        ["\r\n\r\n", "\n\n"]
+            .iter()
+            .find_map(|end| self.0.split_once(end))
+            .unwrap_or((&self.0, ""))
+    }
+
+    /// Every value of header `name` (case-insensitive), trimmed, in order.
+    fn headers(&self, name: &str) -> Vec<&str> {
+        self.head_and_body()
+            .0
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+            .collect()
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers(name).into_iter().next()
+    }
+
+    fn body(&self) -> &str {
+        self.head_and_body().1
+    }
+
+    fn cseq_method(&self) -> Option<&str> {
+        self.header("CSeq")?.split_whitespace().nth(1)
+    }
+
+    /// The URI inside the Contact's angle brackets.
+    fn contact_uri(&self) -> Option<&str> {
+        let c = self.header("Contact")?;
+        let start = c.find('<')? + 1;
+        let end = c[start..].find('>')? + start;
+        Some(&c[start..end])
+    }
+
+    /// The payload types of the SDP body's audio line.
+    fn audio_payloads(&self) -> Vec<&str> {
+        self.body()
+            .lines()
+            .find_map(|l| l.strip_prefix("m=audio "))
+            .map(|m| m.split_whitespace().skip(2).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Our response to a request of the gateway's (its BYE): Via, From, To,
+/// Call-ID and CSeq copied.
+fn reply_to(req: &Msg, status: &str) -> String {
+    let mut text = format!("SIP/2.0 {status}\r\n");
+    for via in req.headers("Via") {
+        text += &format!("Via: {via}\r\n");
+    }
+    for name in ["From", "To", "Call-ID", "CSeq"] {
+        text += &format!("{name}: {}\r\n", req.header(name).unwrap_or_default());
+    }
+    text + "Content-Length: 0\r\n\r\n"
+}
+
+/// An SDP offer from `me`: the payload types given, then telephone-event.
+fn sdp(me: SocketAddr, payloads: &[u8]) -> String {
+    let ip = me.ip();
+    let list: Vec<String> = payloads.iter().map(u8::to_string).collect();
+    let mut text = format!(
+        "v=0\r\no=caller 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+         m=audio 30000 RTP/AVP {} 101\r\n",
+        list.join(" ")
+    );
+    for pt in payloads {
+        let name = if *pt == 8 { "PCMA" } else { "PCMU" };
+        text += &format!("a=rtpmap:{pt} {name}/8000\r\n");
+    }
+    text + "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
+}
+
+/// What one call's messages share.
+struct Ctx {
+    me: SocketAddr,
+    gw: SocketAddr,
+    call_id: String,
+    tag: String,
+    branch: String,
+}
+
+impl Ctx {
+    fn new(me: SocketAddr, gw: SocketAddr) -> Ctx {
+        Ctx {
+            me,
+            gw,
+            call_id: unique("call"),
+            tag: unique("tag"),
+            branch: branch(),
+        }
+    }
+}
+
+/// A plain INVITE as Five9 sends it, offering `body`.
+fn invite(c: &Ctx, body: &str) -> String {
+    format!(
+        "INVITE sip:+14155550100@{gw} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {me};branch={branch};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: \"Five9\" <sip:+14155550123@five9.example.com>;tag={tag}\r\n\
+         To: <sip:+14155550100@{gw}>\r\n\
+         Call-ID: {cid}\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:five9@{me}>\r\n\
+         Content-Type: application/sdp\r\n\
+         Content-Length: {len}\r\n\r\n{body}",
+        gw = c.gw,
+        me = c.me,
+        branch = c.branch,
+        tag = c.tag,
+        cid = c.call_id,
+        len = body.len(),
+    )
+}
+
+/// An out-of-dialog request `method` with no body.
+fn request(method: &str, transport: &str, me: SocketAddr, gw: SocketAddr, cid: &str) -> String {
+    format!(
+        "{method} sip:trunkline@{gw} SIP/2.0\r\n\
+         Via: SIP/2.0/{transport} {me};branch={b};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:ping@{me}>;tag={tag}\r\n\
+         To: <sip:trunkline@{gw}>\r\n\
+         Call-ID: {cid}\r\n\
+         CSeq: 1 {method}\r\n\
+         Content-Length: 0\r\n\r\n",
+        b = branch(),
+        tag = unique("tag"),
+    )
+}
+
+/// The ACK (or in-dialog BYE) for the dialog `ok` established.
+fn in_dialog(method: &str, cseq: u32, c: &Ctx, ok: &Msg) -> String {
+    format!(
+        "{method} {target} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {me};branch={b};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: {from}\r\n\
+         To: {to}\r\n\
+         Call-ID: {cid}\r\n\
+         CSeq: {cseq} {method}\r\n\
+         Content-Length: 0\r\n\r\n",
+        target = ok.contact_uri().expect("Contact in the 200 OK"),
+        me = c.me,
+        b = branch(),
+        from = ok.header("From").expect("From"),
+        to = ok.header("To").expect("To"),
+        cid = c.call_id,
+    )
+}
+
+// ------------------------------------------------------------- UDP peer
+
+/// A raw SIP peer on its own loopback address.
+struct UdpPeer {
+    sock: UdpSocket,
+    me: SocketAddr,
+    gw: SocketAddr,
+}
+
+impl UdpPeer {
+    fn new(gw: SocketAddr) -> UdpPeer {
+        let me = loopback();
+        let sock = UdpSocket::bind(me).expect("binding the raw peer");
+        UdpPeer { sock, me, gw }
+    }
+
+    fn send(&self, text: &str) {
+        self.send_bytes(text.as_bytes());
+    }
+
+    fn send_bytes(&self, bytes: &[u8]) {
+        self.sock
+            .send_to(bytes, self.gw)
+            .expect("sending to the gateway");
+    }
+
+    /// The next datagram from the gateway within `limit`.
+    fn recv(&self, limit: Duration) -> Option<Msg> {
+        let until = Instant::now() + limit;
+        let mut buf = vec![0; 70_000];
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let step = left.min(Duration::from_millis(100));
+            self.sock.set_read_timeout(Some(step)).expect("timeout");
+            match self.sock.recv_from(&mut buf) {
+                Ok((n, from)) if from == self.gw => {
+                    return Some(Msg(String::from_utf8_lossy(&buf[..n]).into_owned()));
+                }
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) => panic!("receiving from the gateway: {e}"),
+            }
+        }
+    }
+
+    /// Everything the gateway sends within `d`, with arrival times.
+    fn collect(&self, d: Duration) -> Vec<(Instant, Msg)> {
+        let until = Instant::now() + d;
+        let mut out = Vec::new();
+        while let Some(m) = self.recv(until.saturating_duration_since(Instant::now())) {
+            out.push((Instant::now(), m));
+        }
+        out
+    }
+
+    /// Waits for a message `want` accepts; returns it and what came before.
+    /// Panics, listing what did arrive, when none does within `limit`.
+    fn wait_for(
+        &self,
+        what: &str,
+        limit: Duration,
+        want: impl Fn(&Msg) -> bool,
+    ) -> (Msg, Vec<Msg>) {
+        let until = Instant::now() + limit;
+        let mut seen = Vec::new();
+        while let Some(m) = self.recv(until.saturating_duration_since(Instant::now())) {
+            if want(&m) {
+                return (m, seen);
+            }
+            seen.push(m);
+        }
+        panic!("no {what} within {limit:?}; received instead: {seen:#?}");
+    }
+}
+
+/// An OPTIONS ping from a fresh peer gets its 200: the gateway survived
+/// whatever came before.
+fn assert_still_serves(gw: &Gateway, after: &str) {
+    let peer = UdpPeer::new(gw.sip);
+    let cid = unique("ping");
+    peer.send(&request("OPTIONS", "UDP", peer.me, gw.sip, &cid));
+    let (ok, _) = peer.wait_for(&format!("200 to OPTIONS after {after}"), SOON, |m| {
+        m.header("Call-ID") == Some(cid.as_str())
+    });
+    assert_eq!(ok.status(), Some(200), "after {after}: {ok:?}");
+}
+
+// ---------------------------------------------------- 1. valid odd forms
+
+/// One unusual but valid way of writing an INVITE.
+struct Form {
+    name: &'static str,
+    /// Payload types offered (the answer must start with the first).
+    offer: &'static [u8],
+    text: fn(&Ctx, &str) -> String,
+    /// Our Contact cannot be reached (IPv6 while the gateway is on IPv4), so
+    /// we end the call; otherwise the agent does and its BYE reaches us.
+    caller_hangs_up: bool,
+    /// Further checks on the 200 OK.
+    check: fn(&Ctx, &Msg),
+}
+
+const IPV6_VIA: &str =
+    "SIP/2.0/UDP [2001:db8::5]:5060;branch=z9hG4bK-upstream-1;received=2001:db8::5";
+
+fn no_check(_: &Ctx, _: &Msg) {}
+
+fn forms() -> Vec<Form> {
+    vec![
+        Form {
+            name: "compact header names",
+            offer: &[0, 8],
+            text: |c, body| {
+                format!(
+                    "INVITE sip:+14155550100@{gw} SIP/2.0\r\n\
+                     v: SIP/2.0/UDP {me};branch={b};rport\r\n\
+                     Max-Forwards: 70\r\n\
+                     f: <sip:+14155550123@five9.example.com>;tag={tag}\r\n\
+                     t: <sip:+14155550100@{gw}>\r\n\
+                     i: {cid}\r\n\
+                     CSeq: 1 INVITE\r\n\
+                     m: <sip:five9@{me}>\r\n\
+                     c: application/sdp\r\n\
+                     l: {len}\r\n\r\n{body}",
+                    gw = c.gw,
+                    me = c.me,
+                    b = c.branch,
+                    tag = c.tag,
+                    cid = c.call_id,
+                    len = body.len()
+                )
+            },
+            caller_hangs_up: false,
+            check: no_check,
+        },
+        Form {
+            name: "folded From and Subject",
+            offer: &[0, 8],
+            text: |c, body| {
+                invite(c, body)
+                    .replace(
+                        "From: \"Five9\" <sip",
+                        "Subject: a call\r\n  that continues\r\nFrom: \"Five9\"\r\n\t<sip",
+                    )
+                    .replace(";tag=", "\r\n ;tag=")
+            },
+            caller_hangs_up: false,
+            check: |c, ok| {
+                let from = ok.header("From").unwrap_or_default();
+                assert!(from.contains(&c.tag), "From tag kept: {from}");
+            },
+        },
+        Form {
+            name: "folded Via parameters",
+            offer: &[0, 8],
+            text: |c, body| invite(c, body).replace(";branch=", "\r\n ;branch="),
+            caller_hangs_up: false,
+            check: |c, ok| {
+                let via = ok.header("Via").unwrap_or_default();
+                assert!(via.contains(&c.branch), "branch echoed: {via}");
+            },
+        },
+        Form {
+            name: "whitespace before the colon",
+            offer: &[0, 8],
+            text: |c, body| {
+                invite(c, body)
+                    .replace("Via:", "Via :")
+                    .replace("Call-ID:", "Call-ID  :")
+                    .replace("CSeq:", "CSeq\t:")
+                    .replace("Content-Length:", "Content-Length :")
+            },
+            caller_hangs_up: false,
+            check: no_check,
+        },
+        Form {
+            name: "LF-only line ends",
+            offer: &[0, 8],
+            text: |c, body| {
+                // The SDP too; its length shrinks with it.
+                let body = body.replace("\r\n", "\n");
+                invite(c, &body).replace("\r\n", "\n")
+            },
+            caller_hangs_up: false,
+            check: no_check,
+        },
+        Form {
+            name: "tel: Request-URI and To",
+            offer: &[0, 8],
+            text: |c, body| {
+                invite(c, body)
+                    .replace(
+                        &format!("INVITE sip:+14155550100@{}", c.gw),
+                        "INVITE tel:+14155550100",
+                    )
+                    .replace(
+                        &format!("To: <sip:+14155550100@{}>", c.gw),
+                        "To: <tel:+14155550100>",
+                    )
+            },
+            caller_hangs_up: false,
+            check: |_, ok| {
+                let to = ok.header("To").unwrap_or_default();
+                assert!(to.starts_with("<tel:+14155550100>;tag="), "To: {to}");
+            },
+        },
+        Form {
+            name: "IPv6 host in the second Via",
+            offer: &[0, 8],
+            text: |c, body| {
+                invite(c, body).replace(
+                    "Max-Forwards:",
+                    &format!("Via: {IPV6_VIA}\r\nMax-Forwards:"),
+                )
+            },
+            caller_hangs_up: false,
+            check: |c, ok| {
+                let vias = ok.headers("Via");
+                assert_eq!(vias.len(), 2, "both Vias echoed: {vias:?}");
+                assert!(vias[0].contains(&c.branch), "ours on top: {vias:?}");
+                assert_eq!(vias[1], IPV6_VIA, "the IPv6 Via is echoed untouched");
+            },
+        },
+        Form {
+            name: "IPv6 host in Contact",
+            offer: &[0, 8],
+            text: |c, body| {
+                invite(c, body).replace(
+                    &format!("Contact: <sip:five9@{}>", c.me),
+                    "Contact: <sip:five9@[2001:db8::7]:5060>",
+                )
+            },
+            caller_hangs_up: true,
+            check: no_check,
+        },
+        Form {
+            name: "no Content-Length over UDP",
+            // PCMA only: an answer in PCMA proves the body was read.
+            offer: &[8],
+            text: |c, body| {
+                let text = invite(c, body);
+                let line = format!("Content-Length: {}\r\n", body.len());
+                text.replace(&line, "")
+            },
+            caller_hangs_up: false,
+            check: no_check,
+        },
+    ]
+}
+
+/// Places `form` from a raw peer and plays the call to its end; panics with
+/// the form's name on anything a caller would notice.
+fn call_with_form(gw: &Gateway, agent_addr: SocketAddr, form: &Form) {
+    let name = form.name;
+    let scenario = if form.caller_hangs_up {
+        "agent_uas_wait_bye.xml"
+    } else {
+        "agent_uas.xml"
+    };
+    let mut agent = Sipp::new(scenario, agent_addr)
+        .pause(Duration::from_millis(300))
+        .spawn();
+    agent.wait_ready(SOON);
+    let peer = UdpPeer::new(gw.sip);
+    let c = Ctx::new(peer.me, gw.sip);
+    peer.send(&(form.text)(&c, &sdp(peer.me, form.offer)));
+
+    let (ok, before) = peer.wait_for(&format!("200 OK ({name})"), Duration::from_secs(10), |m| {
+        m.status().is_some_and(|s| s >= 200)
+    });
+    assert_eq!(ok.status(), Some(200), "{name}: {ok:?}");
+    assert!(
+        before.iter().any(|m| m.status() == Some(180)),
+        "{name}: the agent's ringing reaches us: {before:#?}"
+    );
+    assert_eq!(ok.header("Call-ID"), Some(c.call_id.as_str()), "{name}");
+    assert_eq!(ok.header("Content-Type"), Some("application/sdp"), "{name}");
+    let first = form.offer[0].to_string();
+    assert_eq!(
+        ok.audio_payloads().first().copied(),
+        Some(first.as_str()),
+        "{name}: the answer follows our offer: {ok:?}"
+    );
+    (form.check)(&c, &ok);
+    peer.send(&in_dialog("ACK", 1, &c, &ok));
+
+    if form.caller_hangs_up {
+        peer.send(&in_dialog("BYE", 2, &c, &ok));
+        let (bye_ok, _) = peer.wait_for(&format!("200 to our BYE ({name})"), SOON, |m| {
+            m.cseq_method() == Some("BYE")
+        });
+        assert_eq!(bye_ok.status(), Some(200), "{name}: {bye_ok:?}");
+    } else {
+        let (bye, _) = peer.wait_for(&format!("BYE ({name})"), SOON, |m| {
+            m.method() == Some("BYE")
+        });
+        assert_eq!(bye.header("Call-ID"), Some(c.call_id.as_str()), "{name}");
+        assert_eq!(
+            bye.header("X-RouteReason"),
+            Some("escalation"),
+            "{name}: the agent's outcome reaches us: {bye:?}"
+        );
+        peer.send(&reply_to(&bye, "200 OK"));
+    }
+    let agent = agent.wait();
+    assert!(agent.passed(), "{name}: the agent's side\n{agent}");
+}
+
+#[test]
+fn unusual_but_valid_invites_are_routed() {
+    let agent_addr = loopback();
+    let gw = route_reason_gateway(agent_addr);
+    for form in forms() {
+        call_with_form(&gw, agent_addr, &form);
+    }
+}
+
+// ------------------------------------------------ 2. malformed over UDP
+
+#[test]
+fn malformed_udp_gets_the_answer_it_deserves_and_harms_no_one() {
+    let gw = route_reason_gateway(loopback());
+    let peer = UdpPeer::new(gw.sip);
+    let c = Ctx::new(peer.me, gw.sip);
+    let body = sdp(peer.me, &[0]);
+    let good = invite(&c, &body);
+    let tls_hello: &[u8] = b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\x5a\x9c\x00\xff";
+    let noise: Vec<u8> = (0u32..600)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let stray_response = format!(
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP {gw};branch=z9hG4bK-nobody\r\nFrom: <sip:a@b>;tag=1\r\n\
+         To: <sip:c@d>;tag=2\r\nCall-ID: stray\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+        gw = gw.sip
+    );
+    let to = format!("To: <sip:trunkline@{}>", gw.sip);
+    let bye_unknown = request("BYE", "UDP", peer.me, gw.sip, &unique("gone"))
+        .replace(&to, &format!("{to};tag=never-issued"));
+    // (what, datagram, expected (status, words the reason phrase must hold))
+    type Row<'a> = (&'a str, Vec<u8>, Option<(u16, &'a str)>);
+    let table: Vec<Row> = vec![
+        ("TLS ClientHello", tls_hello.to_vec(), None),
+        ("binary noise", noise, None),
+        (
+            "text that is not SIP",
+            b"hello gateway\r\n\r\n".to_vec(),
+            None,
+        ),
+        ("HTTP", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), None),
+        (
+            "a response nobody asked for",
+            stray_response.into_bytes(),
+            None,
+        ),
+        (
+            "INVITE without Call-ID",
+            good.replace(&format!("Call-ID: {}\r\n", c.call_id), "")
+                .into_bytes(),
+            Some((400, "Call-ID")),
+        ),
+        (
+            "garbage Content-Length",
+            good.replace(
+                &format!("Content-Length: {}", body.len()),
+                "Content-Length: twelve",
+            )
+            .into_bytes(),
+            Some((400, "Content-Length")),
+        ),
+        (
+            "Content-Length beyond the datagram",
+            good.replace(
+                &format!("Content-Length: {}", body.len()),
+                "Content-Length: 4000",
+            )
+            .into_bytes(),
+            Some((400, "Content-Length")),
+        ),
+        (
+            "a header line without a colon",
+            good.replace("Max-Forwards: 70", "Max-Forwards 70")
+                .into_bytes(),
+            Some((400, "")),
+        ),
+        (
+            "SIP/3.0",
+            good.replacen(" SIP/2.0\r\n", " SIP/3.0\r\n", 1)
+                .into_bytes(),
+            Some((505, "")),
+        ),
+        (
+            "unknown method FOOBAR",
+            request("FOOBAR", "UDP", peer.me, gw.sip, &unique("foo")).into_bytes(),
+            Some((501, "")),
+        ),
+        (
+            "BYE for an unknown dialog",
+            bye_unknown.into_bytes(),
+            Some((481, "")),
+        ),
+        (
+            "BYE without a To tag",
+            request("BYE", "UDP", peer.me, gw.sip, &unique("bye")).into_bytes(),
+            Some((481, "")),
+        ),
+    ];
+    for (what, datagram, expected) in table {
+        peer.send_bytes(&datagram);
+        match expected {
+            None => {
+                let got = peer.collect(QUIET);
+                assert!(got.is_empty(), "{what}: no reply expected, got {got:#?}");
+            }
+            Some((status, words)) => {
+                let reply = peer
+                    .recv(SOON)
+                    .unwrap_or_else(|| panic!("{what}: no {status} within {SOON:?}"));
+                assert_eq!(reply.status(), Some(status), "{what}: {reply:?}");
+                assert!(
+                    reply.reason().contains(words),
+                    "{what}: the reason phrase should name {words:?}: {:?}",
+                    reply.start_line()
+                );
+                assert!(
+                    reply.header("Via").is_some_and(|v| v.contains("z9hG4bK")),
+                    "{what}: the reply carries our Via: {reply:?}"
+                );
+                let extra = peer.collect(QUIET);
+                assert!(
+                    extra.is_empty(),
+                    "{what}: one reply only, also got {extra:#?}"
+                );
+            }
+        }
+        assert_still_serves(&gw, what);
+    }
+}
+
+// ------------------------------------------------------- 3. TCP framing
+
+/// A raw SIP peer over one TCP connection, framing what it reads by
+/// Content-Length.
+struct TcpPeer {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    closed: bool,
+}
+
+impl TcpPeer {
+    fn connect(gw: SocketAddr) -> TcpPeer {
+        let stream = TcpStream::connect_timeout(&gw, SOON).expect("TCP connect to the gateway");
+        stream.set_nodelay(true).expect("nodelay");
+        TcpPeer {
+            stream,
+            buf: Vec::new(),
+            closed: false,
+        }
+    }
+
+    fn me(&self) -> SocketAddr {
+        self.stream.local_addr().expect("local address")
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.stream
+            .write_all(bytes)
+            .expect("writing to the gateway");
+        self.stream.flush().expect("flush");
+    }
+
+    /// A complete message at the front of the buffer, taken out.
+    fn frame(&mut self) -> Option<Msg> {
+        let head_end = self.buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+        let head = Msg(String::from_utf8_lossy(&self.buf[..head_end]).into_owned());
+        let length: usize = head
+            .header("Content-Length")
+            .or_else(|| head.header("l"))
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0);
+        if self.buf.len() < head_end + length {
+            return None;
+        }
+        let whole: Vec<u8> = self.buf.drain(..head_end + length).collect();
+        Some(Msg(String::from_utf8_lossy(&whole).into_owned()))
+    }
+
+    /// The next message within `limit`; `None` on timeout or when the
+    /// gateway closed the connection (see `closed`).
+    fn next(&mut self, limit: Duration) -> Option<Msg> {
+        let until = Instant::now() + limit;
+        let mut chunk = [0; 8192];
+        loop {
+            if let Some(m) = self.frame() {
+                return Some(m);
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if self.closed || left.is_zero() {
+                return None;
+            }
+            let step = left.min(Duration::from_millis(100));
+            self.stream.set_read_timeout(Some(step)).expect("timeout");
+            match self.stream.read(&mut chunk) {
+                Ok(0) => self.closed = true,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+                    ) =>
+                {
+                    self.closed = true
+                }
+                Err(e) => panic!("reading from the gateway: {e}"),
+            }
+        }
+    }
+
+    /// Reads until the gateway closes the connection or `limit` passes;
+    /// whether it closed, and what arrived meanwhile.
+    fn until_closed(&mut self, limit: Duration) -> (bool, Vec<Msg>) {
+        let until = Instant::now() + limit;
+        let mut got = Vec::new();
+        while !self.closed && Instant::now() < until {
+            if let Some(m) = self.next(until.saturating_duration_since(Instant::now())) {
+                got.push(m);
+            }
+        }
+        (self.closed, got)
+    }
+}
+
+fn options_tcp(me: SocketAddr, gw: SocketAddr, cid: &str) -> String {
+    request("OPTIONS", "TCP", me, gw, cid)
+}
+
+/// An OPTIONS ping over a fresh TCP connection gets its 200.
+fn assert_still_serves_tcp(gw: &Gateway, after: &str) {
+    let mut peer = TcpPeer::connect(gw.sip);
+    let cid = unique("tcp-ping");
+    let text = options_tcp(peer.me(), gw.sip, &cid);
+    peer.write(text.as_bytes());
+    let ok = peer
+        .next(SOON)
+        .unwrap_or_else(|| panic!("no answer to a TCP OPTIONS after {after}"));
+    assert_eq!(ok.status(), Some(200), "after {after}: {ok:?}");
+    assert_eq!(ok.header("Call-ID"), Some(cid.as_str()));
+}
+
+#[test]
+fn tcp_pipelined_requests_each_get_their_answer() {
+    let gw = route_reason_gateway(loopback());
+    let mut peer = TcpPeer::connect(gw.sip);
+    let (a, b) = (unique("pipe-a"), unique("pipe-b"));
+    let both = options_tcp(peer.me(), gw.sip, &a) + &options_tcp(peer.me(), gw.sip, &b);
+    peer.write(both.as_bytes());
+    let mut answered = Vec::new();
+    while answered.len() < 2 {
+        let Some(m) = peer.next(SOON) else { break };
+        assert_eq!(m.status(), Some(200), "{m:?}");
+        answered.push(m.header("Call-ID").unwrap_or_default().to_owned());
+    }
+    answered.sort();
+    let mut want = vec![a, b];
+    want.sort();
+    assert_eq!(answered, want, "one 200 per pipelined OPTIONS");
+    assert_eq!(peer.next(QUIET), None, "nothing more");
+}
+
+#[test]
+fn tcp_message_split_across_writes_is_answered_once_complete() {
+    let gw = route_reason_gateway(loopback());
+    let mut peer = TcpPeer::connect(gw.sip);
+    let cid = unique("split");
+    // A body, so the framer must also wait for bytes after the blank line.
+    let text = options_tcp(peer.me(), gw.sip, &cid).replace(
+        "Content-Length: 0\r\n\r\n",
+        "Content-Type: text/plain\r\nContent-Length: 11\r\n\r\nhello there",
+    );
+    let bytes = text.as_bytes();
+    let blank = text.find("\r\n\r\n").expect("blank line");
+    // Cut inside the start line, inside a header name, between the two
+    // CRLFs of the blank line, and inside the body.
+    let cuts = [5, 60, blank + 2, blank + 4 + 3, bytes.len()];
+    let mut from = 0;
+    for (i, &to) in cuts.iter().enumerate() {
+        peer.write(&bytes[from..to]);
+        from = to;
+        if i + 1 < cuts.len() {
+            let early = peer.next(Duration::from_millis(150));
+            assert_eq!(
+                early, None,
+                "answered before the message was complete (cut {to})"
+            );
+        }
+    }
+    let ok = peer.next(SOON).expect("200 once the last piece arrived");
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    assert_eq!(ok.header("Call-ID"), Some(cid.as_str()));
+    // Framing picks up cleanly after it.
+    let next = unique("after-split");
+    peer.write(options_tcp(peer.me(), gw.sip, &next).as_bytes());
+    let ok = peer.next(SOON).expect("200 to the next message");
+    assert_eq!(ok.header("Call-ID"), Some(next.as_str()), "{ok:?}");
+}
+
+#[test]
+fn tcp_without_content_length_gets_400_then_the_connection_closes() {
+    let gw = route_reason_gateway(loopback());
+    let mut peer = TcpPeer::connect(gw.sip);
+    let cid = unique("nolen");
+    let text = options_tcp(peer.me(), gw.sip, &cid).replace("Content-Length: 0\r\n", "");
+    peer.write(text.as_bytes());
+    let reply = peer.next(SOON).expect("a 400 before the close");
+    assert_eq!(reply.status(), Some(400), "{reply:?}");
+    assert!(
+        reply.reason().contains("Content-Length"),
+        "the reason names the problem: {:?}",
+        reply.start_line()
+    );
+    let (closed, more) = peer.until_closed(SOON);
+    assert!(closed, "the connection is closed after the 400");
+    assert!(more.is_empty(), "nothing after the 400: {more:#?}");
+    assert_still_serves_tcp(&gw, "a message without Content-Length");
+    assert_still_serves(&gw, "a message without Content-Length");
+}
+
+#[test]
+fn tcp_garbage_closes_the_connection_without_a_reply() {
+    let gw = route_reason_gateway(loopback());
+    let mut peer = TcpPeer::connect(gw.sip);
+    peer.write(b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03garbage\r\n\r\n");
+    let (closed, got) = peer.until_closed(SOON);
+    assert!(
+        closed,
+        "garbage loses the framing: the connection must close"
+    );
+    assert!(got.is_empty(), "no reply to garbage: {got:#?}");
+    assert_still_serves_tcp(&gw, "TCP garbage");
+}
+
+/// RFC 3261 §18.1.1/§21.5.14: a message over `[sip] max_message_size`
+/// (64 KiB by default) gets 513. Over UDP no IPv4 datagram can exceed the
+/// default, and the test gateway cannot lower the limit, so TCP shows it.
+#[test]
+fn tcp_message_over_the_size_limit_gets_513_and_the_connection_closes() {
+    let gw = route_reason_gateway(loopback());
+    let mut peer = TcpPeer::connect(gw.sip);
+    let c = Ctx::new(peer.me(), gw.sip);
+    let text = invite(&c, "")
+        .replace("SIP/2.0/UDP", "SIP/2.0/TCP")
+        .replace("Content-Length: 0", "Content-Length: 70000");
+    peer.write(text.as_bytes());
+    let reply = peer.next(SOON).expect("a 513 for a 70 kB INVITE");
+    assert_eq!(reply.status(), Some(513), "{reply:?}");
+    assert_eq!(reply.header("Call-ID"), Some(c.call_id.as_str()));
+    let (closed, more) = peer.until_closed(SOON);
+    assert!(closed, "the connection is closed after the 513");
+    assert!(more.is_empty(), "nothing after the 513: {more:#?}");
+    assert_still_serves_tcp(&gw, "an oversize message");
+}
+
+// ------------------------------------------- 4. UDP retransmission
+
+#[test]
+fn udp_200_is_retransmitted_until_the_ack_then_stops() {
+    let agent_addr = loopback();
+    let gw = route_reason_gateway(agent_addr);
+    let mut agent = Sipp::new("agent_uas_wait_bye.xml", agent_addr).spawn();
+    agent.wait_ready(SOON);
+    let peer = UdpPeer::new(gw.sip);
+    let c = Ctx::new(peer.me, gw.sip);
+    peer.send(&invite(&c, &sdp(peer.me, &[0, 8])));
+    let (ok, _) = peer.wait_for("200 OK", Duration::from_secs(10), |m| {
+        m.status().is_some_and(|s| s >= 200)
+    });
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    let first = Instant::now();
+
+    // We "lost" it: no ACK. T1 = 500 ms, doubling: copies at ~0.5 s and
+    // ~1.5 s, the next only at ~3.5 s.
+    let copies = peer.collect(Duration::from_millis(2300));
+    let at: Vec<Duration> = copies.iter().map(|(t, _)| *t - first).collect();
+    assert!(
+        copies.len() >= 2,
+        "at least two copies of the 200 within 2.3 s: {at:?}"
+    );
+    for (_, m) in &copies {
+        assert_eq!(m, &ok, "a retransmission is the same 200 OK");
+    }
+    assert!(
+        at[0] >= Duration::from_millis(350),
+        "the first copy waits about T1, not a flood: {at:?}"
+    );
+    assert!(
+        at[1] - at[0] >= Duration::from_millis(700),
+        "the interval doubles: {at:?}"
+    );
+
+    peer.send(&in_dialog("ACK", 1, &c, &ok));
+    // Past the ~3.5 s copy that would have come without the ACK.
+    let after = peer.collect(Duration::from_millis(2500));
+    assert!(
+        after.is_empty(),
+        "the ACK stops the retransmissions: {after:#?}"
+    );
+
+    peer.send(&in_dialog("BYE", 2, &c, &ok));
+    let (bye_ok, _) = peer.wait_for("200 to our BYE", SOON, |m| m.cseq_method() == Some("BYE"));
+    assert_eq!(bye_ok.status(), Some(200), "{bye_ok:?}");
+    agent.wait().assert_passed();
+}
+
+#[test]
+fn retransmitted_invite_gets_the_last_provisional_and_makes_no_second_call() {
+    let agent_addr = loopback();
+    let gw = route_reason_gateway(agent_addr);
+    let mut agent = Sipp::new("agent_uas_slow.xml", agent_addr).calls(1).spawn();
+    agent.wait_ready(SOON);
+    let peer = UdpPeer::new(gw.sip);
+    let c = Ctx::new(peer.me, gw.sip);
+    let text = invite(&c, &sdp(peer.me, &[0, 8]));
+    peer.send(&text);
+    let (ringing, _) = peer.wait_for("180 Ringing", Duration::from_secs(10), |m| {
+        m.status() == Some(180)
+    });
+    // Anything else already on its way (a 100) is not what we test.
+    let _ = peer.collect(Duration::from_millis(300));
+
+    // Our INVITE "was lost": the same bytes, same branch, again.
+    peer.send(&text);
+    let again = peer
+        .recv(SOON)
+        .expect("an answer to the retransmitted INVITE");
+    assert_eq!(
+        again.status(),
+        Some(180),
+        "the last provisional again: {again:?}"
+    );
+    assert_eq!(again.header("To"), ringing.header("To"), "same To tag");
+
+    // Give a second call time to reach the agent if one was made.
+    std::thread::sleep(Duration::from_millis(700));
+    let cancel = format!(
+        "CANCEL sip:+14155550100@{gw} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={b};rport\r\n\
+         Max-Forwards: 70\r\nFrom: \"Five9\" <sip:+14155550123@five9.example.com>;tag={tag}\r\n\
+         To: <sip:+14155550100@{gw}>\r\nCall-ID: {cid}\r\nCSeq: 1 CANCEL\r\n\
+         Content-Length: 0\r\n\r\n",
+        gw = gw.sip,
+        me = peer.me,
+        b = c.branch,
+        tag = c.tag,
+        cid = c.call_id,
+    );
+    peer.send(&cancel);
+    let (terminated, _) = peer.wait_for("487 to the INVITE", SOON, |m| m.status() == Some(487));
+    let ack = format!(
+        "ACK sip:+14155550100@{gw} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={b};rport\r\n\
+         Max-Forwards: 70\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: 1 ACK\r\n\
+         Content-Length: 0\r\n\r\n",
+        gw = gw.sip,
+        me = peer.me,
+        b = c.branch,
+        from = terminated.header("From").unwrap_or_default(),
+        to = terminated.header("To").unwrap_or_default(),
+        cid = c.call_id,
+    );
+    peer.send(&ack);
+
+    let agent = agent.wait();
+    agent.assert_passed();
+    let mut agent_calls: Vec<&str> = agent
+        .received()
+        .filter(|m| m.method() == Some("INVITE"))
+        .filter_map(|m| m.header("Call-ID"))
+        .collect();
+    agent_calls.dedup();
+    assert_eq!(
+        agent_calls.len(),
+        1,
+        "one call reached the agent: {agent_calls:?}"
+    );
+    let routed = gw.log().matches("routing call").count();
+    assert_eq!(routed, 1, "the gateway routed one call\n{}", gw.log());
+}
