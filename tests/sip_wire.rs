@@ -1014,3 +1014,66 @@ fn retransmitted_invite_gets_the_last_provisional_and_makes_no_second_call() {
     let routed = gw.log().matches("routing call").count();
     assert_eq!(routed, 1, "the gateway routed one call\n{}", gw.log());
 }
+
+/// RFC 3261 §15: the callee's UA must not send a BYE on a dialog before the
+/// ACK for its 2xx (or the 2xx's retransmissions giving up). An agent that
+/// hangs up at once must not make the gateway BYE a caller whose ACK is
+/// still on its way: the BYE would overtake the ACK and the caller may
+/// refuse it (481) or tear down a call it has not set up.
+#[test]
+fn agent_hanging_up_at_once_waits_for_the_callers_ack() {
+    let agent_addr = loopback();
+    let gw = route_reason_gateway(agent_addr);
+    let mut agent = Sipp::new("agent_uas.xml", agent_addr).spawn();
+    agent.wait_ready(SOON);
+    let peer = UdpPeer::new(gw.sip);
+    let c = Ctx::new(peer.me, gw.sip);
+    peer.send(&invite(&c, &sdp(peer.me, &[0, 8])));
+    let (ok, _) = peer.wait_for("200 OK", Duration::from_secs(10), |m| {
+        m.status().is_some_and(|s| s >= 200)
+    });
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    // Our ACK is slow; only 200 retransmissions may come meanwhile.
+    let early = peer.collect(Duration::from_millis(1200));
+    let byes: Vec<&Msg> = early
+        .iter()
+        .map(|(_, m)| m)
+        .filter(|m| m.method() == Some("BYE"))
+        .collect();
+    assert!(byes.is_empty(), "BYE sent before our ACK: {byes:#?}");
+    peer.send(&in_dialog("ACK", 1, &c, &ok));
+    let (bye, _) = peer.wait_for("BYE after our ACK", SOON, |m| m.method() == Some("BYE"));
+    peer.send(&reply_to(&bye, "200 OK"));
+    agent.wait().assert_passed();
+}
+
+/// A retransmitted INVITE that crosses our 200 OK (RFC 6026 Accepted
+/// state) is absorbed: our 2xx retransmissions answer it, and no second
+/// call reaches the agent.
+#[test]
+fn invite_retransmitted_after_the_200_makes_no_second_call() {
+    let agent_addr = loopback();
+    let gw = route_reason_gateway(agent_addr);
+    let mut agent = Sipp::new("agent_uas_wait_bye.xml", agent_addr).spawn();
+    agent.wait_ready(SOON);
+    let peer = UdpPeer::new(gw.sip);
+    let c = Ctx::new(peer.me, gw.sip);
+    let text = invite(&c, &sdp(peer.me, &[0, 8]));
+    peer.send(&text);
+    let (ok, _) = peer.wait_for("200 OK", Duration::from_secs(10), |m| {
+        m.status().is_some_and(|s| s >= 200)
+    });
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    peer.send(&text);
+    let answers = peer.collect(Duration::from_millis(800));
+    for (_, m) in &answers {
+        assert_eq!(m, &ok, "only our 200 OK again, never a new answer");
+    }
+    peer.send(&in_dialog("ACK", 1, &c, &ok));
+    peer.send(&in_dialog("BYE", 2, &c, &ok));
+    let (bye_ok, _) = peer.wait_for("200 to our BYE", SOON, |m| m.cseq_method() == Some("BYE"));
+    assert_eq!(bye_ok.status(), Some(200), "{bye_ok:?}");
+    agent.wait().assert_passed();
+    let routed = gw.log().matches("routing call").count();
+    assert_eq!(routed, 1, "the gateway routed one call\n{}", gw.log());
+}

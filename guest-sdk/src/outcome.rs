@@ -349,10 +349,12 @@ fn is_qualified_sip_uri(uri: &str) -> bool {
     let rest = lower
         .strip_prefix("sips:")
         .or_else(|| lower.strip_prefix("sip:"));
-    match rest {
-        Some(rest) => {
-            let host = rest.rsplit('@').next().unwrap_or_default();
-            host.contains('.') || host.starts_with('[')
+    // The host refuses anything but `sip:user@host`: Five9 silently drops a
+    // REFER to a bare extension or a bare host.
+    match rest.and_then(|r| r.split_once('@')) {
+        Some((user, host)) => {
+            let host = host.split([';', '?']).next().unwrap_or_default();
+            !user.is_empty() && (host.contains('.') || host.starts_with('['))
         }
         None => false,
     }

@@ -570,6 +570,9 @@ pub fn stats_from_screen(screen: &str) -> Option<(u64, u64)> {
 
 #[cfg(test)]
 mod tests {
+    // The policy bench includes this file with `harness = false`, which drops
+    // `#[test]` functions and leaves the import unused there.
+    #[allow(unused_imports)]
     use super::*;
 
     const TRACE: &str = "\

@@ -96,6 +96,9 @@ pub(crate) struct Call {
     pub(crate) session: Option<(SessionTimer, Negotiated)>,
     /// Our refreshing re-INVITE toward the caller, while it is pending.
     pub(crate) refresh_tx: Option<TransactionKey>,
+    /// The outcome for the caller (REFER target, headers), held until the
+    /// caller ACKs our 2xx: a BYE must not overtake that ACK (§15).
+    pub(crate) held_delivery: Option<(Option<String>, Vec<Header>)>,
 }
 
 impl Call {

@@ -155,12 +155,23 @@ impl Gateway {
         }
         let headers = outcome.headers.clone();
         if deliver {
-            match refer_to {
-                Some(uri) => self.refer(key, &uri, &headers),
-                None => self.bye(key, Leg::Caller, &headers),
+            if call.caller_ok.is_some() {
+                // Our 200 OK is not ACKed yet: the BYE/REFER waits for it.
+                call.held_delivery = Some((refer_to, headers));
+                return;
             }
+            self.deliver(key, refer_to.as_deref(), &headers);
         }
         self.maybe_forget(key);
+    }
+
+    /// The outcome to the caller: a REFER to `refer`, else a BYE, both
+    /// carrying `headers`.
+    pub(crate) fn deliver(&mut self, key: CallKey, refer: Option<&str>, headers: &[Header]) {
+        match refer {
+            Some(uri) => self.refer(key, uri, headers),
+            None => self.bye(key, Leg::Caller, headers),
+        }
     }
 
     /// Sends a BYE on `leg`'s dialog with `headers`.
@@ -201,10 +212,17 @@ impl Gateway {
             return;
         };
         call.delivery_headers = headers.to_vec();
-        if let Some(tx) = self.send_request(key, Leg::Caller, refer)
-            && let Some(call) = self.calls.get_mut(&key)
-        {
-            call.refer_tx = Some(tx);
+        match self.send_request(key, Leg::Caller, refer) {
+            Some(tx) => {
+                if let Some(call) = self.calls.get_mut(&key) {
+                    call.refer_tx = Some(tx);
+                }
+            }
+            None => {
+                tracing::warn!(uri, "the REFER could not be sent; ending with a BYE");
+                self.finish_refer(key, true);
+                return;
+            }
         }
         let wait = std::time::Duration::from_secs(self.config.gateway.refer_timeout_secs);
         self.arm(key, wait, CallTimer::ReferTimeout);
@@ -220,8 +238,18 @@ impl Gateway {
             return;
         }
         let headers = std::mem::take(&mut call.delivery_headers);
+        let call_id = call.id();
         if call.caller_up {
             self.bye(key, Leg::Caller, if failed { &headers } else { &[] });
+        }
+        if failed {
+            // The record said "refer"; Five9 got the headers on the BYE.
+            if let Some(mut record) = self.store.by_call_id(&call_id) {
+                record.delivery = "bye-after-failed-refer".into();
+                if let Err(e) = self.store.put(record) {
+                    tracing::error!(%call_id, error = %e, "outcome not updated");
+                }
+            }
         }
         self.maybe_forget(key);
     }

@@ -163,6 +163,7 @@ impl Gateway {
             refer_tx: None,
             session: None,
             refresh_tx: None,
+            held_delivery: None,
         };
         self.by_tx.insert(key, (call_key, Leg::Caller));
         match self.agent_invite(&call, &connect.headers) {

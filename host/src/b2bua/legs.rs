@@ -62,11 +62,7 @@ impl Gateway {
                 tracing::info!(call_id = %call.id(), "agent did not answer the INVITE");
                 self.fail_before_answer(key, 408);
             }
-            Event::Ack(_) if leg == Leg::Caller => {
-                if let Some(c) = self.calls.get_mut(&key) {
-                    c.caller_ok = None;
-                }
-            }
+            Event::Ack(_) if leg == Leg::Caller => self.caller_acked(key),
             Event::Response { status, .. } if is_refer && status >= 300 => {
                 tracing::info!(call_id = %call.id(), status, "REFER refused; ending with a BYE");
                 self.finish_refer(key, true);
@@ -338,10 +334,10 @@ impl Gateway {
             .sum();
         if elapsed >= t1 * 64 {
             tracing::warn!(call_id = %call.id(), "caller never ACKed our 200 OK; ending the call");
-            if let Some(c) = self.calls.get_mut(&key) {
-                c.caller_ok = None;
-            }
+            // §13.3.1.4: without the ACK the dialog is to be ended with a
+            // BYE; a held outcome goes out now, else the call ends here.
             self.end_call(key, EndReason::Error);
+            self.caller_acked(key);
             return;
         }
         self.send_now(ok);
@@ -354,10 +350,21 @@ impl Gateway {
         let Some(id) = DialogId::of_received(msg) else {
             return;
         };
-        if let Some(&(key, Leg::Caller)) = self.by_dialog.get(&id)
-            && let Some(call) = self.calls.get_mut(&key)
-        {
-            call.caller_ok = None;
+        if let Some(&(key, Leg::Caller)) = self.by_dialog.get(&id) {
+            self.caller_acked(key);
+        }
+    }
+
+    /// The caller ACKed our 2xx (or we gave up waiting): stop
+    /// retransmitting it, and send the outcome if it was held for the ACK.
+    pub(crate) fn caller_acked(&mut self, key: CallKey) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.caller_ok = None;
+        if let Some((refer, headers)) = call.held_delivery.take() {
+            self.deliver(key, refer.as_deref(), &headers);
+            self.maybe_forget(key);
         }
     }
 
@@ -451,7 +458,12 @@ impl Gateway {
                 match leg {
                     Leg::Caller => {
                         call.caller_up = false;
+                        // Five9 hung up while our REFER was pending: nothing
+                        // left to deliver.
+                        call.refer_tx = None;
+                        call.delivery_headers.clear();
                         self.end_call(call_key, EndReason::CallerHangup);
+                        self.maybe_forget(call_key);
                     }
                     Leg::Agent => {
                         call.agent_up = false;
@@ -462,7 +474,10 @@ impl Gateway {
             }
             Ok(Incoming::Notify { reply, progress }) => {
                 self.respond(now, key, reliability, &to, Some(reply), false);
-                if leg == Leg::Caller && progress.is_final() {
+                // A final sipfrag status ends the transfer; so does a
+                // terminated subscription without one (the transferee gave
+                // up), which counts as a failure.
+                if leg == Leg::Caller && (progress.is_final() || progress.terminated) {
                     tracing::info!(call_id = %format!("{call_key:x}"), status = progress.status,
                         "REFER finished");
                     self.finish_refer(call_key, !progress.succeeded());
@@ -535,10 +550,8 @@ impl Gateway {
                 self.respond(now, key, reliability, &to, reply, false);
             }
             Ok(Incoming::Ack) => {
-                if leg == Leg::Caller
-                    && let Some(call) = self.calls.get_mut(&call_key)
-                {
-                    call.caller_ok = None;
+                if leg == Leg::Caller {
+                    self.caller_acked(call_key);
                 }
             }
         }
