@@ -530,10 +530,12 @@ mod tests {
             [[trunk]]
             name = "a"
             policy = "p"
+            allow = ["127.0.0.0/8"]
             fallback = { action = "connect", target = "sip:x@127.0.0.1" }
             [[trunk]]
             name = "b"
             policy = "p"
+            allow = ["::1"]
             "#,
         )
         .unwrap();
@@ -559,9 +561,17 @@ mod tests {
             Err(ConfigError::Parse { message, .. }) if message.contains("deadline")
         ));
         assert!(Config::parse("[policy]\ndeadline_ms = 0\n").is_err());
-        assert!(
-            Config::parse("[[trunk]]\nname='a'\npolicy='p'\n[[trunk]]\nname='a'\npolicy='q'\n")
-                .is_err()
+        let twice = Config::parse(
+            "[[trunk]]\nname='a'\npolicy='p'\nallow=['127.0.0.1']\n[[trunk]]\nname='a'\npolicy='q'\nallow=['127.0.0.1']\n",
         );
+        assert!(matches!(twice, Err(ConfigError::Invalid(m)) if m.contains("twice")));
+        let nobody = Config::parse("[[trunk]]\nname='a'\npolicy='p'\n");
+        assert!(matches!(nobody, Err(ConfigError::Invalid(m)) if m.contains("admits nobody")));
+        let bad_cidr = Config::parse("[[trunk]]\nname='a'\npolicy='p'\nallow=['10.0.0.1/8']\n");
+        assert!(matches!(bad_cidr, Err(ConfigError::Invalid(m)) if m.contains("allow")));
+        let bad_ports = Config::parse("[media]\nport_min = 3000\nport_max = 2000\n");
+        assert!(matches!(bad_ports, Err(ConfigError::Invalid(m)) if m.contains("media ports")));
+        let opus = Config::parse("[media]\nagent_codecs = ['opus']\n");
+        assert!(matches!(opus, Err(ConfigError::Invalid(m)) if m.contains("opus")));
     }
 }
