@@ -456,7 +456,10 @@ mod tests {
         let cases = [
             ("sip:queue@sbc-us.five9.com", true),
             ("SIPS:queue@sbc-us.five9.com", true),
-            ("sip:five9.example.com", true),
+            // Five9 drops a REFER without a user part, and the host refuses it.
+            ("sip:five9.example.com", false),
+            ("sip:@five9.example.com", false),
+            ("sip:queue@five9.example.com;transport=tcp", true),
             ("sip:queue@[2001:db8::1]", true),
             ("sip:1001", false),
             ("1001", false),
