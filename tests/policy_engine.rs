@@ -146,18 +146,31 @@ fn infinite_loop_is_cut_at_the_deadline() {
 }
 
 #[test]
-fn memory_bomb_hits_the_cap() {
-    let (_dir, reg) = misbehaving("memory", "ok");
-    let routed = reg.route(&trunk("misbehaving"), &five9_call("1001", &[]));
-    assert_fallback(&routed, "memory");
-    // The slot is reusable: the next call in the same pool works.
-    let (_dir2, healthy) = misbehaving("ok", "ok");
-    assert!(
-        healthy
-            .route(&trunk("misbehaving"), &five9_call("1001", &[]))
-            .fallback
-            .is_none()
-    );
+fn memory_bomb_hits_the_cap_and_the_pool_slot_is_reused() {
+    // A generous CPU budget, so the cap (not the deadline) is what stops the
+    // bomb even in an unoptimised host on a busy machine.
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path());
+    s.deadline_ms = 2000;
+    s.max_concurrent = 1; // one slot: the healthy call below reuses it
+    let engine = trunkline::policy::PolicyEngine::new(&s).unwrap();
+    let bomb = engine
+        .load("m", &fixture("misbehaving"), kv(&[("mode", "memory")]))
+        .unwrap();
+    let healthy = engine
+        .load(
+            "m",
+            &fixture("misbehaving"),
+            kv(&[("mode", "ok"), ("target", "sip:agent@127.0.0.1:5080")]),
+        )
+        .unwrap();
+    let e = bomb.route(&five9_call("1001", &[])).unwrap_err();
+    assert!(matches!(e, DecisionError::MemoryCap(_)), "{e}");
+    assert!(e.to_string().contains("memory cap"), "{e}");
+    assert!(matches!(
+        healthy.route(&five9_call("1001", &[])),
+        Ok(Decision::Connect(_))
+    ));
 }
 
 #[test]
