@@ -311,3 +311,20 @@ fn session_timers_are_negotiated() {
         "{ok:?}"
     );
 }
+
+#[test]
+fn agent_hold_and_resume_reinvites_are_answered() {
+    let agent_addr = loopback();
+    let gw = route_reason_gateway(agent_addr);
+    let agent = Sipp::new("agent_uas_hold.xml", agent_addr)
+        .set("route_reason", "held_then_resumed")
+        .pause(Duration::from_millis(200))
+        .spawn();
+    let five9 = Sipp::new("five9_uac.xml", loopback())
+        .remote(gw.sip)
+        .set("expect1", "X-RouteReason: held_then_resumed")
+        .run();
+    let agent = agent.wait();
+    agent.assert_passed();
+    five9.assert_passed();
+}

@@ -1077,3 +1077,79 @@ fn invite_retransmitted_after_the_200_makes_no_second_call() {
     let routed = gw.log().matches("routing call").count();
     assert_eq!(routed, 1, "the gateway routed one call\n{}", gw.log());
 }
+
+/// Bad digest credentials: the first failure gets a fresh challenge, the next
+/// one from the same source and Call-ID a bare 403; neither says why.
+#[test]
+fn bad_credentials_get_a_fresh_challenge_then_403() {
+    let gw = Gateway::start(
+        "route-reason",
+        "default_agent = \"sip:agent@127.0.0.1:9\"",
+        "allow = []\n[trunk.auth]\nrealm = \"trunkline\"\nalgorithms = [\"MD5\"]\nusers = { five9 = \"s3cret\" }\n",
+    );
+    let peer = UdpPeer::new(gw.sip);
+    let mut c = Ctx::new(peer.me, gw.sip);
+    let body = sdp(peer.me, &[0]);
+    let with_auth = |c: &Ctx, cseq: u32, auth: Option<&str>| {
+        let text = invite(c, &body).replace("CSeq: 1 INVITE", &format!("CSeq: {cseq} INVITE"));
+        match auth {
+            Some(a) => text.replacen(
+                "Max-Forwards: 70\r\n",
+                &format!("Max-Forwards: 70\r\nAuthorization: {a}\r\n"),
+                1,
+            ),
+            None => text,
+        }
+    };
+    let ack_for = |c: &Ctx, r: &Msg| {
+        format!(
+            "ACK sip:+14155550100@{gw} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={b};rport\r\nMax-Forwards: 70\r\nFrom: \"Five9\" <sip:+14155550123@five9.example.com>;tag={tag}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: {n} ACK\r\nContent-Length: 0\r\n\r\n",
+            gw = c.gw,
+            me = c.me,
+            b = c.branch,
+            tag = c.tag,
+            cid = c.call_id,
+            to = r.header("To").unwrap_or_default(),
+            n = r
+                .header("CSeq")
+                .and_then(|s| s.split_whitespace().next())
+                .unwrap_or("1"),
+        )
+    };
+
+    peer.send(&with_auth(&c, 1, None));
+    let (challenge, _) = peer.wait_for("401", SOON, |m| m.status() == Some(401));
+    peer.send(&ack_for(&c, &challenge));
+    let www = challenge
+        .header("WWW-Authenticate")
+        .expect("a challenge")
+        .to_owned();
+    let nonce = www
+        .split("nonce=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a nonce")
+        .to_owned();
+    let wrong = format!(
+        "Digest username=\"five9\", realm=\"trunkline\", nonce=\"{nonce}\", uri=\"sip:+14155550100@{}\", response=\"00000000000000000000000000000000\", algorithm=MD5",
+        gw.sip
+    );
+
+    c.branch = branch();
+    peer.send(&with_auth(&c, 2, Some(&wrong)));
+    let (again, _) = peer.wait_for("a fresh challenge", SOON, |m| {
+        m.status().is_some_and(|s| s >= 400)
+    });
+    assert_eq!(again.status(), Some(401), "{again:?}");
+    assert!(again.header("WWW-Authenticate").is_some());
+    peer.send(&ack_for(&c, &again));
+
+    c.branch = branch();
+    peer.send(&with_auth(&c, 3, Some(&wrong)));
+    let (forbidden, _) = peer.wait_for("403", SOON, |m| m.status().is_some_and(|s| s >= 400));
+    assert_eq!(forbidden.status(), Some(403), "{forbidden:?}");
+    assert!(forbidden.header("WWW-Authenticate").is_none());
+    assert_eq!(forbidden.reason(), "Forbidden", "the reason must not leak");
+    peer.send(&ack_for(&c, &forbidden));
+    assert!(!gw.log().contains("s3cret"));
+}

@@ -34,6 +34,18 @@ impl Gateway {
         trunk_toml: &str,
         gateway_toml: &str,
     ) -> Gateway {
+        Gateway::start_with_media(policy, policy_toml, trunk_toml, gateway_toml, "")
+    }
+
+    /// As [`Gateway::start_with`], with `media_toml` as the `[media]` body
+    /// (none when empty: the relay's defaults).
+    pub fn start_with_media(
+        policy: &str,
+        policy_toml: &str,
+        trunk_toml: &str,
+        gateway_toml: &str,
+        media_toml: &str,
+    ) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let policies = dir.path().join("policies");
         std::fs::create_dir(&policies).unwrap();
@@ -48,10 +60,15 @@ impl Gateway {
         } else {
             "allow = [\"127.0.0.0/8\"]\n"
         };
+        let media = if media_toml.is_empty() {
+            String::new()
+        } else {
+            format!("\n[media]\n{media_toml}\n")
+        };
         let config = format!(
             "[policy]\ndir = \"policies\"\n\n[sip]\nudp = \"{sip}\"\ntcp = \"{sip}\"\n\n\
              [gateway]\nring_timeout_secs = 10\n{gateway_toml}\n\n[policies.{policy}]\n{policy_toml}\n\n\
-             [[trunk]]\nname = \"five9\"\npolicy = \"{policy}\"\n{allow}{trunk_toml}\n"
+             [[trunk]]\nname = \"five9\"\npolicy = \"{policy}\"\n{allow}{trunk_toml}\n{media}"
         );
         let config_path = dir.path().join("trunkline.toml");
         std::fs::write(&config_path, config).unwrap();

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod gateway;
+pub mod rtp;
 pub mod sipp;
 
 use std::collections::BTreeMap;

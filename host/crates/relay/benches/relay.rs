@@ -44,7 +44,13 @@ fn main() {
     let mut runs: [Vec<RelayRun>; 2] = [Vec::new(), Vec::new()];
     // RELAY_BENCH_ONLY=sessions|reactor runs one design (for profiling).
     let only = std::env::var("RELAY_BENCH_ONLY").ok();
-    for round in 0..ROUNDS {
+    // RELAY_BENCH_ROUNDS=n overrides the number of rounds per design.
+    let rounds: usize = std::env::var("RELAY_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(ROUNDS)
+        .max(1);
+    for round in 0..rounds {
         for (i, mode) in [Mode::Sessions, Mode::Reactor].into_iter().enumerate() {
             if only.as_deref().is_some_and(|o| o != mode.name()) {
                 continue;
@@ -61,18 +67,18 @@ fn main() {
     }
     let mut medians = [0.0; 2];
     for (i, mode) in [Mode::Sessions, Mode::Reactor].into_iter().enumerate() {
-        let rounds = &mut runs[i];
-        if rounds.is_empty() {
+        let done = &mut runs[i];
+        if done.is_empty() {
             continue;
         }
-        rounds.sort_by(|a, b| {
+        done.sort_by(|a, b| {
             let cost = |r: &RelayRun| r.relay_cpu.per_packet(r.relayed).0;
             cost(a).total_cmp(&cost(b))
         });
-        let r = &rounds[rounds.len() / 2];
+        let r = &done[done.len() / 2];
         let (total, user, system) = r.relay_cpu.per_packet(r.relayed);
         medians[i] = total;
-        println!("{} (median of {ROUNDS}):", mode.describe());
+        println!("{} (median of {rounds}):", mode.describe());
         println!(
             "  {} packets relayed ({} dropped), {} received by peers",
             r.relayed, r.dropped, r.received
@@ -86,6 +92,22 @@ fn main() {
             "  added latency p50 {} µs, p99 {} µs, max {} µs",
             r.p50, r.p99, r.max
         );
+        if mode == Mode::Sessions {
+            let mut rss: Vec<f64> = done.iter().map(|r| r.rss_per_call).collect();
+            rss.sort_by(f64::total_cmp);
+            println!(
+                "  RSS per established call {:.1} KiB (median; target <= 64 KiB)",
+                rss[rss.len() / 2]
+            );
+        }
+        // One machine-readable line per design for tests/bench/rtp-relay.sh.
+        println!(
+            "RESULT {} cpu_us={total:.2} p50_us={} p99_us={} rss_kib_per_call={:.1}",
+            mode.name(),
+            r.p50,
+            r.p99,
+            r.rss_per_call
+        );
     }
     println!(
         "per-call tasks cost {:.2} µs/packet more than the ideal shared reactor \
@@ -94,7 +116,7 @@ fn main() {
     );
 }
 
-/// Rounds per design.
+/// Rounds per design (default).
 const ROUNDS: usize = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +150,8 @@ const MEASURING: u8 = 1;
 const DONE: u8 = 2;
 
 struct RelayRun {
+    /// RSS added per established call, KiB (sessions mode only).
+    rss_per_call: f64,
     relay_cpu: Cpu,
     process_cpu: Duration,
     relayed: u64,
@@ -144,7 +168,7 @@ fn run(mode: Mode, calls: usize, window: Duration) -> RelayRun {
     let (addr_tx, addr_rx) = std::sync::mpsc::channel::<Vec<(SocketAddr, SocketAddr)>>();
     let (relay_tx, relay_rx) = std::sync::mpsc::channel::<Vec<(SocketAddr, SocketAddr)>>();
     let (phase_tx, phase_rx) = watch::channel(WARMING);
-    let relay = std::thread::Builder::new()
+    let relay: std::thread::JoinHandle<(Cpu, u64, u64, f64)> = std::thread::Builder::new()
         .name("relay".into())
         .spawn(move || {
             let peers = addr_rx.recv().unwrap();
@@ -217,7 +241,7 @@ fn run(mode: Mode, calls: usize, window: Duration) -> RelayRun {
         }
         (all, cpu)
     });
-    let (relay_cpu, relayed, dropped) = relay.join().unwrap();
+    let (relay_cpu, relayed, dropped, rss_per_call) = relay.join().unwrap();
     latencies.sort_unstable();
     let pct = |p: f64| {
         let i = (latencies.len() as f64 * p) as usize;
@@ -227,6 +251,7 @@ fn run(mode: Mode, calls: usize, window: Duration) -> RelayRun {
             .unwrap_or(0)
     };
     RelayRun {
+        rss_per_call,
         relay_cpu,
         process_cpu,
         relayed,
@@ -244,12 +269,13 @@ fn sessions_relay(
     peers: Vec<(SocketAddr, SocketAddr)>,
     relay_tx: std::sync::mpsc::Sender<Vec<(SocketAddr, SocketAddr)>>,
     mut phase: watch::Receiver<u8>,
-) -> (Cpu, u64, u64) {
+) -> (Cpu, u64, u64, f64) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async move {
+        let rss0 = vm_rss_kib();
         let pool = PortPool::new(40000..=49999).unwrap();
         let global = Arc::new(RelayStats::new());
         let config = RelayConfig::default();
@@ -274,6 +300,12 @@ fn sessions_relay(
             .unwrap();
             sessions.push((session, events));
         }
+        // Let every session task run once (allocating what it keeps), then
+        // read RSS while the peers' thread waits for our addresses, so the
+        // delta is the sessions' own memory (socket buffers are kernel
+        // memory and not in RSS).
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let rss_per_call = vm_rss_kib().saturating_sub(rss0) as f64 / sessions.len().max(1) as f64;
         relay_tx.send(relay_addrs).unwrap();
         let total = |s: &[(MediaSession, _)]| {
             s.iter().fold((0, 0), |(relayed, dropped), (session, _)| {
@@ -291,8 +323,23 @@ fn sessions_relay(
         for (session, _) in sessions {
             session.stop().await;
         }
-        (cpu1 - cpu0, relayed1 - relayed0, dropped1 - dropped0)
+        (
+            cpu1 - cpu0,
+            relayed1 - relayed0,
+            dropped1 - dropped0,
+            rss_per_call,
+        )
     })
+}
+
+/// Resident set size of this process in KiB (VmRSS of /proc/self/status).
+fn vm_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// The alternative architecture at its cheapest: one level-triggered epoll
@@ -303,7 +350,7 @@ fn reactor_relay(
     peers: Vec<(SocketAddr, SocketAddr)>,
     relay_tx: std::sync::mpsc::Sender<Vec<(SocketAddr, SocketAddr)>>,
     phase: watch::Receiver<u8>,
-) -> (Cpu, u64, u64) {
+) -> (Cpu, u64, u64, f64) {
     use std::os::fd::AsRawFd;
     struct Route {
         socket: StdUdpSocket,
@@ -379,7 +426,7 @@ fn reactor_relay(
             }
             (DONE, Some(start)) => {
                 unsafe { libc::close(epfd) };
-                return (thread_cpu() - start, relayed, dropped);
+                return (thread_cpu() - start, relayed, dropped, 0.0);
             }
             _ => {}
         }

@@ -1,0 +1,672 @@
+//! Media through the real gateway: a Five9 and an agent written here speak
+//! SIP and RTP over loopback UDP, and what one says must reach the other the
+//! way a listener would notice — the same tone across a PCMU/PCMA
+//! transcoding, key presses relayed and counted once, silence toward a
+//! caller on hold, a BYE when the caller's media stops, audio that follows a
+//! caller sending from another port, and a 503 when no ports are left.
+
+mod support;
+
+use std::io::ErrorKind;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use support::gateway::Gateway;
+use support::rtp::{PCMA, PCMU, Packet, RtpPeer, analyse, send_digits};
+use support::sipp::loopback;
+
+/// How long a message the gateway owes us may take (debug build, shared
+/// cores).
+const SOON: Duration = Duration::from_secs(5);
+/// The tone every test sends.
+const TONE_HZ: f64 = 1000.0;
+/// Five9's telephone-event payload type; the agent's is the gateway's 101.
+const FIVE9_EVENT_PT: u8 = 96;
+const AGENT_EVENT_PT: u8 = 101;
+
+fn unique(what: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{what}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn branch() -> String {
+    format!("z9hG4bK-{}", unique("b"))
+}
+
+// ---------------------------------------------------------------- messages
+
+/// One SIP message as received.
+#[derive(Clone, Debug)]
+struct Msg(String);
+
+impl Msg {
+    fn start_line(&self) -> &str {
+        self.0.lines().next().unwrap_or("").trim_end()
+    }
+
+    fn status(&self) -> Option<u16> {
+        self.start_line()
+            .strip_prefix("SIP/2.0 ")?
+            .get(..3)?
+            .parse()
+            .ok()
+    }
+
+    fn method(&self) -> Option<&str> {
+        let line = self.start_line();
+        (!line.starts_with("SIP/")).then(|| line.split(' ').next().unwrap_or(""))
+    }
+
+    fn head_and_body(&self) -> (&str, &str) {
+        self.0.split_once("\r\n\r\n").unwrap_or((&self.0, ""))
+    }
+
+    fn headers(&self, name: &str) -> Vec<&str> {
+        self.head_and_body()
+            .0
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+            .collect()
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers(name).into_iter().next()
+    }
+
+    fn body(&self) -> &str {
+        self.head_and_body().1
+    }
+
+    fn contact_uri(&self) -> Option<&str> {
+        let c = self.header("Contact")?;
+        let start = c.find('<')? + 1;
+        let end = c[start..].find('>')? + start;
+        Some(&c[start..end])
+    }
+
+    /// Where the SDP body says to send RTP.
+    fn rtp_target(&self) -> SocketAddr {
+        let body = self.body();
+        let ip = body
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("c=IN IP4 "))
+            .unwrap_or_else(|| panic!("no c= line in {self:?}"));
+        let port = body
+            .lines()
+            .find_map(|l| l.strip_prefix("m=audio "))
+            .and_then(|m| m.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no m=audio line in {self:?}"));
+        format!("{}:{}", ip.trim(), port)
+            .parse()
+            .unwrap_or_else(|e| panic!("bad SDP address in {self:?}: {e}"))
+    }
+
+    fn audio_payloads(&self) -> Vec<&str> {
+        self.body()
+            .lines()
+            .find_map(|l| l.strip_prefix("m=audio "))
+            .map(|m| m.split_whitespace().skip(2).collect())
+            .unwrap_or_default()
+    }
+
+    fn has_attribute(&self, a: &str) -> bool {
+        self.body().lines().any(|l| l.trim() == a)
+    }
+}
+
+/// Our response to a request: Via, From, To (tagged when `tag`), Call-ID,
+/// CSeq copied, then `extra` header lines and `body`.
+fn reply_to(req: &Msg, status: &str, tag: Option<&str>, extra: &str, body: &str) -> String {
+    let mut text = format!("SIP/2.0 {status}\r\n");
+    for via in req.headers("Via") {
+        text += &format!("Via: {via}\r\n");
+    }
+    let to = req.header("To").unwrap_or_default();
+    let to = match tag {
+        Some(t) if !to.contains(";tag=") => format!("{to};tag={t}"),
+        _ => to.to_owned(),
+    };
+    text += &format!("To: {to}\r\n");
+    for name in ["From", "Call-ID", "CSeq"] {
+        text += &format!("{name}: {}\r\n", req.header(name).unwrap_or_default());
+    }
+    text + extra + &format!("Content-Length: {}\r\n\r\n{body}", body.len())
+}
+
+/// An SDP body for `rtp` with `codecs` (payload type, encoding name) and
+/// the `direction` attribute.
+fn sdp(rtp: SocketAddr, codecs: &[(u8, &str)], direction: &str) -> String {
+    let ip = rtp.ip();
+    let list: Vec<String> = codecs.iter().map(|(pt, _)| pt.to_string()).collect();
+    let mut text = format!(
+        "v=0\r\no=peer 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP {}\r\n",
+        rtp.port(),
+        list.join(" ")
+    );
+    for (pt, name) in codecs {
+        text += &format!("a=rtpmap:{pt} {name}/8000\r\n");
+        if name.starts_with("telephone-event") {
+            text += &format!("a=fmtp:{pt} 0-15\r\n");
+        }
+    }
+    text + &format!("a={direction}\r\n")
+}
+
+/// Five9's usual offer: PCMU, PCMA, telephone-event on 96.
+fn five9_offer(rtp: SocketAddr, direction: &str) -> String {
+    sdp(
+        rtp,
+        &[
+            (PCMU, "PCMU"),
+            (PCMA, "PCMA"),
+            (FIVE9_EVENT_PT, "telephone-event"),
+        ],
+        direction,
+    )
+}
+
+// ------------------------------------------------------------- SIP peer
+
+/// A raw SIP peer on its own loopback address, talking to the gateway.
+struct SipPeer {
+    sock: UdpSocket,
+    me: SocketAddr,
+    gw: SocketAddr,
+}
+
+impl SipPeer {
+    fn new(gw: SocketAddr) -> SipPeer {
+        let me = loopback();
+        let sock = UdpSocket::bind(me).expect("binding the SIP peer");
+        SipPeer { sock, me, gw }
+    }
+
+    fn send(&self, text: &str) {
+        self.sock
+            .send_to(text.as_bytes(), self.gw)
+            .expect("sending to the gateway");
+    }
+
+    fn recv(&self, limit: Duration) -> Option<Msg> {
+        let until = Instant::now() + limit;
+        let mut buf = vec![0; 70_000];
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            self.sock
+                .set_read_timeout(Some(left.min(Duration::from_millis(100))))
+                .expect("timeout");
+            match self.sock.recv_from(&mut buf) {
+                Ok((n, from)) if from == self.gw => {
+                    return Some(Msg(String::from_utf8_lossy(&buf[..n]).into_owned()));
+                }
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) => panic!("receiving from the gateway: {e}"),
+            }
+        }
+    }
+
+    /// The first message `want` accepts within `limit`; panics listing the
+    /// others when none does.
+    fn wait_for(&self, what: &str, limit: Duration, want: impl Fn(&Msg) -> bool) -> Msg {
+        let until = Instant::now() + limit;
+        let mut seen = Vec::new();
+        while let Some(m) = self.recv(until.saturating_duration_since(Instant::now())) {
+            if want(&m) {
+                return m;
+            }
+            seen.push(m);
+        }
+        panic!("no {what} within {limit:?}; received instead: {seen:#?}");
+    }
+}
+
+/// Five9's side of one call.
+struct Five9 {
+    sip: SipPeer,
+    call_id: String,
+    tag: String,
+    cseq: u32,
+    /// The gateway's 200 OK to the INVITE (dialog From/To/Contact).
+    ok: Option<Msg>,
+}
+
+impl Five9 {
+    fn new(gw: &Gateway) -> Five9 {
+        Five9 {
+            sip: SipPeer::new(gw.sip),
+            call_id: unique("f9"),
+            tag: unique("tag"),
+            cseq: 1,
+            ok: None,
+        }
+    }
+
+    /// Sends the INVITE offering `body`; returns the final response (100
+    /// and 18x skipped). A 2xx is ACKed.
+    fn invite(&mut self, body: &str) -> Msg {
+        let me = self.sip.me;
+        let gw = self.sip.gw;
+        self.sip.send(&format!(
+            "INVITE sip:+14155550100@{gw} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {me};branch={b};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: \"Five9\" <sip:+14155550123@five9.example.com>;tag={tag}\r\n\
+             To: <sip:+14155550100@{gw}>\r\n\
+             Call-ID: {cid}\r\n\
+             CSeq: 1 INVITE\r\n\
+             Contact: <sip:five9@{me}>\r\n\
+             Content-Type: application/sdp\r\n\
+             Content-Length: {len}\r\n\r\n{body}",
+            b = branch(),
+            tag = self.tag,
+            cid = self.call_id,
+            len = body.len(),
+        ));
+        let cid = self.call_id.clone();
+        let last = self
+            .sip
+            .wait_for("final response to the INVITE", SOON * 2, |m| {
+                m.header("Call-ID") == Some(cid.as_str()) && m.status().is_some_and(|s| s >= 200)
+            });
+        if last.status() == Some(200) {
+            self.ok = Some(last.clone());
+            self.ack(1);
+        }
+        last
+    }
+
+    /// An in-dialog request `method` with CSeq `cseq` and `body` (SDP when
+    /// not empty).
+    fn in_dialog(&self, method: &str, cseq: u32, body: &str) -> String {
+        let ok = self.ok.as_ref().expect("an established call");
+        let ctype = if body.is_empty() {
+            ""
+        } else {
+            "Content-Type: application/sdp\r\n"
+        };
+        format!(
+            "{method} {target} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {me};branch={b};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: {from}\r\n\
+             To: {to}\r\n\
+             Call-ID: {cid}\r\n\
+             CSeq: {cseq} {method}\r\n\
+             Contact: <sip:five9@{me}>\r\n\
+             {ctype}Content-Length: {len}\r\n\r\n{body}",
+            target = ok.contact_uri().expect("Contact in the 200 OK"),
+            me = self.sip.me,
+            b = branch(),
+            from = ok.header("From").expect("From"),
+            to = ok.header("To").expect("To"),
+            cid = self.call_id,
+            len = body.len(),
+        )
+    }
+
+    fn ack(&self, cseq: u32) {
+        self.sip.send(&self.in_dialog("ACK", cseq, ""));
+    }
+
+    /// A re-INVITE offering `body`; returns the 200 OK (ACKed).
+    fn reinvite(&mut self, body: &str) -> Msg {
+        self.cseq += 1;
+        let cseq = self.cseq;
+        self.sip.send(&self.in_dialog("INVITE", cseq, body));
+        let want = format!("{cseq} INVITE");
+        let ok = self.sip.wait_for("200 to the re-INVITE", SOON, |m| {
+            m.header("CSeq") == Some(want.as_str()) && m.status().is_some_and(|s| s >= 200)
+        });
+        assert_eq!(ok.status(), Some(200), "re-INVITE answered: {ok:?}");
+        self.ack(cseq);
+        ok
+    }
+
+    /// The 200 OK's SDP: where to send RTP.
+    fn media_target(&self) -> SocketAddr {
+        self.ok.as_ref().expect("an established call").rtp_target()
+    }
+}
+
+/// The agent: a UAS that answers the gateway's INVITE with `codecs`.
+struct Agent {
+    sip: SipPeer,
+    rtp: RtpPeer,
+    /// The gateway's INVITE (its SDP offer).
+    invite: Option<Msg>,
+}
+
+impl Agent {
+    fn new() -> Agent {
+        // The gateway's address is learnt from its INVITE; filter on any.
+        let me = loopback();
+        let sock = UdpSocket::bind(me).expect("binding the agent");
+        Agent {
+            sip: SipPeer {
+                sock,
+                me,
+                gw: "0.0.0.0:0".parse().expect("placeholder"),
+            },
+            rtp: RtpPeer::bind(),
+            invite: None,
+        }
+    }
+
+    fn policy_toml(&self) -> String {
+        format!("default_agent = \"sip:agent@{}\"", self.sip.me)
+    }
+
+    /// Answers the gateway's INVITE with `codecs` and waits for the ACK.
+    fn answer(&mut self, gw: &Gateway, codecs: &[(u8, &str)]) {
+        self.sip.gw = gw.sip;
+        let inv = self.sip.wait_for("the gateway's INVITE", SOON * 2, |m| {
+            m.method() == Some("INVITE")
+        });
+        let contact = format!("Contact: <sip:agent@{}>\r\n", self.sip.me);
+        let extra = contact + "Content-Type: application/sdp\r\n";
+        let body = sdp(self.rtp.addr, codecs, "sendrecv");
+        self.sip
+            .send(&reply_to(&inv, "200 OK", Some("agent"), &extra, &body));
+        self.sip.wait_for("ACK of the agent's 200", SOON, |m| {
+            m.method() == Some("ACK")
+        });
+        self.invite = Some(inv);
+    }
+
+    /// Where the gateway's offer says to send RTP.
+    fn media_target(&self) -> SocketAddr {
+        self.invite.as_ref().expect("answered").rtp_target()
+    }
+}
+
+/// A connected call: Five9 offered PCMU/PCMA, the agent answered `codecs`.
+fn connect(gw: &Gateway, agent: &mut Agent, f9_rtp: SocketAddr, codecs: &[(u8, &str)]) -> Five9 {
+    let mut five9 = Five9::new(gw);
+    let offer = five9_offer(f9_rtp, "sendrecv");
+    std::thread::scope(|s| {
+        let answering = s.spawn(|| agent.answer(gw, codecs));
+        let last = five9.invite(&offer);
+        answering.join().expect("the agent answered");
+        assert_eq!(last.status(), Some(200), "call connected: {last:?}");
+    });
+    five9
+}
+
+const AGENT_PCMA: &[(u8, &str)] = &[(PCMA, "PCMA"), (AGENT_EVENT_PT, "telephone-event")];
+
+fn gateway(agent: &Agent, media_toml: &str) -> Gateway {
+    Gateway::start_with_media("route-reason", &agent.policy_toml(), "", "", media_toml)
+}
+
+/// Asserts `packets` carry the test tone with payload type `pt`.
+fn assert_tone(what: &str, packets: &[Packet], pt: u8) {
+    assert!(
+        packets.len() >= 25,
+        "{what}: too few packets arrived ({})",
+        packets.len()
+    );
+    assert!(
+        packets.iter().all(|p| p.pt == pt),
+        "{what}: every packet is payload type {pt}: {:?}",
+        packets.iter().map(|p| p.pt).collect::<Vec<_>>()
+    );
+    let a = analyse(packets).unwrap_or_else(|| panic!("{what}: no analysable run of audio"));
+    assert!(
+        (a.freq - TONE_HZ).abs() < 3.0,
+        "{what}: the tone arrives at {TONE_HZ} Hz: {a:?}"
+    );
+    assert!(a.snr_db > 25.0, "{what}: the tone arrives clean: {a:?}");
+}
+
+// ------------------------------------------------------------------ tests
+
+/// A PCMU tone from Five9 reaches an agent that answered PCMA as the same
+/// tone, and the agent's PCMA tone reaches Five9 as PCMU.
+#[test]
+fn tone_is_transcoded_both_ways() {
+    let mut agent = Agent::new();
+    let gw = gateway(&agent, "");
+    let f9_rtp = RtpPeer::bind();
+    let five9 = connect(&gw, &mut agent, f9_rtp.addr, AGENT_PCMA);
+    let ok = five9.ok.as_ref().expect("200");
+    assert_eq!(
+        ok.audio_payloads().first().copied(),
+        Some("0"),
+        "Five9 is answered PCMU, its first choice: {ok:?}"
+    );
+
+    let _to_agent = f9_rtp.send_tone(five9.media_target(), PCMU, TONE_HZ);
+    let _to_five9 = agent.rtp.send_tone(agent.media_target(), PCMA, TONE_HZ);
+    agent.rtp.drain();
+    f9_rtp.drain();
+    let at_agent = agent.rtp.collect(Duration::from_millis(1000), None);
+    let at_five9 = f9_rtp.collect(Duration::from_millis(1000), None);
+    assert_tone("Five9 -> agent", &at_agent, PCMA);
+    assert_tone("agent -> Five9", &at_five9, PCMU);
+}
+
+/// An offer with Opus only cannot be bridged to Five9's G.711 world: 488
+/// with a Warning saying why.
+#[test]
+fn opus_only_offer_gets_488_with_warning() {
+    let agent = Agent::new();
+    let gw = gateway(&agent, "");
+    let mut five9 = Five9::new(&gw);
+    let rtp = loopback();
+    let mut offer = sdp(rtp, &[(111, "opus")], "sendrecv");
+    offer = offer.replace("opus/8000", "opus/48000/2");
+    let last = five9.invite(&offer);
+    assert_eq!(last.status(), Some(488), "{last:?}");
+    let warning = last.header("Warning").unwrap_or_default();
+    assert!(
+        warning.starts_with("399 ") && warning.contains('"'),
+        "a Warning with text: {last:?}"
+    );
+    // The 488 needs its ACK; and no agent was called for it.
+    assert!(
+        agent.sip.recv(Duration::from_millis(300)).is_none(),
+        "the agent is not called"
+    );
+}
+
+/// Key presses 1, 2, # from Five9 (RFC 4733 on payload type 96, each with
+/// three end packets) reach the agent on its own payload type 101, one
+/// event each.
+#[test]
+fn dtmf_is_relayed_with_the_agents_payload_type() {
+    let mut agent = Agent::new();
+    let gw = gateway(&agent, "");
+    let f9_rtp = RtpPeer::bind();
+    let five9 = connect(&gw, &mut agent, f9_rtp.addr, AGENT_PCMA);
+    let target = five9.media_target();
+    let ok = five9.ok.as_ref().expect("200");
+    assert!(
+        ok.audio_payloads().contains(&"96"),
+        "telephone-event answered on Five9's type: {ok:?}"
+    );
+
+    let presses = [1u8, 2, 11];
+    let sender = f9_rtp.sock.try_clone().expect("clone");
+    let sending = std::thread::spawn(move || {
+        send_digits(
+            &sender,
+            target,
+            FIVE9_EVENT_PT,
+            &presses,
+            Duration::from_millis(100),
+        )
+    });
+    let got = agent.rtp.collect(Duration::from_millis(3000), None);
+    sending.join().expect("sent");
+
+    assert!(!got.is_empty(), "events reach the agent");
+    assert!(
+        got.iter().all(|p| p.pt == AGENT_EVENT_PT),
+        "on the agent's telephone-event type: {:?}",
+        got.iter().map(|p| p.pt).collect::<Vec<_>>()
+    );
+    // One press = one RTP timestamp; its code is the first payload byte.
+    let mut events: Vec<(u32, u8)> = got
+        .iter()
+        .filter(|p| p.payload.len() >= 4)
+        .map(|p| (p.ts, p.payload[0]))
+        .collect();
+    events.dedup();
+    let codes: Vec<u8> = events.iter().map(|(_, c)| *c).collect();
+    assert_eq!(codes, presses, "each press relayed once, in order: {got:?}");
+    let ends = got.iter().filter(|p| p.payload[1] & 0x80 != 0).count();
+    assert_eq!(ends, 9, "the end packets are relayed with their E bit");
+}
+
+/// Five9 puts the call on hold (sendonly): the gateway answers recvonly and
+/// agent audio stops reaching Five9, while Five9's still reaches the agent;
+/// resuming brings the agent's audio back.
+#[test]
+fn hold_stops_audio_toward_five9_and_resume_restores_it() {
+    let mut agent = Agent::new();
+    let gw = gateway(&agent, "");
+    let f9_rtp = RtpPeer::bind();
+    let mut five9 = connect(&gw, &mut agent, f9_rtp.addr, AGENT_PCMA);
+    let _to_agent = f9_rtp.send_tone(five9.media_target(), PCMU, TONE_HZ);
+    let _to_five9 = agent.rtp.send_tone(agent.media_target(), PCMA, TONE_HZ);
+    f9_rtp.drain();
+    let before = f9_rtp.collect(Duration::from_millis(400), None);
+    assert!(before.len() >= 10, "audio flows before the hold");
+
+    let held = five9.reinvite(&five9_offer(f9_rtp.addr, "sendonly"));
+    assert!(
+        held.has_attribute("a=recvonly"),
+        "hold answered recvonly: {held:?}"
+    );
+    f9_rtp.drain();
+    agent.rtp.drain();
+    let on_hold = f9_rtp.collect(Duration::from_millis(600), None);
+    let agent_hears = agent.rtp.collect(Duration::from_millis(400), None);
+    assert!(
+        on_hold.is_empty(),
+        "no agent audio toward Five9 on hold: {} packets",
+        on_hold.len()
+    );
+    assert!(
+        agent_hears.len() >= 10,
+        "the agent still hears the caller on hold: {} packets",
+        agent_hears.len()
+    );
+
+    let resumed = five9.reinvite(&five9_offer(f9_rtp.addr, "sendrecv"));
+    assert!(
+        !resumed.has_attribute("a=recvonly") && !resumed.has_attribute("a=inactive"),
+        "resume answered sendrecv: {resumed:?}"
+    );
+    f9_rtp.drain();
+    let after = f9_rtp.collect(Duration::from_millis(1000), None);
+    assert_tone("agent -> Five9 after resume", &after, PCMU);
+}
+
+/// With a 1 s media timeout, a call stays up while both sides send, and
+/// ends with a BYE to Five9 saying `media-timeout` once the caller stops.
+#[test]
+fn caller_silence_ends_the_call_with_media_timeout() {
+    let mut agent = Agent::new();
+    let gw = gateway(&agent, "timeout_secs = 1");
+    let f9_rtp = RtpPeer::bind();
+    let five9 = connect(&gw, &mut agent, f9_rtp.addr, AGENT_PCMA);
+    let to_agent = f9_rtp.send_tone(five9.media_target(), PCMU, TONE_HZ);
+    let _to_five9 = agent.rtp.send_tone(agent.media_target(), PCMA, TONE_HZ);
+
+    // Twice the timeout with media flowing: no BYE.
+    let early = five9.sip.recv(Duration::from_millis(2000));
+    assert!(
+        early.as_ref().is_none_or(|m| m.method() != Some("BYE")),
+        "no BYE while media flows: {early:?}"
+    );
+
+    to_agent.stop();
+    let stopped = Instant::now();
+    let bye = five9
+        .sip
+        .wait_for("BYE after the caller's silence", SOON, |m| {
+            m.method() == Some("BYE")
+        });
+    assert!(
+        stopped.elapsed() >= Duration::from_millis(800),
+        "not before the timeout ({:?})",
+        stopped.elapsed()
+    );
+    five9.sip.send(&reply_to(&bye, "200 OK", None, "", ""));
+    assert_eq!(
+        bye.header("X-RouteReason"),
+        Some("media-timeout"),
+        "the BYE says why: {bye:?}"
+    );
+    let agent_bye = agent
+        .sip
+        .wait_for("BYE to the agent", SOON, |m| m.method() == Some("BYE"));
+    agent
+        .sip
+        .send(&reply_to(&agent_bye, "200 OK", None, "", ""));
+}
+
+/// Five9 sends RTP from another port than its SDP says (a NAT): the relay
+/// latches onto the real source and the agent's audio follows it there.
+#[test]
+fn agent_audio_follows_the_callers_actual_source() {
+    let mut agent = Agent::new();
+    let gw = gateway(&agent, "");
+    let advertised = RtpPeer::bind();
+    let actual = RtpPeer::bind();
+    let five9 = connect(&gw, &mut agent, advertised.addr, AGENT_PCMA);
+    let _from_actual = actual.send_tone(five9.media_target(), PCMU, TONE_HZ);
+    let _to_five9 = agent.rtp.send_tone(agent.media_target(), PCMA, TONE_HZ);
+    // Let the first packets latch, then listen.
+    std::thread::sleep(Duration::from_millis(200));
+    actual.drain();
+    advertised.drain();
+    let at_actual = actual.collect(Duration::from_millis(1000), None);
+    let at_advertised = advertised.collect(Duration::from_millis(200), None);
+    assert_tone("agent -> Five9's real port", &at_actual, PCMU);
+    assert!(
+        at_advertised.is_empty(),
+        "nothing goes to the advertised port once latched: {} packets",
+        at_advertised.len()
+    );
+    assert!(
+        at_actual.iter().all(|p| p.from == five9.media_target()),
+        "sent from the port our SDP answer gave (symmetric RTP)"
+    );
+}
+
+/// With ports for one call only, a second caller gets 503 (with a Warning)
+/// while the first call holds them.
+#[test]
+fn exhausted_port_pool_gives_503() {
+    let mut agent = Agent::new();
+    // One call = two legs = two RTP/RTCP pairs = four ports.
+    let base = 40_000 + 4 * (std::process::id() % 2000) as u16;
+    let media = format!("port_min = {base}\nport_max = {}", base + 3);
+    let gw = gateway(&agent, &media);
+    let f9_rtp = RtpPeer::bind();
+    let first = connect(&gw, &mut agent, f9_rtp.addr, AGENT_PCMA);
+    assert!(first.ok.is_some());
+
+    let mut second = Five9::new(&gw);
+    let last = second.invite(&five9_offer(loopback(), "sendrecv"));
+    assert_eq!(last.status(), Some(503), "{last:?}");
+    assert!(
+        last.header("Warning").is_some(),
+        "the 503 says why: {last:?}"
+    );
+}
