@@ -255,10 +255,11 @@ impl Five9 {
     }
 
     /// Sends the INVITE offering `body`; returns the final response (100
-    /// and 18x skipped). A 2xx is ACKed.
+    /// and 18x skipped), ACKed.
     fn invite(&mut self, body: &str) -> Msg {
         let me = self.sip.me;
         let gw = self.sip.gw;
+        let b = branch();
         self.sip.send(&format!(
             "INVITE sip:+14155550100@{gw} SIP/2.0\r\n\
              Via: SIP/2.0/UDP {me};branch={b};rport\r\n\
@@ -270,7 +271,6 @@ impl Five9 {
              Contact: <sip:five9@{me}>\r\n\
              Content-Type: application/sdp\r\n\
              Content-Length: {len}\r\n\r\n{body}",
-            b = branch(),
             tag = self.tag,
             cid = self.call_id,
             len = body.len(),
@@ -284,6 +284,21 @@ impl Five9 {
         if last.status() == Some(200) {
             self.ok = Some(last.clone());
             self.ack(1);
+        } else {
+            // A non-2xx is ACKed in its transaction (RFC 3261 §17.1.1.3).
+            self.sip.send(&format!(
+                "ACK sip:+14155550100@{gw} SIP/2.0\r\n\
+                 Via: SIP/2.0/UDP {me};branch={b};rport\r\n\
+                 Max-Forwards: 70\r\n\
+                 From: {from}\r\n\
+                 To: {to}\r\n\
+                 Call-ID: {cid}\r\n\
+                 CSeq: 1 ACK\r\n\
+                 Content-Length: 0\r\n\r\n",
+                from = last.header("From").unwrap_or_default(),
+                to = last.header("To").unwrap_or_default(),
+                cid = self.call_id,
+            ));
         }
         last
     }
@@ -333,6 +348,18 @@ impl Five9 {
         assert_eq!(ok.status(), Some(200), "re-INVITE answered: {ok:?}");
         self.ack(cseq);
         ok
+    }
+
+    /// Hangs up and waits for the gateway's 200.
+    fn bye(&mut self) {
+        self.cseq += 1;
+        let cseq = self.cseq;
+        self.sip.send(&self.in_dialog("BYE", cseq, ""));
+        let want = format!("{cseq} BYE");
+        let ok = self.sip.wait_for("200 to our BYE", SOON, |m| {
+            m.header("CSeq") == Some(want.as_str()) && m.status().is_some()
+        });
+        assert_eq!(ok.status(), Some(200), "BYE answered: {ok:?}");
     }
 
     /// The 200 OK's SDP: where to send RTP.
@@ -424,6 +451,7 @@ fn assert_tone(what: &str, packets: &[Packet], pt: u8) {
         packets.iter().map(|p| p.pt).collect::<Vec<_>>()
     );
     let a = analyse(packets).unwrap_or_else(|| panic!("{what}: no analysable run of audio"));
+    eprintln!("{what}: {a:?}");
     assert!(
         (a.freq - TONE_HZ).abs() < 3.0,
         "{what}: the tone arrives at {TONE_HZ} Hz: {a:?}"
@@ -462,8 +490,9 @@ fn tone_is_transcoded_both_ways() {
 /// with a Warning saying why.
 #[test]
 fn opus_only_offer_gets_488_with_warning() {
-    let agent = Agent::new();
+    let mut agent = Agent::new();
     let gw = gateway(&agent, "");
+    agent.sip.gw = gw.sip;
     let mut five9 = Five9::new(&gw);
     let rtp = loopback();
     let mut offer = sdp(rtp, &[(111, "opus")], "sendrecv");
@@ -472,10 +501,10 @@ fn opus_only_offer_gets_488_with_warning() {
     assert_eq!(last.status(), Some(488), "{last:?}");
     let warning = last.header("Warning").unwrap_or_default();
     assert!(
-        warning.starts_with("399 ") && warning.contains('"'),
+        warning.starts_with("305 ") && warning.contains('"'),
         "a Warning with text: {last:?}"
     );
-    // The 488 needs its ACK; and no agent was called for it.
+    // No agent was called for it.
     assert!(
         agent.sip.recv(Duration::from_millis(300)).is_none(),
         "the agent is not called"
@@ -650,7 +679,7 @@ fn agent_audio_follows_the_callers_actual_source() {
 }
 
 /// With ports for one call only, a second caller gets 503 (with a Warning)
-/// while the first call holds them.
+/// while the first call holds them; once it ends, the next caller connects.
 #[test]
 fn exhausted_port_pool_gives_503() {
     let mut agent = Agent::new();
@@ -659,8 +688,7 @@ fn exhausted_port_pool_gives_503() {
     let media = format!("port_min = {base}\nport_max = {}", base + 3);
     let gw = gateway(&agent, &media);
     let f9_rtp = RtpPeer::bind();
-    let first = connect(&gw, &mut agent, f9_rtp.addr, AGENT_PCMA);
-    assert!(first.ok.is_some());
+    let mut first = connect(&gw, &mut agent, f9_rtp.addr, AGENT_PCMA);
 
     let mut second = Five9::new(&gw);
     let last = second.invite(&five9_offer(loopback(), "sendrecv"));
@@ -669,4 +697,14 @@ fn exhausted_port_pool_gives_503() {
         last.header("Warning").is_some(),
         "the 503 says why: {last:?}"
     );
+
+    first.bye();
+    let bye = agent
+        .sip
+        .wait_for("BYE to the agent", SOON, |m| m.method() == Some("BYE"));
+    agent.sip.send(&reply_to(&bye, "200 OK", None, "", ""));
+    // The relay hands its ports back as it stops, in the background.
+    std::thread::sleep(Duration::from_millis(500));
+    let third = connect(&gw, &mut agent, f9_rtp.addr, AGENT_PCMA);
+    assert!(third.ok.is_some(), "the freed ports serve the next call");
 }

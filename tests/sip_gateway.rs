@@ -328,3 +328,39 @@ fn agent_hold_and_resume_reinvites_are_answered() {
     agent.assert_passed();
     five9.assert_passed();
 }
+
+#[test]
+fn agent_named_by_dns_is_resolved() {
+    // 127.0.0.1 and a free port: `localhost` resolves there.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let agent_addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let gw = Gateway::start(
+        "route-reason",
+        &format!("default_agent = \"sip:agent@localhost:{port}\""),
+        "",
+    );
+    let agent = Sipp::new("agent_uas.xml", agent_addr)
+        .pause(Duration::from_millis(200))
+        .spawn();
+    Sipp::new("five9_uac_expect_route_reason.xml", loopback())
+        .remote(gw.sip)
+        .run()
+        .assert_passed();
+    agent.wait().assert_passed();
+
+    // A name that does not resolve: the caller gets 503, not silence.
+    let gw = Gateway::start(
+        "route-reason",
+        "default_agent = \"sip:agent@no-such-host.invalid\"",
+        "",
+    );
+    Sipp::new("five9_uac_reject.xml", loopback())
+        .remote(gw.sip)
+        .set("expect_status", "503")
+        .run()
+        .assert_passed();
+}

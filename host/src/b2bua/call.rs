@@ -67,6 +67,8 @@ pub(crate) struct Call {
     /// Whether the caller is still on the line (no BYE/CANCEL from them).
     pub(crate) caller_up: bool,
 
+    /// The policy's extra headers for the agent's INVITE.
+    pub(crate) agent_extra: Vec<Header>,
     /// Our INVITE to the agent and its client transaction.
     pub(crate) agent_invite: Option<Wire>,
     pub(crate) agent_tx: Option<TransactionKey>,

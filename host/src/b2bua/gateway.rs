@@ -53,6 +53,9 @@ pub enum GatewayEvent {
     },
     /// How many calls are active.
     ActiveCalls(oneshot::Sender<usize>),
+    /// Internal: the agent's host name was resolved for call `.0`.
+    #[doc(hidden)]
+    AgentResolved(u64, Result<(SocketAddr, TransportKind), String>),
 }
 
 /// Timers the calls own (the transactions own theirs).
@@ -470,6 +473,13 @@ impl Gateway {
                     _ => false,
                 };
                 let _ = reply.send(ok);
+            }
+            GatewayEvent::AgentResolved(key, Ok((addr, kind))) => {
+                self.start_agent_leg(key, addr, kind)
+            }
+            GatewayEvent::AgentResolved(key, Err(why)) => {
+                tracing::warn!(call_id = %format_call_id(key), %why, "cannot reach the agent");
+                self.fail_before_answer(key, 503);
             }
             GatewayEvent::ActiveCalls(reply) => {
                 let active = self

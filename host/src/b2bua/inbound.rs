@@ -8,8 +8,9 @@ use trunkline_sip::message::{Host, Method, Scheme, SipMessage, Uri, new_branch, 
 use trunkline_sip::transaction::{AckBuilder, Reliability, TransactionKey};
 
 use super::admission::Verdict;
+use super::call::CallKey;
 use super::call::{Call, Leg, Phase, format_call_id};
-use super::gateway::{CallTimer, Gateway};
+use super::gateway::{CallTimer, Gateway, GatewayEvent};
 use super::media::MediaFailure;
 use super::wire::Wire;
 use crate::invite::{InviteSource, call_from_message};
@@ -148,6 +149,7 @@ impl Gateway {
             caller_dialog: None,
             caller_ok: None,
             caller_up: true,
+            agent_extra: Vec::new(),
             agent_invite: None,
             agent_tx: None,
             agent_dialog: None,
@@ -166,7 +168,63 @@ impl Gateway {
             held_delivery: None,
         };
         self.by_tx.insert(key, (call_key, Leg::Caller));
-        match self.agent_invite(&call, &connect.headers) {
+        call.agent_extra = connect.headers;
+        let target = call.target.clone();
+        self.calls.insert(call_key, call);
+        let ring = Duration::from_secs(self.config.gateway.ring_timeout_secs);
+        self.arm(call_key, ring, CallTimer::RingTimeout);
+        match agent_address(&target) {
+            Ok(AgentAddress::Ready(addr, kind)) => self.start_agent_leg(call_key, addr, kind),
+            Ok(AgentAddress::Resolve { host, port, kind }) => {
+                // Resolved off the core task; the call waits in Calling (the
+                // ring timeout still applies).
+                let events = self.events_tx.clone();
+                // Our sockets speak one address family: prefer its records.
+                let want_v4 = self.advertise.is_ipv4();
+                tokio::spawn(async move {
+                    let result = match tokio::net::lookup_host((host.as_str(), port)).await {
+                        Ok(addrs) => {
+                            let addrs: Vec<SocketAddr> = addrs.collect();
+                            addrs
+                                .iter()
+                                .find(|a| a.is_ipv4() == want_v4)
+                                .or(addrs.first())
+                                .copied()
+                                .ok_or_else(|| format!("`{host}` has no address"))
+                        }
+                        Err(e) => Err(format!("cannot resolve `{host}`: {e}")),
+                    };
+                    let _ = events
+                        .send(GatewayEvent::AgentResolved(
+                            call_key,
+                            result.map(|a| (a, kind)),
+                        ))
+                        .await;
+                });
+            }
+            Err(why) => {
+                tracing::warn!(%call_id, %target, %why, "cannot reach the agent");
+                self.fail_before_answer(call_key, 503);
+            }
+        }
+    }
+
+    /// The agent's address is known: send our INVITE.
+    pub(crate) fn start_agent_leg(
+        &mut self,
+        call_key: CallKey,
+        addr: SocketAddr,
+        kind: TransportKind,
+    ) {
+        let now = Instant::now();
+        let Some(call) = self.calls.get(&call_key) else {
+            return;
+        };
+        if call.phase != Phase::Calling || call.end_reason.is_some() {
+            return; // The caller left while the agent's name was resolved.
+        }
+        let call_id = call.id();
+        match self.agent_invite(call, addr, kind) {
             Ok((wire, agent_key, rel)) => {
                 let builder: AckBuilder<Wire> = Box::new(|invite: &Wire, response: &Wire| {
                     let ack = dialog::ack_for_failure(&invite.msg, &response.msg)
@@ -179,26 +237,23 @@ impl Gateway {
                 if self
                     .table
                     .start_client_invite(now, agent_key.clone(), rel, wire.clone(), builder)
-                    .is_ok()
+                    .is_err()
                 {
-                    self.by_tx.insert(agent_key.clone(), (call_key, Leg::Agent));
+                    tracing::error!(%call_id, "agent transaction could not start");
+                    self.fail_before_answer(call_key, 500);
+                    return;
+                }
+                self.by_tx.insert(agent_key.clone(), (call_key, Leg::Agent));
+                if let Some(call) = self.calls.get_mut(&call_key) {
                     // Keeps the call until the INVITE transaction ends, so
                     // an answer racing a CANCEL still gets its ACK and BYE.
                     call.pending.push(agent_key.clone());
                     call.agent_invite = Some(wire);
                     call.agent_tx = Some(agent_key);
-                    self.calls.insert(call_key, call);
-                    let ring = Duration::from_secs(self.config.gateway.ring_timeout_secs);
-                    self.arm(call_key, ring, CallTimer::RingTimeout);
-                    return;
                 }
-                tracing::error!(%call_id, "agent transaction could not start");
-                self.calls.insert(call_key, call);
-                self.fail_before_answer(call_key, 500);
             }
             Err(why) => {
-                tracing::warn!(%call_id, target = %connect.target, %why, "cannot reach the agent");
-                self.calls.insert(call_key, call);
+                tracing::warn!(%call_id, %why, "cannot build the agent's INVITE");
                 self.fail_before_answer(call_key, 503);
             }
         }
@@ -209,33 +264,11 @@ impl Gateway {
     fn agent_invite(
         &self,
         call: &Call,
-        extra: &[crate::policy::Header],
+        addr: SocketAddr,
+        kind: TransportKind,
     ) -> Result<(Wire, TransactionKey, Reliability), String> {
         let target = &call.target;
-        let uri = Uri::parse(target).ok_or_else(|| {
-            format!(
-                "`{target}` is not a SIP URI (WebSocket and builtin agents are not available yet)"
-            )
-        })?;
-        let kind = match (uri.scheme, uri.param("transport").flatten()) {
-            (Scheme::Sips, _) => TransportKind::Tls,
-            (_, Some(t)) if t.eq_ignore_ascii_case("tcp") => TransportKind::Tcp,
-            (_, Some(t)) if t.eq_ignore_ascii_case("tls") => TransportKind::Tls,
-            _ => TransportKind::Udp,
-        };
-        let ip: IpAddr = match &uri.host {
-            Some(Host::Ipv4(a)) => IpAddr::V4(*a),
-            Some(Host::Ipv6(a)) => IpAddr::V6(*a),
-            Some(Host::Domain(d)) if d.eq_ignore_ascii_case("localhost") => {
-                IpAddr::from([127, 0, 0, 1])
-            }
-            _ => {
-                return Err(format!(
-                    "`{target}`: agent hosts must be IP addresses for now"
-                ));
-            }
-        };
-        let addr = SocketAddr::new(ip, uri.port.unwrap_or(uri.default_port()));
+        let extra = &call.agent_extra;
         let via = self
             .local_via(kind)
             .ok_or_else(|| format!("no {kind:?} listener for the agent leg"))?;
@@ -298,5 +331,103 @@ impl Gateway {
             Reliability::Reliable
         };
         Ok((Wire::new(Target::new(kind, addr), invite), key, rel))
+    }
+}
+
+/// Where an agent target points.
+#[derive(Debug, PartialEq, Eq)]
+enum AgentAddress {
+    /// An IP address: ready to send.
+    Ready(SocketAddr, TransportKind),
+    /// A DNS name to resolve first (A/AAAA; SRV is not consulted, so the
+    /// port is the URI's or the scheme's default).
+    Resolve {
+        host: String,
+        port: u16,
+        kind: TransportKind,
+    },
+}
+
+/// Reads a `sip:`/`sips:` agent target.
+fn agent_address(target: &str) -> Result<AgentAddress, String> {
+    let uri = Uri::parse(target).ok_or_else(|| {
+        format!("`{target}` is not a SIP URI (WebSocket and builtin agents are not available yet)")
+    })?;
+    if uri.scheme == Scheme::Tel {
+        return Err(format!("`{target}`: a tel: URI names no host to call"));
+    }
+    let kind = match (uri.scheme, uri.param("transport").flatten()) {
+        (Scheme::Sips, _) => TransportKind::Tls,
+        (_, Some(t)) if t.eq_ignore_ascii_case("tcp") => TransportKind::Tcp,
+        (_, Some(t)) if t.eq_ignore_ascii_case("tls") => TransportKind::Tls,
+        _ => TransportKind::Udp,
+    };
+    let port = uri.port.unwrap_or(uri.default_port());
+    match &uri.host {
+        Some(Host::Ipv4(a)) => Ok(AgentAddress::Ready(
+            SocketAddr::new(IpAddr::V4(*a), port),
+            kind,
+        )),
+        Some(Host::Ipv6(a)) => Ok(AgentAddress::Ready(
+            SocketAddr::new(IpAddr::V6(*a), port),
+            kind,
+        )),
+        Some(Host::Domain(d)) => Ok(AgentAddress::Resolve {
+            host: d.clone(),
+            port,
+            kind,
+        }),
+        None => Err(format!("`{target}` has no host")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_targets() {
+        let ip = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let cases: Vec<(&str, Result<AgentAddress, &str>)> = vec![
+            (
+                "sip:agent@127.0.0.1:5080",
+                Ok(AgentAddress::Ready(
+                    ip("127.0.0.1:5080"),
+                    TransportKind::Udp,
+                )),
+            ),
+            (
+                "sip:agent@127.0.0.1",
+                Ok(AgentAddress::Ready(
+                    ip("127.0.0.1:5060"),
+                    TransportKind::Udp,
+                )),
+            ),
+            (
+                "sip:a@[::1]:5090;transport=tcp",
+                Ok(AgentAddress::Ready(ip("[::1]:5090"), TransportKind::Tcp)),
+            ),
+            (
+                "sips:a@10.0.0.1",
+                Ok(AgentAddress::Ready(ip("10.0.0.1:5061"), TransportKind::Tls)),
+            ),
+            (
+                "sip:bot@agents.example.com",
+                Ok(AgentAddress::Resolve {
+                    host: "agents.example.com".into(),
+                    port: 5060,
+                    kind: TransportKind::Udp,
+                }),
+            ),
+            ("wss://agents.example.com/stream", Err("not a SIP URI")),
+            ("tel:+14155550100", Err("names no host")),
+        ];
+        for (target, want) in cases {
+            match (agent_address(target), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{target}"),
+                (Err(e), Err(needle)) => assert!(e.contains(needle), "{target}: {e}"),
+                (got, want) => panic!("{target}: got {got:?}, want {want:?}"),
+            }
+        }
     }
 }

@@ -76,8 +76,9 @@ fn main() {
         r.p50, r.p99, r.max
     );
     println!(
-        "  packet transit p50 {} µs, p99 {} µs; RSS per call {rss:.1} KiB",
-        r.transit_p50, r.transit_p99
+        "  packet transit p50 {} µs, p99 {} µs; RSS per call {rss:.1} KiB established, \
+         {:.1} KiB with media",
+        r.transit_p50, r.transit_p99, r.rss_traffic_per_call
     );
     println!(
         "RESULT rtpengine cpu_us={:.2} p50_us={} p99_us={} transit_p50_us={} transit_p99_us={} \
@@ -98,7 +99,10 @@ struct Run {
     /// latest send), µs: excludes any buffering of the audio itself.
     transit_p50: u64,
     transit_p99: u64,
+    /// RSS added per call once established (before media), KiB.
     rss_per_call: f64,
+    /// The same after one second of media.
+    rss_traffic_per_call: f64,
 }
 
 /// One round: create `calls` calls through rtpengine, stream, measure, delete.
@@ -152,7 +156,7 @@ fn run(pid: u32, ng: SocketAddr, calls: usize, window: Duration, round: usize) -
         .enable_all()
         .build()
         .unwrap();
-    let (latencies, mut transit, undecoded, sent, cpu) = rt.block_on(async move {
+    let (latencies, mut transit, undecoded, sent, cpu, rss_traffic) = rt.block_on(async move {
         let epoch = Instant::now();
         let recording = Arc::new(AtomicBool::new(false));
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -190,6 +194,8 @@ fn run(pid: u32, ng: SocketAddr, calls: usize, window: Duration, round: usize) -
             }
         }
         tokio::time::sleep(WARM_UP).await;
+        // Codec state may be built on the first packets: RSS again now.
+        let rss_traffic = proc_rss_kib(pid);
         let cpu0 = proc_cpu(pid);
         recording.store(true, Ordering::Relaxed);
         tokio::time::sleep(window).await;
@@ -209,7 +215,7 @@ fn run(pid: u32, ng: SocketAddr, calls: usize, window: Duration, round: usize) -
             transit.extend(t);
             undecoded += u;
         }
-        (all, transit, undecoded, sent, cpu)
+        (all, transit, undecoded, sent, cpu, rss_traffic)
     });
     for call_id in &call_ids {
         let delete = Bencode::dict([
@@ -224,7 +230,9 @@ fn run(pid: u32, ng: SocketAddr, calls: usize, window: Duration, round: usize) -
     let received = latencies.len() as u64 + undecoded;
     let pct = |v: &[u64], p: f64| {
         let i = (v.len() as f64 * p) as usize;
-        v.get(i.min(v.len().saturating_sub(1))).copied().unwrap_or(0)
+        v.get(i.min(v.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
     };
     Run {
         cpu_us: cpu.as_secs_f64() * 1e6 / received.max(1) as f64,
@@ -237,6 +245,7 @@ fn run(pid: u32, ng: SocketAddr, calls: usize, window: Duration, round: usize) -
         transit_p50: pct(&transit, 0.5),
         transit_p99: pct(&transit, 0.99),
         rss_per_call,
+        rss_traffic_per_call: rss_traffic.saturating_sub(rss0) as f64 / calls.max(1) as f64,
     }
 }
 
@@ -269,7 +278,16 @@ fn media_addr(sdp: &str) -> SocketAddr {
 /// panics on an error reply, since the comparison is meaningless then.
 fn ng_call(control: &StdUdpSocket, ng: SocketAddr, command: &Bencode) -> String {
     static COOKIE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let cookie = format!("c{} ", COOKIE.fetch_add(1, Ordering::Relaxed));
+    // rtpengine caches replies by cookie (retransmission detection), so
+    // cookies must not repeat across runs either.
+    let cookie = format!(
+        "{}-{}-{} ",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis()),
+        COOKIE.fetch_add(1, Ordering::Relaxed)
+    );
     let mut msg = cookie.clone().into_bytes();
     command.write(&mut msg);
     control.send_to(&msg, ng).unwrap();
@@ -281,6 +299,9 @@ fn ng_call(control: &StdUdpSocket, ng: SocketAddr, command: &Bencode) -> String 
         };
         let text = String::from_utf8_lossy(body);
         assert!(text.contains("6:result2:ok"), "rtpengine refused: {text}");
+        if std::env::var_os("RTPENGINE_DEBUG").is_some() {
+            eprintln!("ng reply: {text}");
+        }
         return Bencode::string_after(body, b"3:sdp").unwrap_or_default();
     }
 }
@@ -387,7 +408,7 @@ async fn receive_loop(
     epoch: Instant,
     recording: Arc<AtomicBool>,
     mut stop: watch::Receiver<bool>,
-) -> (Vec<u64>, u64) {
+) -> (Vec<u64>, Vec<u64>, u64) {
     let mut buf = [0u8; 1500];
     let mut out = Vec::with_capacity(1024);
     let mut transit = Vec::with_capacity(1024);
