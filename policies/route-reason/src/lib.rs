@@ -12,6 +12,7 @@
 //! |---|---|
 //! | `did.<number>` | the agent target for a dialed number, e.g. `did.+14155550100 = sip:bot@agents.example.com`; the number matches with or without its leading `+` |
 //! | `default_agent` | optional: the target for numbers not in the table; without it an unknown number is rejected with **404** |
+//! | `dtmf_header` | optional: a header (e.g. `X-DTMF`) that carries the digits the caller pressed during the AI leg on the BYE; they are always in the handoff data as `dtmf` |
 //!
 //! ## Where the routing values come from
 //!
@@ -110,6 +111,15 @@ impl Policy for RouteReason {
             outcome = outcome
                 .header("X-MetaData", meta.header)
                 .handoff("metadata", meta.value);
+        }
+        // Digits the caller pressed during the AI leg: always in the handoff
+        // data; on the BYE only when the operator names a header for them
+        // (they may be account numbers, so not by default).
+        if !end.dtmf.is_empty() {
+            outcome = outcome.handoff("dtmf", end.dtmf.as_str());
+            if let Some(name) = config::get("dtmf_header").filter(|n| !n.is_empty()) {
+                outcome = outcome.header(name, end.dtmf.as_str());
+            }
         }
         outcome
     }
@@ -349,5 +359,22 @@ mod tests {
             outcome.header_value("X-MetaData"),
             Some(r#"{"value":[1,2]}"#)
         );
+    }
+
+    #[test]
+    fn dtmf_goes_to_the_handoff_and_to_a_header_only_when_named() {
+        let pressed = end().dtmf("12#").build();
+        let quiet = with_config(CONFIG, || RouteReason::conclude(&pressed));
+        assert_eq!(quiet.handoff_value("dtmf"), Some(&json!("12#")));
+        assert_eq!(quiet.header_value("X-DTMF"), None);
+
+        let mut config = CONFIG.to_vec();
+        config.push(("dtmf_header", "X-DTMF"));
+        let named = with_config(&config, || RouteReason::conclude(&pressed));
+        assert_eq!(named.header_value("X-DTMF"), Some("12#"));
+
+        let none = with_config(&config, || RouteReason::conclude(&end().build()));
+        assert_eq!(none.header_value("X-DTMF"), None);
+        assert_eq!(none.handoff_value("dtmf"), None);
     }
 }
