@@ -273,7 +273,7 @@ impl Gateway {
             .local_via(kind)
             .ok_or_else(|| format!("no {kind:?} listener for the agent leg"))?;
         let contact = self.local_contact(kind).unwrap_or_default();
-        let host = super::legs::host_text(self.advertise);
+        let host = super::dialogs::host_text(self.advertise);
         let branch = new_branch();
         let caller_user = call
             .policy_call

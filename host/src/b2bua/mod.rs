@@ -3,7 +3,9 @@
 //! - `gateway` — the signalling core: one task owning transactions, dialogs
 //!   and calls; sockets and clocks meet the I/O-free SIP layers here.
 //! - `inbound` — a new INVITE: admission, `route`, the agent leg.
-//! - `legs` — responses and in-dialog requests of either leg, CANCEL.
+//! - `agent` — the agent's answer or failure; the caller's ACK for our 2xx.
+//! - `dialogs` — in-dialog requests of either leg, CANCEL, request routing.
+//! - `session` — RFC 4028 session timers toward the caller.
 //! - `ending` — `conclude`, the outcome to Five9 (BYE with headers or
 //!   REFER), the handoff record, tear-down.
 //! - `admission` — trunks: IP allow-lists and digest auth.
@@ -11,12 +13,14 @@
 //! - `call`, `wire` — the state of a call; a message with its destination.
 
 mod admission;
+mod agent;
 mod call;
+mod dialogs;
 mod ending;
 mod gateway;
 mod inbound;
-mod legs;
 mod media;
+mod session;
 mod wire;
 
 pub use gateway::{GatewayEvent, GatewayHandle, start};

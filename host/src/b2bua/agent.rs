@@ -1,0 +1,273 @@
+//! The agent's answer or failure, and the caller's ACK for our 2xx
+//! (retransmitting it until then, holding the outcome behind it).
+
+use std::time::{Duration, Instant};
+
+use trunkline_sip::dialog::{self, Dialog, DialogId, SessionTimer, UasTimer};
+use trunkline_sip::message::SipMessage;
+use trunkline_sip::transaction::{Event, TransactionKey};
+
+use super::call::{CallKey, Leg, Phase};
+use super::gateway::{CallTimer, Gateway, GatewayEvent};
+use super::wire::Wire;
+use crate::policy::EndReason;
+use crate::transport::TransportKind;
+
+/// The caller's status for an agent's failure: Five9 branches on a few
+/// well-known codes.
+fn caller_status_for(agent_status: u16) -> u16 {
+    match agent_status {
+        486 | 600 | 603 => 486,
+        408 => 408,
+        401 | 407 => 503,
+        500..=599 => 503,
+        _ => 480,
+    }
+}
+
+impl Gateway {
+    pub(crate) fn on_call_tx_event(
+        &mut self,
+        key: CallKey,
+        leg: Leg,
+        tx: TransactionKey,
+        event: Event<Wire>,
+    ) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        let is_agent_invite = call.agent_tx.as_ref() == Some(&tx);
+        let is_refer = call.refer_tx.as_ref() == Some(&tx);
+        if is_agent_invite
+            && matches!(&event, Event::Response { status, .. } if *status >= 200)
+            && let Some(c) = self.calls.get_mut(&key)
+        {
+            c.agent_final = true;
+        }
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        match event {
+            Event::Response { status, response } if is_agent_invite => match status {
+                100 => {}
+                101..=199 => self.on_agent_ringing(key),
+                200..=299 => self.on_agent_answer(key, &response.msg),
+                _ => {
+                    tracing::info!(call_id = %call.id(), status, "agent refused the call");
+                    self.fail_before_answer(key, caller_status_for(status));
+                }
+            },
+            Event::Timeout(_) | Event::TransportError if is_agent_invite => {
+                tracing::info!(call_id = %call.id(), "agent did not answer the INVITE");
+                self.fail_before_answer(key, 408);
+            }
+            Event::Ack(_) if leg == Leg::Caller => self.caller_acked(key),
+            Event::Response { status, .. } if is_refer && status >= 300 => {
+                tracing::info!(call_id = %call.id(), status, "REFER refused; ending with a BYE");
+                self.finish_refer(key, true);
+            }
+            Event::Timeout(_) | Event::TransportError if is_refer => self.finish_refer(key, true),
+            Event::Response { status, response } if call.refresh_tx.as_ref() == Some(&tx) => {
+                self.on_refresh_response(key, status, &response.msg)
+            }
+            _ => {}
+        }
+    }
+
+    fn on_agent_ringing(&mut self, key: CallKey) {
+        let now = Instant::now();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.rang || call.phase != Phase::Calling || !call.caller_up {
+            return;
+        }
+        call.rang = true;
+        let (tx, target) = (call.caller_tx.clone(), call.caller_invite.target.clone());
+        if let Ok(ringing) = call
+            .caller_invite
+            .msg
+            .reply(180, None, Some(&call.caller_tag))
+        {
+            let _ = self
+                .table
+                .send_response(now, &tx, 180, Wire::new(target, ringing));
+        }
+    }
+
+    fn on_agent_answer(&mut self, key: CallKey, response: &SipMessage) {
+        let now = Instant::now();
+        let Some(mut call) = self.calls.remove(&key) else {
+            return;
+        };
+        if call.agent_dialog.is_some() {
+            // A retransmitted 2xx: our ACK got lost.
+            if let Some(ack) = call.agent_ack.clone() {
+                self.send_now(ack);
+            }
+            self.calls.insert(key, call);
+            return;
+        }
+        let Some(invite) = call.agent_invite.clone() else {
+            self.calls.insert(key, call);
+            return;
+        };
+        let agent_dialog = match Dialog::uac(&invite.msg, response) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(call_id = %call.id(), error = %e, "agent's 2xx cannot start a dialog");
+                self.calls.insert(key, call);
+                self.fail_before_answer(key, 502);
+                return;
+            }
+        };
+        if let Ok(ack) = agent_dialog.ack(response, None) {
+            let target = self.target_for(&ack, &invite.target);
+            let wire = Wire::new(target, ack);
+            self.send_now(wire.clone());
+            call.agent_ack = Some(wire);
+        }
+        self.by_dialog
+            .insert(agent_dialog.id().clone(), (key, Leg::Agent));
+        call.agent_dialog = Some(agent_dialog);
+        call.agent_up = true;
+        if !call.caller_up || call.end_reason.is_some() {
+            // The caller left while the agent was answering.
+            self.calls.insert(key, call);
+            self.bye(key, Leg::Agent, &[]);
+            return;
+        }
+        let events = self.events_tx.clone();
+        let started = match call.media.as_mut() {
+            Some(media) => {
+                self.media
+                    .start(media, response.body(), key, events, GatewayEvent::Media)
+            }
+            None => Ok(()),
+        };
+        if let Err(f) = started {
+            tracing::warn!(call_id = %call.id(), failure = %f, "agent media unusable");
+            self.calls.insert(key, call);
+            self.bye(key, Leg::Agent, &[]);
+            self.fail_before_answer(key, f.status);
+            return;
+        }
+
+        // Answer the caller.
+        let kind = call.caller_invite.target.kind;
+        let (via, contact) = (
+            self.local_via(kind).unwrap_or_default(),
+            self.local_contact(kind).unwrap_or_default(),
+        );
+        let sdp = call
+            .media
+            .as_ref()
+            .map(|m| m.caller_answer())
+            .unwrap_or_default();
+        let built = call
+            .caller_invite
+            .msg
+            .reply(200, None, Some(&call.caller_tag))
+            .and_then(|m| m.with_header("Contact", &contact))
+            .and_then(|m| m.with_header("Allow", dialog::ALLOW))
+            .and_then(|m| m.with_header("Supported", dialog::SUPPORTED))
+            .and_then(|m| m.with_body("application/sdp", sdp.into_bytes()));
+        let mut ok = match built {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(call_id = %call.id(), error = %e, "cannot build the 200 OK");
+                self.calls.insert(key, call);
+                self.bye(key, Leg::Agent, &[]);
+                self.fail_before_answer(key, 500);
+                return;
+            }
+        };
+        if let Ok(UasTimer::Run(negotiated)) =
+            dialog::negotiate_uas(&call.caller_invite.msg, &self.session_timer_config())
+        {
+            let _ = negotiated.apply(&mut ok);
+            call.session = Some((SessionTimer::new(now, &negotiated), negotiated));
+        }
+        match Dialog::uas(&call.caller_invite.msg, &ok, &via) {
+            Ok(d) => {
+                self.by_dialog.insert(d.id().clone(), (key, Leg::Caller));
+                call.caller_dialog = Some(d);
+            }
+            Err(e) => tracing::warn!(call_id = %call.id(), error = %e, "caller dialog not created"),
+        }
+        let wire = Wire::new(call.caller_invite.target.clone(), ok);
+        let _ = self
+            .table
+            .send_response(now, &call.caller_tx, 200, wire.clone());
+        let unreliable = wire.target.kind == TransportKind::Udp;
+        call.caller_ok = Some(wire);
+        call.phase = Phase::Connected;
+        call.answered = Some((now, std::time::SystemTime::now()));
+        tracing::info!(call_id = %call.id(), "call connected");
+        self.calls.insert(key, call);
+        if unreliable {
+            self.arm(key, self.timer_config.t1, CallTimer::Retransmit200(1));
+        }
+        let max = Duration::from_secs(self.config.gateway.max_call_secs);
+        self.arm(key, max, CallTimer::MaxDuration);
+        self.arm_session(key);
+    }
+
+    /// Our 2xx to the caller again (UDP), until the ACK or 64*T1.
+    pub(crate) fn retransmit_200(&mut self, key: CallKey, n: u32) {
+        let t1 = self.timer_config.t1;
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        let Some(ok) = call.caller_ok.clone() else {
+            return;
+        };
+        let elapsed: Duration = (0..n)
+            .map(|i| (t1 * 2u32.pow(i.min(16))).min(self.timer_config.t2))
+            .sum();
+        if elapsed >= t1 * 64 {
+            tracing::warn!(call_id = %call.id(), "caller never ACKed our 200 OK; ending the call");
+            // §13.3.1.4: without the ACK the dialog is to be ended with a
+            // BYE; a held outcome goes out now, else the call ends here.
+            self.end_call(key, EndReason::Error);
+            self.caller_acked(key);
+            return;
+        }
+        self.send_now(ok);
+        let next = (t1 * 2u32.pow(n.min(16))).min(self.timer_config.t2);
+        self.arm(key, next, CallTimer::Retransmit200(n + 1));
+    }
+
+    /// The ACK for a 2xx (end to end, new branch): the caller confirms.
+    pub(crate) fn on_ack(&mut self, msg: &SipMessage) {
+        let Some(id) = DialogId::of_received(msg) else {
+            return;
+        };
+        if let Some(&(key, Leg::Caller)) = self.by_dialog.get(&id) {
+            self.caller_acked(key);
+        }
+    }
+
+    /// The caller ACKed our 2xx (or we gave up waiting): stop
+    /// retransmitting it, and send the outcome if it was held for the ACK.
+    pub(crate) fn caller_acked(&mut self, key: CallKey) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.caller_ok = None;
+        if let Some((refer, headers)) = call.held_delivery.take() {
+            self.deliver(key, refer.as_deref(), &headers);
+            self.maybe_forget(key);
+        }
+    }
+
+    /// A 2xx from the agent after its INVITE transaction ended.
+    pub(crate) fn on_late_2xx(&mut self, msg: &SipMessage) {
+        if let Some(id) = DialogId::of_received(msg)
+            && let Some(&(key, Leg::Agent)) = self.by_dialog.get(&id)
+            && let Some(ack) = self.calls.get(&key).and_then(|c| c.agent_ack.clone())
+        {
+            self.send_now(ack);
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! Requests inside either dialog (BYE, re-INVITE, UPDATE, INFO, NOTIFY,
+//! REFER, ACK), CANCEL, and where our in-dialog requests go.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use trunkline_sip::dialog::{self, DialogId, Incoming};
+use trunkline_sip::message::{Host, Method, SipMessage, Uri};
+use trunkline_sip::transaction::{Reliability, TransactionKey};
+
+use super::call::{Leg, Phase, policy_headers};
+use super::gateway::{CallTimer, Gateway};
+use super::wire::Wire;
+use crate::policy::EndReason;
+use crate::transport::{Target, TransportKind};
+
+impl Gateway {
+    pub(crate) fn on_cancel(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        wire: Wire,
+        reliability: Reliability,
+    ) {
+        let to = wire.target.clone();
+        let call = key
+            .cancelled_invite()
+            .and_then(|invite| self.by_tx.get(&invite).copied());
+        let Some((call_key, Leg::Caller)) = call else {
+            let reply = wire.msg.reply(481, None, None).ok();
+            self.respond_once(now, key, reliability, &to, reply);
+            return;
+        };
+        let reply = wire.msg.reply(200, None, None).ok();
+        self.respond_once(now, key, reliability, &to, reply);
+        let Some(call) = self.calls.get_mut(&call_key) else {
+            return;
+        };
+        if call.phase != Phase::Calling || !call.caller_up {
+            return; // Too late: the 200 OK went out; the caller will BYE.
+        }
+        call.caller_up = false;
+        let (tx, target) = (call.caller_tx.clone(), call.caller_invite.target.clone());
+        if let Ok(terminated) = call
+            .caller_invite
+            .msg
+            .reply(487, None, Some(&call.caller_tag))
+        {
+            let _ = self
+                .table
+                .send_response(now, &tx, 487, Wire::new(target, terminated));
+        }
+        tracing::info!(call_id = %call.id(), "caller cancelled");
+        self.end_call(call_key, EndReason::CallerHangup);
+    }
+
+    pub(crate) fn on_in_dialog(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        wire: Wire,
+        reliability: Reliability,
+    ) {
+        let msg = wire.msg.clone();
+        let to = wire.target.clone();
+        let is_invite = msg.method() == Some(&Method::Invite);
+        let found = DialogId::of_received(&msg).and_then(|id| self.by_dialog.get(&id).copied());
+        let Some((call_key, leg)) = found else {
+            let reply = dialog::reject_unknown_dialog(&msg).ok().flatten();
+            self.respond(now, key, reliability, &to, reply, is_invite);
+            return;
+        };
+        let Some(incoming) = self
+            .calls
+            .get_mut(&call_key)
+            .and_then(|c| c.dialog_mut(leg))
+            .map(|d| d.on_request(&msg))
+        else {
+            return;
+        };
+        match incoming {
+            Err(e) => {
+                let reply = e.status().and_then(|s| msg.reply(s, None, None).ok());
+                self.respond(now, key, reliability, &to, reply, is_invite);
+            }
+            Ok(Incoming::Reply(r)) | Ok(Incoming::Info(r)) => {
+                self.respond(now, key, reliability, &to, Some(r), is_invite)
+            }
+            Ok(Incoming::Bye(r)) => {
+                self.respond(now, key, reliability, &to, Some(r), false);
+                let Some(call) = self.calls.get_mut(&call_key) else {
+                    return;
+                };
+                tracing::info!(call_id = %call.id(), ?leg, "BYE received");
+                match leg {
+                    Leg::Caller => {
+                        call.caller_up = false;
+                        // Five9 hung up while our REFER was pending: nothing
+                        // left to deliver.
+                        call.refer_tx = None;
+                        call.delivery_headers.clear();
+                        self.end_call(call_key, EndReason::CallerHangup);
+                        self.maybe_forget(call_key);
+                    }
+                    Leg::Agent => {
+                        call.agent_up = false;
+                        call.agent_bye_headers = policy_headers(&msg);
+                        self.end_call(call_key, EndReason::AgentHangup);
+                    }
+                }
+            }
+            Ok(Incoming::Notify { reply, progress }) => {
+                self.respond(now, key, reliability, &to, Some(reply), false);
+                // A final sipfrag status ends the transfer; so does a
+                // terminated subscription without one (the transferee gave
+                // up), which counts as a failure.
+                if leg == Leg::Caller && (progress.is_final() || progress.terminated) {
+                    tracing::info!(call_id = %format!("{call_key:x}"), status = progress.status,
+                        "REFER finished");
+                    self.finish_refer(call_key, !progress.succeeded());
+                }
+            }
+            Ok(Incoming::Reinvite) | Ok(Incoming::Update) => {
+                let answer = self.calls.get_mut(&call_key).and_then(|call| {
+                    let media = call.media.as_mut()?;
+                    let sdp = if msg.body().is_empty() {
+                        Ok(media.caller_answer())
+                    } else if leg == Leg::Caller {
+                        media.caller_reoffer(msg.body())
+                    } else {
+                        media.agent_reoffer(msg.body())
+                    };
+                    Some(sdp)
+                });
+                let call = self.calls.get_mut(&call_key);
+                let reply = match (call, answer) {
+                    (Some(call), Some(Ok(sdp))) => call.dialog_mut(leg).and_then(|d| {
+                        d.answer(&msg, 200, Some(("application/sdp", sdp.as_bytes())))
+                            .ok()
+                    }),
+                    (Some(call), Some(Err(f))) => call.dialog_mut(leg).and_then(|d| {
+                        let mut r = d.answer(&msg, f.status, None).ok()?;
+                        if let Some(w) = &f.warning {
+                            let _ = r.push_header("Warning", w);
+                        }
+                        Some(r)
+                    }),
+                    (Some(call), None) => call
+                        .dialog_mut(leg)
+                        .and_then(|d| d.answer(&msg, 200, None).ok()),
+                    (None, _) => None,
+                };
+                let ok_2xx = reply
+                    .as_ref()
+                    .and_then(|r| r.status_code())
+                    .is_some_and(|s| (200..300).contains(&s));
+                // A successful re-INVITE or UPDATE from the caller refreshes
+                // the session (RFC 4028 §10); our 2xx repeats the interval.
+                let mut reply = reply;
+                if ok_2xx
+                    && leg == Leg::Caller
+                    && let Some(call) = self.calls.get_mut(&call_key)
+                    && let Some((timer, negotiated)) = call.session.as_mut()
+                {
+                    timer.refreshed(now, negotiated);
+                    if let Some(r) = reply.as_mut() {
+                        let _ = negotiated.apply(r);
+                    }
+                }
+                self.arm_session(call_key);
+                self.respond(now, key, reliability, &to, reply.clone(), is_invite);
+                if is_invite && ok_2xx && leg == Leg::Caller && to.kind == TransportKind::Udp {
+                    if let (Some(call), Some(r)) = (self.calls.get_mut(&call_key), reply) {
+                        call.caller_ok = Some(Wire::new(to, r));
+                    }
+                    self.arm(call_key, self.timer_config.t1, CallTimer::Retransmit200(1));
+                }
+            }
+            Ok(Incoming::Refer { .. }) => {
+                // Transfers are asked for through the policy's outcome or the
+                // control API, not by a REFER from either leg.
+                let reply = self
+                    .calls
+                    .get_mut(&call_key)
+                    .and_then(|c| c.dialog_mut(leg))
+                    .and_then(|d| d.answer(&msg, 603, None).ok());
+                self.respond(now, key, reliability, &to, reply, false);
+            }
+            Ok(Incoming::Ack) => {
+                if leg == Leg::Caller {
+                    self.caller_acked(call_key);
+                }
+            }
+        }
+    }
+
+    /// Answers a request in its own server transaction (INVITE or not).
+    fn respond(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        reliability: Reliability,
+        to: &Target,
+        reply: Option<SipMessage>,
+        invite: bool,
+    ) {
+        if !invite {
+            self.respond_once(now, key, reliability, to, reply);
+            return;
+        }
+        let Some(reply) = reply else { return };
+        let status = reply.status_code().unwrap_or(500);
+        // The 100 the transaction would send if we were slow; never sent
+        // here, since the final answer is ready.
+        let Ok(trying) = SipMessage::response(100, None) else {
+            return;
+        };
+        if self
+            .table
+            .start_server_invite(now, key.clone(), reliability, Wire::new(to.clone(), trying))
+            .is_ok()
+        {
+            let _ = self
+                .table
+                .send_response(now, &key, status, Wire::new(to.clone(), reply));
+        }
+    }
+
+    /// Where a request built by a dialog goes: its first Route, else its
+    /// Request-URI, when that names an IP address; else where the dialog's
+    /// peer was reached before.
+    pub(crate) fn target_for(&self, request: &SipMessage, fallback: &Target) -> Target {
+        let route_uri = request
+            .header("Route")
+            .and_then(|r| r.split(',').next())
+            .map(|r| {
+                r.trim()
+                    .trim_start_matches('<')
+                    .split('>')
+                    .next()
+                    .unwrap_or("")
+                    .to_owned()
+            });
+        let uri_text =
+            route_uri.unwrap_or_else(|| request.request_uri().unwrap_or_default().to_owned());
+        let Some(uri) = Uri::parse(&uri_text) else {
+            return fallback.clone();
+        };
+        let ip = match &uri.host {
+            Some(Host::Ipv4(a)) => IpAddr::V4(*a),
+            Some(Host::Ipv6(a)) => IpAddr::V6(*a),
+            _ => return fallback.clone(),
+        };
+        let addr = SocketAddr::new(ip, uri.port.unwrap_or(uri.default_port()));
+        if addr == fallback.addr {
+            return fallback.clone();
+        }
+        Target::new(fallback.kind, addr)
+    }
+
+    /// Our sent-by for `kind`: `SIP/2.0/UDP 192.0.2.1:5060` (a Via without
+    /// its branch). `None` when that transport does not listen.
+    pub(crate) fn local_via(&self, kind: TransportKind) -> Option<String> {
+        let port = self.ports.get(&kind)?;
+        let proto = match kind {
+            TransportKind::Udp => "UDP",
+            TransportKind::Tcp => "TCP",
+            TransportKind::Tls => "TLS",
+        };
+        Some(format!(
+            "SIP/2.0/{proto} {}:{port}",
+            host_text(self.advertise)
+        ))
+    }
+
+    /// Our Contact for `kind`: `<sip:trunkline@192.0.2.1:5060;transport=tcp>`.
+    pub(crate) fn local_contact(&self, kind: TransportKind) -> Option<String> {
+        let port = self.ports.get(&kind)?;
+        let param = match kind {
+            TransportKind::Udp => "",
+            TransportKind::Tcp => ";transport=tcp",
+            TransportKind::Tls => ";transport=tls",
+        };
+        Some(format!(
+            "<sip:trunkline@{}:{port}{param}>",
+            host_text(self.advertise)
+        ))
+    }
+}
+
+/// An IP address as it appears in a URI host.
+pub(crate) fn host_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        v4 => v4.to_string(),
+    }
+}
