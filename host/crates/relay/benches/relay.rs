@@ -9,8 +9,14 @@
 //! per-packet media work, no latching/stats/events/timers): the difference
 //! is what the one-task-per-call design costs (see `src/task.rs`).
 //!
+//! Also reports the RSS each established session adds (VmRSS before and
+//! after starting them, before any media; first round only, since later
+//! rounds reuse freed heap). One `RESULT` line per design is for
+//! `tests/bench/rtp-relay.sh`, which compares with rtpengine.
+//!
 //! Run: `cargo bench -p trunkline-relay --bench relay -- [calls] [seconds]`
-//! (defaults: 100 calls, 5 s). Targets: ≤ 2.5 µs CPU per packet, p99 ≤ 1 ms.
+//! (defaults: 100 calls, 5 s; `RELAY_BENCH_ROUNDS=n` rounds, default 5).
+//! Targets: ≤ 2.5 µs CPU per packet, p99 ≤ 1 ms, ≤ 64 KiB RSS per call.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::sync::Arc;
@@ -98,7 +104,11 @@ fn main() {
         );
         // Only the first round's RSS delta means anything: later rounds
         // reuse heap pages the first one freed (RSS does not shrink).
-        let rss = if mode == Mode::Sessions { rss_first } else { 0.0 };
+        let rss = if mode == Mode::Sessions {
+            rss_first
+        } else {
+            0.0
+        };
         if mode == Mode::Sessions {
             println!(
                 "  RSS per established call {rss:.1} KiB (first round, fresh heap; \
