@@ -16,7 +16,15 @@ use sipp::{Outcome, Sipp, loopback};
 const LIMIT: Duration = Duration::from_secs(15);
 
 fn peer(scenario: &str) -> Sipp {
-    Sipp::new(scenario, loopback()).timeout(LIMIT)
+    let sipp = Sipp::new(scenario, loopback()).timeout(LIMIT);
+    if scenario == "agent_uas.xml" {
+        // The agent hangs up after its ACK; without a pause its BYE can
+        // reach a loaded Five9 SIPp before that one has moved on to wait
+        // for it, which SIPp counts as an unexpected message.
+        sipp.pause(Duration::from_millis(200))
+    } else {
+        sipp
+    }
 }
 
 /// Runs `uac` against `uas` and returns (uas, uac) outcomes.
