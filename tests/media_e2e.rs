@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use support::gateway::Gateway;
 use support::rtp::{PCMA, PCMU, Packet, RtpPeer, analyse, send_digits};
+use support::sip_text::Msg;
 use support::sipp::loopback;
 
 /// How long a message the gateway owes us may take (debug build, shared
@@ -41,88 +42,6 @@ fn branch() -> String {
 }
 
 // ---------------------------------------------------------------- messages
-
-/// One SIP message as received.
-#[derive(Clone, Debug)]
-struct Msg(String);
-
-impl Msg {
-    fn start_line(&self) -> &str {
-        self.0.lines().next().unwrap_or("").trim_end()
-    }
-
-    fn status(&self) -> Option<u16> {
-        self.start_line()
-            .strip_prefix("SIP/2.0 ")?
-            .get(..3)?
-            .parse()
-            .ok()
-    }
-
-    fn method(&self) -> Option<&str> {
-        let line = self.start_line();
-        (!line.starts_with("SIP/")).then(|| line.split(' ').next().unwrap_or(""))
-    }
-
-    fn head_and_body(&self) -> (&str, &str) {
-        self.0.split_once("\r\n\r\n").unwrap_or((&self.0, ""))
-    }
-
-    fn headers(&self, name: &str) -> Vec<&str> {
-        self.head_and_body()
-            .0
-            .lines()
-            .skip(1)
-            .filter_map(|l| l.split_once(':'))
-            .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim())
-            .collect()
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers(name).into_iter().next()
-    }
-
-    fn body(&self) -> &str {
-        self.head_and_body().1
-    }
-
-    fn contact_uri(&self) -> Option<&str> {
-        let c = self.header("Contact")?;
-        let start = c.find('<')? + 1;
-        let end = c[start..].find('>')? + start;
-        Some(&c[start..end])
-    }
-
-    /// Where the SDP body says to send RTP.
-    fn rtp_target(&self) -> SocketAddr {
-        let body = self.body();
-        let ip = body
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("c=IN IP4 "))
-            .unwrap_or_else(|| panic!("no c= line in {self:?}"));
-        let port = body
-            .lines()
-            .find_map(|l| l.strip_prefix("m=audio "))
-            .and_then(|m| m.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no m=audio line in {self:?}"));
-        format!("{}:{}", ip.trim(), port)
-            .parse()
-            .unwrap_or_else(|e| panic!("bad SDP address in {self:?}: {e}"))
-    }
-
-    fn audio_payloads(&self) -> Vec<&str> {
-        self.body()
-            .lines()
-            .find_map(|l| l.strip_prefix("m=audio "))
-            .map(|m| m.split_whitespace().skip(2).collect())
-            .unwrap_or_default()
-    }
-
-    fn has_attribute(&self, a: &str) -> bool {
-        self.body().lines().any(|l| l.trim() == a)
-    }
-}
 
 /// Our response to a request: Via, From, To (tagged when `tag`), Call-ID,
 /// CSeq copied, then `extra` header lines and `body`.

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use support::gateway::Gateway;
+use support::sip_text::Msg;
 use support::sipp::{Sipp, loopback};
 
 /// How long a message the gateway owes us may take (debug build, two cores
@@ -41,82 +42,6 @@ fn branch() -> String {
 }
 
 // ---------------------------------------------------------------- messages
-
-/// One SIP message as received.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Msg(String);
-
-impl Msg {
-    fn start_line(&self) -> &str {
-        self.0.lines().next().unwrap_or("").trim_end()
-    }
-
-    fn status(&self) -> Option<u16> {
-        self.start_line()
-            .strip_prefix("SIP/2.0 ")?
-            .get(..3)?
-            .parse()
-            .ok()
-    }
-
-    /// The reason phrase of a response.
-    fn reason(&self) -> &str {
-        self.start_line().get("SIP/2.0 200 ".len()..).unwrap_or("")
-    }
-
-    fn method(&self) -> Option<&str> {
-        let line = self.start_line();
-        (!line.starts_with("SIP/")).then(|| line.split(' ').next().unwrap_or(""))
-    }
-
-    fn head_and_body(&self) -> (&str, &str) {
-        ["\r\n\r\n", "\n\n"]
-            .iter()
-            .find_map(|end| self.0.split_once(end))
-            .unwrap_or((&self.0, ""))
-    }
-
-    /// Every value of header `name` (case-insensitive), trimmed, in order.
-    fn headers(&self, name: &str) -> Vec<&str> {
-        self.head_and_body()
-            .0
-            .lines()
-            .skip(1)
-            .filter_map(|l| l.split_once(':'))
-            .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim())
-            .collect()
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers(name).into_iter().next()
-    }
-
-    fn body(&self) -> &str {
-        self.head_and_body().1
-    }
-
-    fn cseq_method(&self) -> Option<&str> {
-        self.header("CSeq")?.split_whitespace().nth(1)
-    }
-
-    /// The URI inside the Contact's angle brackets.
-    fn contact_uri(&self) -> Option<&str> {
-        let c = self.header("Contact")?;
-        let start = c.find('<')? + 1;
-        let end = c[start..].find('>')? + start;
-        Some(&c[start..end])
-    }
-
-    /// The payload types of the SDP body's audio line.
-    fn audio_payloads(&self) -> Vec<&str> {
-        self.body()
-            .lines()
-            .find_map(|l| l.strip_prefix("m=audio "))
-            .map(|m| m.split_whitespace().skip(2).collect())
-            .unwrap_or_default()
-    }
-}
 
 /// Our response to a request of the gateway's (its BYE): Via, From, To,
 /// Call-ID and CSeq copied.
