@@ -7,14 +7,13 @@
 
 mod support;
 
-use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use support::gateway::Gateway;
 use support::rtp::{PCMA, PCMU, Packet, RtpPeer, analyse, send_digits};
-use support::sip_text::Msg;
+use support::sip_text::{Msg, UdpPeer as SipPeer};
 use support::sipp::loopback;
 
 /// How long a message the gateway owes us may take (debug build, shared
@@ -97,63 +96,6 @@ fn five9_offer(rtp: SocketAddr, direction: &str) -> String {
 
 // ------------------------------------------------------------- SIP peer
 
-/// A raw SIP peer on its own loopback address, talking to the gateway.
-struct SipPeer {
-    sock: UdpSocket,
-    me: SocketAddr,
-    gw: SocketAddr,
-}
-
-impl SipPeer {
-    fn new(gw: SocketAddr) -> SipPeer {
-        let me = loopback();
-        let sock = UdpSocket::bind(me).expect("binding the SIP peer");
-        SipPeer { sock, me, gw }
-    }
-
-    fn send(&self, text: &str) {
-        self.sock
-            .send_to(text.as_bytes(), self.gw)
-            .expect("sending to the gateway");
-    }
-
-    fn recv(&self, limit: Duration) -> Option<Msg> {
-        let until = Instant::now() + limit;
-        let mut buf = vec![0; 70_000];
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            self.sock
-                .set_read_timeout(Some(left.min(Duration::from_millis(100))))
-                .expect("timeout");
-            match self.sock.recv_from(&mut buf) {
-                Ok((n, from)) if from == self.gw => {
-                    return Some(Msg(String::from_utf8_lossy(&buf[..n]).into_owned()));
-                }
-                Ok(_) => {}
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(e) => panic!("receiving from the gateway: {e}"),
-            }
-        }
-    }
-
-    /// The first message `want` accepts within `limit`; panics listing the
-    /// others when none does.
-    fn wait_for(&self, what: &str, limit: Duration, want: impl Fn(&Msg) -> bool) -> Msg {
-        let until = Instant::now() + limit;
-        let mut seen = Vec::new();
-        while let Some(m) = self.recv(until.saturating_duration_since(Instant::now())) {
-            if want(&m) {
-                return m;
-            }
-            seen.push(m);
-        }
-        panic!("no {what} within {limit:?}; received instead: {seen:#?}");
-    }
-}
-
 /// Five9's side of one call.
 struct Five9 {
     sip: SipPeer,
@@ -199,7 +141,7 @@ impl Five9 {
         let cid = self.call_id.clone();
         let last = self
             .sip
-            .wait_for("final response to the INVITE", SOON * 2, |m| {
+            .wait_for_msg("final response to the INVITE", SOON * 2, |m| {
                 m.header("Call-ID") == Some(cid.as_str()) && m.status().is_some_and(|s| s >= 200)
             });
         if last.status() == Some(200) {
@@ -263,7 +205,7 @@ impl Five9 {
         let cseq = self.cseq;
         self.sip.send(&self.in_dialog("INVITE", cseq, body));
         let want = format!("{cseq} INVITE");
-        let ok = self.sip.wait_for("200 to the re-INVITE", SOON, |m| {
+        let ok = self.sip.wait_for_msg("200 to the re-INVITE", SOON, |m| {
             m.header("CSeq") == Some(want.as_str()) && m.status().is_some_and(|s| s >= 200)
         });
         assert_eq!(ok.status(), Some(200), "re-INVITE answered: {ok:?}");
@@ -277,7 +219,7 @@ impl Five9 {
         let cseq = self.cseq;
         self.sip.send(&self.in_dialog("BYE", cseq, ""));
         let want = format!("{cseq} BYE");
-        let ok = self.sip.wait_for("200 to our BYE", SOON, |m| {
+        let ok = self.sip.wait_for_msg("200 to our BYE", SOON, |m| {
             m.header("CSeq") == Some(want.as_str()) && m.status().is_some()
         });
         assert_eq!(ok.status(), Some(200), "BYE answered: {ok:?}");
@@ -320,15 +262,17 @@ impl Agent {
     /// Answers the gateway's INVITE with `codecs` and waits for the ACK.
     fn answer(&mut self, gw: &Gateway, codecs: &[(u8, &str)]) {
         self.sip.gw = gw.sip;
-        let inv = self.sip.wait_for("the gateway's INVITE", SOON * 2, |m| {
-            m.method() == Some("INVITE")
-        });
+        let inv = self
+            .sip
+            .wait_for_msg("the gateway's INVITE", SOON * 2, |m| {
+                m.method() == Some("INVITE")
+            });
         let contact = format!("Contact: <sip:agent@{}>\r\n", self.sip.me);
         let extra = contact + "Content-Type: application/sdp\r\n";
         let body = sdp(self.rtp.addr, codecs, "sendrecv");
         self.sip
             .send(&reply_to(&inv, "200 OK", Some("agent"), &extra, &body));
-        self.sip.wait_for("ACK of the agent's 200", SOON, |m| {
+        self.sip.wait_for_msg("ACK of the agent's 200", SOON, |m| {
             m.method() == Some("ACK")
         });
         self.invite = Some(inv);
@@ -491,7 +435,7 @@ fn dtmf_is_relayed_with_the_agents_payload_type_and_reaches_conclude() {
     // `conclude`: the BYE that ends the silent call carries them.
     let bye = five9
         .sip
-        .wait_for("BYE after the silence", SOON, |m| m.method() == Some("BYE"));
+        .wait_for_msg("BYE after the silence", SOON, |m| m.method() == Some("BYE"));
     assert_eq!(bye.header("X-DTMF"), Some("12#"), "{bye:?}");
 }
 
@@ -563,7 +507,7 @@ fn caller_silence_ends_the_call_with_media_timeout() {
     let stopped = Instant::now();
     let bye = five9
         .sip
-        .wait_for("BYE after the caller's silence", SOON, |m| {
+        .wait_for_msg("BYE after the caller's silence", SOON, |m| {
             m.method() == Some("BYE")
         });
     assert!(
@@ -579,7 +523,7 @@ fn caller_silence_ends_the_call_with_media_timeout() {
     );
     let agent_bye = agent
         .sip
-        .wait_for("BYE to the agent", SOON, |m| m.method() == Some("BYE"));
+        .wait_for_msg("BYE to the agent", SOON, |m| m.method() == Some("BYE"));
     agent
         .sip
         .send(&reply_to(&agent_bye, "200 OK", None, "", ""));
@@ -637,7 +581,7 @@ fn exhausted_port_pool_gives_503() {
     first.bye();
     let bye = agent
         .sip
-        .wait_for("BYE to the agent", SOON, |m| m.method() == Some("BYE"));
+        .wait_for_msg("BYE to the agent", SOON, |m| m.method() == Some("BYE"));
     agent.sip.send(&reply_to(&bye, "200 OK", None, "", ""));
     // The relay hands its ports back as it stops, in the background.
     std::thread::sleep(Duration::from_millis(500));

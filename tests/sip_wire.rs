@@ -8,12 +8,12 @@
 mod support;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use support::gateway::Gateway;
-use support::sip_text::Msg;
+use support::sip_text::{Msg, UdpPeer};
 use support::sipp::{Sipp, loopback};
 
 /// How long a message the gateway owes us may take (debug build, two cores
@@ -152,82 +152,6 @@ fn in_dialog(method: &str, cseq: u32, c: &Ctx, ok: &Msg) -> String {
 }
 
 // ------------------------------------------------------------- UDP peer
-
-/// A raw SIP peer on its own loopback address.
-struct UdpPeer {
-    sock: UdpSocket,
-    me: SocketAddr,
-    gw: SocketAddr,
-}
-
-impl UdpPeer {
-    fn new(gw: SocketAddr) -> UdpPeer {
-        let me = loopback();
-        let sock = UdpSocket::bind(me).expect("binding the raw peer");
-        UdpPeer { sock, me, gw }
-    }
-
-    fn send(&self, text: &str) {
-        self.send_bytes(text.as_bytes());
-    }
-
-    fn send_bytes(&self, bytes: &[u8]) {
-        self.sock
-            .send_to(bytes, self.gw)
-            .expect("sending to the gateway");
-    }
-
-    /// The next datagram from the gateway within `limit`.
-    fn recv(&self, limit: Duration) -> Option<Msg> {
-        let until = Instant::now() + limit;
-        let mut buf = vec![0; 70_000];
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            let step = left.min(Duration::from_millis(100));
-            self.sock.set_read_timeout(Some(step)).expect("timeout");
-            match self.sock.recv_from(&mut buf) {
-                Ok((n, from)) if from == self.gw => {
-                    return Some(Msg(String::from_utf8_lossy(&buf[..n]).into_owned()));
-                }
-                Ok(_) => {}
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(e) => panic!("receiving from the gateway: {e}"),
-            }
-        }
-    }
-
-    /// Everything the gateway sends within `d`, with arrival times.
-    fn collect(&self, d: Duration) -> Vec<(Instant, Msg)> {
-        let until = Instant::now() + d;
-        let mut out = Vec::new();
-        while let Some(m) = self.recv(until.saturating_duration_since(Instant::now())) {
-            out.push((Instant::now(), m));
-        }
-        out
-    }
-
-    /// Waits for a message `want` accepts; returns it and what came before.
-    /// Panics, listing what did arrive, when none does within `limit`.
-    fn wait_for(
-        &self,
-        what: &str,
-        limit: Duration,
-        want: impl Fn(&Msg) -> bool,
-    ) -> (Msg, Vec<Msg>) {
-        let until = Instant::now() + limit;
-        let mut seen = Vec::new();
-        while let Some(m) = self.recv(until.saturating_duration_since(Instant::now())) {
-            if want(&m) {
-                return (m, seen);
-            }
-            seen.push(m);
-        }
-        panic!("no {what} within {limit:?}; received instead: {seen:#?}");
-    }
-}
 
 /// An OPTIONS ping from a fresh peer gets its 200: the gateway survived
 /// whatever came before.

@@ -1,7 +1,11 @@
 //! SIP messages as raw text, for tests that play a peer with plain sockets
 //! (what a peer sees on the wire, parsed just enough to assert on it).
 
-use std::net::SocketAddr;
+use std::io::ErrorKind;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use super::sipp::loopback;
 
 /// One SIP message as received.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,5 +108,89 @@ impl Msg {
     /// Whether the SDP body has the attribute line `a` (e.g. `a=recvonly`).
     pub fn has_attribute(&self, a: &str) -> bool {
         self.body().lines().any(|l| l.trim() == a)
+    }
+}
+
+/// A raw SIP peer on its own loopback address.
+pub struct UdpPeer {
+    /// The socket.
+    pub sock: UdpSocket,
+    /// Its address.
+    pub me: SocketAddr,
+    /// The gateway's SIP address.
+    pub gw: SocketAddr,
+}
+
+impl UdpPeer {
+    pub fn new(gw: SocketAddr) -> UdpPeer {
+        let me = loopback();
+        let sock = UdpSocket::bind(me).expect("binding the raw peer");
+        UdpPeer { sock, me, gw }
+    }
+
+    pub fn send(&self, text: &str) {
+        self.send_bytes(text.as_bytes());
+    }
+
+    pub fn send_bytes(&self, bytes: &[u8]) {
+        self.sock
+            .send_to(bytes, self.gw)
+            .expect("sending to the gateway");
+    }
+
+    /// The next datagram from the gateway within `limit`.
+    pub fn recv(&self, limit: Duration) -> Option<Msg> {
+        let until = Instant::now() + limit;
+        let mut buf = vec![0; 70_000];
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let step = left.min(Duration::from_millis(100));
+            self.sock.set_read_timeout(Some(step)).expect("timeout");
+            match self.sock.recv_from(&mut buf) {
+                Ok((n, from)) if from == self.gw => {
+                    return Some(Msg(String::from_utf8_lossy(&buf[..n]).into_owned()));
+                }
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) => panic!("receiving from the gateway: {e}"),
+            }
+        }
+    }
+
+    /// Everything the gateway sends within `d`, with arrival times.
+    pub fn collect(&self, d: Duration) -> Vec<(Instant, Msg)> {
+        let until = Instant::now() + d;
+        let mut out = Vec::new();
+        while let Some(m) = self.recv(until.saturating_duration_since(Instant::now())) {
+            out.push((Instant::now(), m));
+        }
+        out
+    }
+
+    /// Waits for a message `want` accepts; returns it and what came before.
+    /// Panics, listing what did arrive, when none does within `limit`.
+    pub fn wait_for(
+        &self,
+        what: &str,
+        limit: Duration,
+        want: impl Fn(&Msg) -> bool,
+    ) -> (Msg, Vec<Msg>) {
+        let until = Instant::now() + limit;
+        let mut seen = Vec::new();
+        while let Some(m) = self.recv(until.saturating_duration_since(Instant::now())) {
+            if want(&m) {
+                return (m, seen);
+            }
+            seen.push(m);
+        }
+        panic!("no {what} within {limit:?}; received instead: {seen:#?}");
+    }
+
+    /// As [`UdpPeer::wait_for`], without what came before.
+    pub fn wait_for_msg(&self, what: &str, limit: Duration, want: impl Fn(&Msg) -> bool) -> Msg {
+        self.wait_for(what, limit, want).0
     }
 }
