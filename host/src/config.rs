@@ -75,6 +75,49 @@ pub struct Config {
     /// The RTP relay.
     #[serde(default)]
     pub media: MediaSettings,
+    /// Where outcome records are kept for the Handoff API.
+    #[serde(default)]
+    pub store: crate::store::StoreSettings,
+    /// WebSocket agents (`ws://`, `wss://` targets).
+    #[serde(default)]
+    pub websocket: crate::connector::ws::WsSettings,
+    /// The builtin agent (`builtin:` targets).
+    #[serde(default)]
+    pub builtin: crate::connector::builtin::BuiltinSettings,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogSettings,
+}
+
+/// `[log]`: how the gateway logs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `human` (the default) or `json` (one object per line).
+    pub format: LogFormat,
+    /// A `tracing` filter (`info`, `trunkline=debug,info`); `RUST_LOG`
+    /// wins when set.
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            format: LogFormat::Human,
+            filter: "info".into(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Text for people.
+    #[default]
+    Human,
+    /// One JSON object per line, for log shippers.
+    Json,
 }
 
 /// `[media]`: the RTP relay every call's audio goes through.
@@ -124,6 +167,9 @@ pub struct GatewaySettings {
     pub session_expires_secs: u32,
     /// How long to wait for a REFER's final NOTIFY before the BYE, seconds.
     pub refer_timeout_secs: u64,
+    /// On SIGTERM: how long calls in progress may go on (new calls get
+    /// `503`) before the rest are ended through `conclude`, in seconds.
+    pub drain_secs: u64,
 }
 
 impl Default for GatewaySettings {
@@ -135,23 +181,53 @@ impl Default for GatewaySettings {
             t1_ms: 500,
             session_expires_secs: 1800,
             refer_timeout_secs: 8,
+            drain_secs: 30,
         }
     }
 }
 
-/// `[http]`.
+/// `[http]`: the HTTP API (control API, Handoff API, metrics, status).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSettings {
-    /// Listener of the HTTP API.
+    /// Listener of the HTTP API; `enabled = false` turns it off.
     pub listen: std::net::SocketAddr,
+    /// Whether the HTTP API runs.
+    pub enabled: bool,
+    /// API keys: who may call the control and Handoff APIs, and which
+    /// tenant's calls and records each key sees.
+    pub keys: Vec<ApiKey>,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
         HttpSettings {
             listen: ([127, 0, 0, 1], 8080).into(),
+            enabled: true,
+            keys: Vec::new(),
         }
+    }
+}
+
+/// `[[http.keys]]`: one API key.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKey {
+    /// A name for logs and metrics (the key itself is never logged).
+    pub name: String,
+    /// The secret, sent as `Authorization: Bearer <key>`.
+    pub key: String,
+    /// The tenant whose calls and records the key sees; `*` for all.
+    pub tenant: String,
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("name", &self.name)
+            .field("key", &"<redacted>")
+            .field("tenant", &self.tenant)
+            .finish()
     }
 }
 
@@ -260,6 +336,10 @@ pub struct TrunkConfig {
     /// Digest authentication; with `allow` as well, both must pass.
     #[serde(default)]
     pub auth: Option<TrunkAuth>,
+    /// The tenant the trunk's calls and outcome records belong to (API keys
+    /// see only their tenant's); default: the trunk's name.
+    #[serde(default)]
+    pub tenant: Option<String>,
 }
 
 fn default_header_limit() -> usize {
@@ -278,7 +358,13 @@ impl TrunkConfig {
             header_limit: default_header_limit(),
             allow: Vec::new(),
             auth: None,
+            tenant: None,
         }
+    }
+
+    /// The tenant of the trunk's calls: `tenant`, else the trunk's name.
+    pub fn tenant(&self) -> &str {
+        self.tenant.as_deref().unwrap_or(&self.name)
     }
 }
 
@@ -341,6 +427,8 @@ impl Config {
         if config.policy.dir.is_relative() {
             config.policy.dir = base.join(&config.policy.dir);
         }
+        config.store.resolve_paths(base);
+        config.builtin.resolve_paths(base);
         if let Some(tls) = config.sip.tls.as_mut() {
             for p in [&mut tls.cert_path, &mut tls.key_path] {
                 if p.is_relative() {
@@ -428,6 +516,27 @@ impl Config {
                 return Err(ConfigError::Invalid(format!(
                     "trunk `{}`: header_limit must be at least 1",
                     t.name
+                )));
+            }
+        }
+        let mut keys = std::collections::HashSet::new();
+        for k in &self.http.keys {
+            if k.key.len() < 16 {
+                return Err(ConfigError::Invalid(format!(
+                    "http.keys `{}`: a key must be at least 16 characters",
+                    k.name
+                )));
+            }
+            if !keys.insert(k.key.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "http.keys `{}`: the same key is listed twice",
+                    k.name
+                )));
+            }
+            if k.tenant.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "http.keys `{}`: tenant is empty (use `*` for every tenant)",
+                    k.name
                 )));
             }
         }

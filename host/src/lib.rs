@@ -10,11 +10,16 @@
 //! - [`transport`] — SIP over UDP, TCP and TLS sockets (RFC 3261 §18).
 //! - [`b2bua`] — the Five9 ↔ agent back-to-back user agent: admission,
 //!   `route`, the agent leg, media, `conclude`, delivery to Five9.
+//! - [`connector`] — non-SIP agents: WebSocket audio streams and the
+//!   builtin agent.
 //! - [`store`] — outcome records for the Handoff API.
+//! - [`http`] — the HTTP API: control, Handoff, `/metrics`, status.
 //! - `cli` (binary only) — `trunkline run`, `trunkline policy check|run`.
 
 pub mod b2bua;
 pub mod config;
+pub mod connector;
+pub mod http;
 pub mod invite;
 pub mod policy;
 pub mod store;

@@ -9,22 +9,177 @@ use std::time::{Duration, Instant};
 
 use super::{built, sipp::loopback, trunkline_bin};
 
+/// The API key every test gateway accepts (tenant `five9`, the trunk's).
+pub const TEST_KEY: &str = "test-key-five9-0123456789";
+/// A second key, for another tenant (`acme`).
+pub const OTHER_TENANT_KEY: &str = "test-key-acme-0123456789";
+
 /// A running gateway; killed on drop.
 pub struct Gateway {
     child: Child,
     /// Where SIP listens (UDP and TCP).
     pub sip: SocketAddr,
+    /// Where the HTTP API listens.
+    pub http: SocketAddr,
     log: PathBuf,
-    _dir: tempfile::TempDir,
+    config_path: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+/// A gateway's config, built up and then [`start`](GatewayBuilder::start)ed.
+///
+/// The config has: `[policy] dir = "policies"` holding the example policy
+/// `policy`; SIP UDP+TCP on a fresh loopback address; HTTP on the same
+/// address, with keys [`TEST_KEY`] (tenant `five9`) and
+/// [`OTHER_TENANT_KEY`] (tenant `acme`); one trunk `five9` (allow-list
+/// 127.0.0.0/8 unless the trunk body says `allow`); the store in memory
+/// unless a `[store]` section is given.
+#[derive(Debug, Clone, Default)]
+pub struct GatewayBuilder {
+    policy: String,
+    policy_toml: String,
+    trunk_toml: String,
+    gateway_toml: String,
+    media_toml: String,
+    extra_toml: String,
+    env: Vec<(String, String)>,
+}
+
+impl GatewayBuilder {
+    /// `[policies.NAME]` body.
+    pub fn policy_toml(mut self, body: &str) -> Self {
+        self.policy_toml = body.to_owned();
+        self
+    }
+
+    /// Lines added to the `[[trunk]]` table.
+    pub fn trunk_toml(mut self, body: &str) -> Self {
+        self.trunk_toml = body.to_owned();
+        self
+    }
+
+    /// Lines added to `[gateway]`.
+    pub fn gateway_toml(mut self, body: &str) -> Self {
+        self.gateway_toml = body.to_owned();
+        self
+    }
+
+    /// The `[media]` body.
+    pub fn media_toml(mut self, body: &str) -> Self {
+        self.media_toml = body.to_owned();
+        self
+    }
+
+    /// Whole sections appended at the end (`[store]`, `[builtin]`,
+    /// `[websocket]`, `[log]`, more `[[http.keys]]`…).
+    pub fn extra_toml(mut self, text: &str) -> Self {
+        self.extra_toml.push_str(text);
+        self.extra_toml.push('\n');
+        self
+    }
+
+    /// An environment variable for the process.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Writes the config into a fresh folder and starts the binary; waits
+    /// until SIP listens and the policy serves.
+    pub fn start(self) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let policies = dir.path().join("policies");
+        std::fs::create_dir(&policies).unwrap();
+        let policy = &self.policy;
+        std::fs::copy(
+            built().policies.join(format!("{policy}.wasm")),
+            policies.join(format!("{policy}.wasm")),
+        )
+        .unwrap();
+        let sip = loopback();
+        let http = std::net::TcpListener::bind((sip.ip(), 0))
+            .and_then(|l| l.local_addr())
+            .expect("a free TCP port for HTTP");
+        let allow = if self.trunk_toml.contains("allow") {
+            ""
+        } else {
+            "allow = [\"127.0.0.0/8\"]\n"
+        };
+        let media = if self.media_toml.is_empty() {
+            String::new()
+        } else {
+            format!("\n[media]\n{}\n", self.media_toml)
+        };
+        let store = if self.extra_toml.contains("[store]") {
+            ""
+        } else {
+            "\n[store]\nbackend = \"memory\"\n"
+        };
+        let config = format!(
+            "[policy]\ndir = \"policies\"\n\n[sip]\nudp = \"{sip}\"\ntcp = \"{sip}\"\n\n\
+             [http]\nlisten = \"{http}\"\n\n\
+             [[http.keys]]\nname = \"five9\"\nkey = \"{TEST_KEY}\"\ntenant = \"five9\"\n\n\
+             [[http.keys]]\nname = \"acme\"\nkey = \"{OTHER_TENANT_KEY}\"\ntenant = \"acme\"\n\n\
+             [gateway]\nring_timeout_secs = 10\n{gw}\n\n[policies.{policy}]\n{pt}\n\n\
+             [[trunk]]\nname = \"five9\"\npolicy = \"{policy}\"\n{allow}{tt}\n{media}{store}\n{extra}",
+            gw = self.gateway_toml,
+            pt = self.policy_toml,
+            tt = self.trunk_toml,
+            extra = self.extra_toml,
+        );
+        let config_path = dir.path().join("trunkline.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let log = dir.path().join("trunkline.log");
+        let child = spawn(&config_path, &log, &self.env);
+        let gw = Gateway {
+            child,
+            sip,
+            http,
+            log,
+            config_path,
+            dir,
+        };
+        gw.wait_for_log("SIP listening", Duration::from_secs(20));
+        gw.wait_for_log("policy serving", Duration::from_secs(20));
+        gw
+    }
+}
+
+fn spawn(config: &std::path::Path, log: &std::path::Path, env: &[(String, String)]) -> Child {
+    let mut cmd = Command::new(trunkline_bin());
+    cmd.args(["run", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info,trunkline=debug")
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .unwrap(),
+        );
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("starting trunkline")
 }
 
 impl Gateway {
-    /// Starts a gateway with policy `policy` (an example from
-    /// `policies/`, by name), `policy_toml` as its `[policies.NAME]` body,
-    /// and `trunk_toml` appended to the trunk (allow-list 127.0.0.0/8 is
-    /// set unless `trunk_toml` says otherwise).
+    /// A config for policy `policy` (an example from `policies/`, by name).
+    pub fn builder(policy: &str) -> GatewayBuilder {
+        GatewayBuilder {
+            policy: policy.to_owned(),
+            ..GatewayBuilder::default()
+        }
+    }
+
+    /// Starts a gateway with policy `policy`, `policy_toml` as its
+    /// `[policies.NAME]` body, and `trunk_toml` appended to the trunk.
     pub fn start(policy: &str, policy_toml: &str, trunk_toml: &str) -> Gateway {
-        Gateway::start_with(policy, policy_toml, trunk_toml, "")
+        Gateway::builder(policy)
+            .policy_toml(policy_toml)
+            .trunk_toml(trunk_toml)
+            .start()
     }
 
     /// As [`Gateway::start`], with `gateway_toml` added to `[gateway]`.
@@ -34,11 +189,14 @@ impl Gateway {
         trunk_toml: &str,
         gateway_toml: &str,
     ) -> Gateway {
-        Gateway::start_with_media(policy, policy_toml, trunk_toml, gateway_toml, "")
+        Gateway::builder(policy)
+            .policy_toml(policy_toml)
+            .trunk_toml(trunk_toml)
+            .gateway_toml(gateway_toml)
+            .start()
     }
 
-    /// As [`Gateway::start_with`], with `media_toml` as the `[media]` body
-    /// (none when empty: the relay's defaults).
+    /// As [`Gateway::start_with`], with `media_toml` as the `[media]` body.
     pub fn start_with_media(
         policy: &str,
         policy_toml: &str,
@@ -46,50 +204,68 @@ impl Gateway {
         gateway_toml: &str,
         media_toml: &str,
     ) -> Gateway {
-        let dir = tempfile::tempdir().unwrap();
-        let policies = dir.path().join("policies");
-        std::fs::create_dir(&policies).unwrap();
-        std::fs::copy(
-            built().policies.join(format!("{policy}.wasm")),
-            policies.join(format!("{policy}.wasm")),
-        )
-        .unwrap();
-        let sip = loopback();
-        let allow = if trunk_toml.contains("allow") {
-            ""
-        } else {
-            "allow = [\"127.0.0.0/8\"]\n"
-        };
-        let media = if media_toml.is_empty() {
-            String::new()
-        } else {
-            format!("\n[media]\n{media_toml}\n")
-        };
-        let config = format!(
-            "[policy]\ndir = \"policies\"\n\n[sip]\nudp = \"{sip}\"\ntcp = \"{sip}\"\n\n\
-             [gateway]\nring_timeout_secs = 10\n{gateway_toml}\n\n[policies.{policy}]\n{policy_toml}\n\n\
-             [[trunk]]\nname = \"five9\"\npolicy = \"{policy}\"\n{allow}{trunk_toml}\n{media}"
-        );
-        let config_path = dir.path().join("trunkline.toml");
-        std::fs::write(&config_path, config).unwrap();
-        let log = dir.path().join("trunkline.log");
-        let child = Command::new(trunkline_bin())
-            .args(["run", "--config"])
-            .arg(&config_path)
-            .env("RUST_LOG", "info,trunkline=debug")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("starting trunkline");
-        let gw = Gateway {
-            child,
-            sip,
-            log,
-            _dir: dir,
-        };
-        gw.wait_for_log("SIP listening", Duration::from_secs(20));
-        gw.wait_for_log("policy serving", Duration::from_secs(20));
-        gw
+        Gateway::builder(policy)
+            .policy_toml(policy_toml)
+            .trunk_toml(trunk_toml)
+            .gateway_toml(gateway_toml)
+            .media_toml(media_toml)
+            .start()
+    }
+
+    /// `http://ADDR` of the HTTP API.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.http)
+    }
+
+    /// The gateway's folder (config, policies, log, store files).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (e.g. `"TERM"`, `"KILL"`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits up to `limit` for the process to exit; its status if it did.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// `kill -9`, then starts the binary again with the same folder and
+    /// config (same addresses); the log continues in the same file. Waits
+    /// until SIP listens again.
+    pub fn crash_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let before = self.log().matches("SIP listening").count();
+        self.child = spawn(&self.config_path, &self.log, &[]);
+        let start = Instant::now();
+        while self.log().matches("SIP listening").count() <= before {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "gateway did not restart:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// The gateway's log so far.

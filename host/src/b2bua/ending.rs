@@ -120,6 +120,7 @@ impl Gateway {
             call_id: call_id.clone(),
             sip_call_id: call.policy_call.sip_call_id.clone(),
             trunk: trunk.name.clone(),
+            tenant: trunk.tenant().to_owned(),
             contained: outcome.contained,
             destination: outcome.destination.clone(),
             delivery: delivery.to_owned(),
@@ -145,10 +146,15 @@ impl Gateway {
             ended_ms: millis(SystemTime::now()),
         };
         let shared_id = record.shared_id.clone();
+        self.stats
+            .call_ended(end_reason_text(reason), outcome.contained);
         match self.store.put(record) {
             Ok(()) => tracing::info!(%call_id, %shared_id, contained = outcome.contained,
                 destination = %outcome.destination, delivery, "outcome stored"),
-            Err(e) => tracing::error!(%call_id, %shared_id, error = %e, "outcome not stored"),
+            Err(e) => {
+                self.stats.store_error();
+                tracing::error!(%call_id, %shared_id, error = %e, "outcome not stored")
+            }
         }
         if let Some(media) = call.media.take() {
             media.stop();
@@ -359,7 +365,7 @@ impl Gateway {
     }
 }
 
-fn millis(t: SystemTime) -> u64 {
+pub(crate) fn millis(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)

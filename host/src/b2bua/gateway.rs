@@ -21,10 +21,11 @@ use trunkline_sip::transaction::{
 
 use super::admission::Gatekeeper;
 use super::call::{Call, CallKey, Leg, format_call_id};
+use super::control::{CallInfo, ControlError, ControlOrder};
 use super::media::MediaPlane;
 use super::wire::Wire;
 use crate::config::Config;
-use crate::policy::{Attribute, EndReason, PolicyRegistry};
+use crate::policy::{EndReason, PolicyRegistry};
 use crate::store::OutcomeStore;
 use crate::transport::{Inbound, Target, TransportKind, Transports, reply_target};
 
@@ -33,26 +34,25 @@ use crate::transport::{Inbound, Target, TransportKind, Transports, reply_target}
 pub enum GatewayEvent {
     /// From a call's relay.
     Media(u64, MediaEvent),
-    /// Set attributes on a call (control API).
-    SetAttributes {
+    /// From a call's WebSocket or builtin agent.
+    Connector(u64, crate::connector::Report),
+    /// A control-API order for a call.
+    Control {
         /// Trunkline call id.
         call_id: String,
-        /// The attributes.
-        attributes: Vec<Attribute>,
-        /// `false` when no such call.
-        reply: oneshot::Sender<bool>,
+        /// What to do.
+        order: ControlOrder,
+        /// The result.
+        reply: oneshot::Sender<Result<(), ControlError>>,
     },
-    /// End a call as the agent asked (control API).
-    End {
-        /// Trunkline call id.
-        call_id: String,
-        /// Attributes to set first.
-        attributes: Vec<Attribute>,
-        /// `false` when no such call or already ending.
-        reply: oneshot::Sender<bool>,
-    },
+    /// One call's state, if it is active.
+    GetCall(String, oneshot::Sender<Option<CallInfo>>),
+    /// Every active call.
+    ListCalls(oneshot::Sender<Vec<CallInfo>>),
     /// How many calls are active.
     ActiveCalls(oneshot::Sender<usize>),
+    /// Stop taking new calls (`503` to new INVITEs); calls in progress go on.
+    Drain,
     /// Internal: the agent's host name was resolved for call `.0`.
     #[doc(hidden)]
     AgentResolved(u64, Result<(SocketAddr, TransportKind), String>),
@@ -74,19 +74,86 @@ pub(crate) enum CallTimer {
 }
 
 /// The running gateway's handle.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GatewayHandle {
     events: mpsc::Sender<GatewayEvent>,
+    /// The core's counters.
+    pub stats: Arc<super::stats::GatewayStats>,
+    /// The relay's counters (every call's packets).
+    pub relay_stats: Arc<trunkline_relay::RelayStats>,
+    /// The RTP port pool.
+    pub ports: trunkline_relay::PortPool,
+    transports: Transports,
     /// Where SIP listens.
     pub sip_udp: Option<SocketAddr>,
     /// Where SIP listens on TCP.
     pub sip_tcp: Option<SocketAddr>,
 }
 
+impl std::fmt::Debug for GatewayHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayHandle")
+            .field("sip_udp", &self.sip_udp)
+            .field("sip_tcp", &self.sip_tcp)
+            .finish_non_exhaustive()
+    }
+}
+
 impl GatewayHandle {
+    /// The SIP transports' counters.
+    pub fn transport_stats(&self) -> crate::transport::StatsSnapshot {
+        self.transports.stats()
+    }
+
     /// Sends an event to the core; `false` if it has stopped.
     pub async fn send(&self, ev: GatewayEvent) -> bool {
         self.events.send(ev).await.is_ok()
+    }
+
+    /// Active call `call_id`.
+    pub async fn call(&self, call_id: &str) -> Option<CallInfo> {
+        let (tx, rx) = oneshot::channel();
+        if !self.send(GatewayEvent::GetCall(call_id.to_owned(), tx)).await {
+            return None;
+        }
+        rx.await.ok().flatten()
+    }
+
+    /// Every active call.
+    pub async fn calls(&self) -> Vec<CallInfo> {
+        let (tx, rx) = oneshot::channel();
+        if !self.send(GatewayEvent::ListCalls(tx)).await {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Carries out a control order on call `call_id`.
+    pub async fn control(&self, call_id: &str, order: ControlOrder) -> Result<(), ControlError> {
+        let (tx, rx) = oneshot::channel();
+        let ev = GatewayEvent::Control {
+            call_id: call_id.to_owned(),
+            order,
+            reply: tx,
+        };
+        if !self.send(ev).await {
+            return Err(ControlError::Stopped);
+        }
+        rx.await.unwrap_or(Err(ControlError::Stopped))
+    }
+
+    /// How many calls are active (`None` when the gateway has stopped).
+    pub async fn active_calls(&self) -> Option<usize> {
+        let (tx, rx) = oneshot::channel();
+        if !self.send(GatewayEvent::ActiveCalls(tx)).await {
+            return None;
+        }
+        rx.await.ok()
+    }
+
+    /// Stops taking new calls (`503`); calls in progress go on.
+    pub async fn drain(&self) {
+        self.send(GatewayEvent::Drain).await;
     }
 }
 
@@ -112,6 +179,9 @@ pub(crate) struct Gateway {
     /// Our listening port per transport.
     pub(crate) ports: HashMap<TransportKind, u16>,
     next_key: CallKey,
+    /// Shutting down: new INVITEs get `503`.
+    pub(crate) draining: bool,
+    pub(crate) stats: Arc<super::stats::GatewayStats>,
 }
 
 /// Starts the SIP core: binds the listeners and spawns the task. It stops
@@ -166,6 +236,17 @@ pub async fn start(
         advertise,
         ports,
         next_key: initial_key(),
+        draining: false,
+        stats: Arc::new(super::stats::GatewayStats::default()),
+    };
+    let handle = GatewayHandle {
+        events: events_tx.clone(),
+        stats: gw.stats.clone(),
+        relay_stats: gw.media.stats(),
+        ports: gw.media.pool(),
+        transports: gw.transports.clone(),
+        sip_udp,
+        sip_tcp,
     };
     let task = tokio::spawn(async move {
         loop {
@@ -189,14 +270,7 @@ pub async fn start(
         }
         gw.transports.shutdown().await;
     });
-    Ok((
-        GatewayHandle {
-            events: events_tx,
-            sip_udp,
-            sip_tcp,
-        },
-        task,
-    ))
+    Ok((handle, task))
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -267,6 +341,9 @@ impl Gateway {
                 // not `Sync` (transactions hold `FnMut` ACK builders), so no
                 // `&self` may live across an await.
                 let transports = self.transports.clone();
+                if let Some(status) = t.message.msg.status_code() {
+                    self.stats.response_sent(status);
+                }
                 if let Err(e) = transports.send(&t.message.target, &t.message.msg).await {
                     tracing::warn!(target = ?t.message.target, error = %e, "cannot send a SIP message");
                 }
@@ -285,6 +362,9 @@ impl Gateway {
     /// for 2xx, stateless replies). The core task sends it at its next
     /// flush through the same socket as everything else.
     pub(crate) fn send_now(&self, wire: Wire) {
+        if let Some(status) = wire.msg.status_code() {
+            self.stats.response_sent(status);
+        }
         let transports = self.transports.clone();
         tokio::spawn(async move {
             if let Err(e) = transports.send(&wire.target, &wire.msg).await {
@@ -441,39 +521,35 @@ impl Gateway {
             GatewayEvent::Media(key, MediaEvent::Latched { leg, addr }) => {
                 tracing::debug!(call_id = %format_call_id(key), ?leg, %addr, "media latched");
             }
-            GatewayEvent::SetAttributes {
+            GatewayEvent::Control {
                 call_id,
-                attributes,
+                order,
                 reply,
             } => {
-                let found = super::call::parse_call_id(&call_id)
-                    .and_then(|k| self.calls.get_mut(&k))
-                    .map(|call| {
-                        for a in attributes {
-                            call.set_attribute(&a.key, &a.value);
-                        }
-                    })
-                    .is_some();
-                let _ = reply.send(found);
+                let _ = reply.send(self.on_control(&call_id, order));
             }
-            GatewayEvent::End {
-                call_id,
-                attributes,
-                reply,
-            } => {
-                let key = super::call::parse_call_id(&call_id);
-                let ok = match key.and_then(|k| self.calls.get_mut(&k).map(|c| (k, c))) {
-                    Some((k, call)) if call.end_reason.is_none() => {
-                        for a in attributes {
-                            call.set_attribute(&a.key, &a.value);
-                        }
-                        self.end_call(k, EndReason::AgentRequest);
-                        true
-                    }
-                    _ => false,
-                };
-                let _ = reply.send(ok);
+            GatewayEvent::GetCall(call_id, reply) => {
+                let info = super::call::parse_call_id(&call_id)
+                    .and_then(|k| self.calls.get(&k))
+                    .filter(|c| c.phase != super::call::Phase::Ending)
+                    .map(|c| self.call_info(c));
+                let _ = reply.send(info);
             }
+            GatewayEvent::ListCalls(reply) => {
+                let mut all: Vec<CallInfo> = self
+                    .calls
+                    .values()
+                    .filter(|c| c.phase != super::call::Phase::Ending)
+                    .map(|c| self.call_info(c))
+                    .collect();
+                all.sort_by_key(|c| c.started_ms);
+                let _ = reply.send(all);
+            }
+            GatewayEvent::Drain => {
+                tracing::info!("draining: new calls get 503");
+                self.draining = true;
+            }
+            GatewayEvent::Connector(key, report) => self.on_connector(key, report),
             GatewayEvent::AgentResolved(key, Ok((addr, kind))) => {
                 self.start_agent_leg(key, addr, kind)
             }

@@ -60,6 +60,10 @@ impl Gateway {
                 }
             };
 
+        if self.draining {
+            refuse(self, 503, None, Some("399 trunkline \"Shutting down\""));
+            return;
+        }
         let trunk = match self.gatekeeper.admit(&msg, source.ip(), SystemTime::now()) {
             Verdict::Trunk(i) => i,
             Verdict::Refuse(r) => {
@@ -168,6 +172,7 @@ impl Gateway {
             held_delivery: None,
         };
         self.by_tx.insert(key, (call_key, Leg::Caller));
+        self.stats.call_started();
         call.agent_extra = connect.headers;
         let target = call.target.clone();
         self.calls.insert(call_key, call);

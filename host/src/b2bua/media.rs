@@ -77,6 +77,16 @@ impl MediaPlane {
         })
     }
 
+    /// The relay's counters.
+    pub(crate) fn stats(&self) -> Arc<RelayStats> {
+        self.stats.clone()
+    }
+
+    /// The port pool (a handle on the same pool).
+    pub(crate) fn pool(&self) -> PortPool {
+        self.pool.clone()
+    }
+
     /// Checks the caller's offer and reserves ports for both legs.
     pub(crate) fn open(
         &self,

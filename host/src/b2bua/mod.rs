@@ -8,19 +8,29 @@
 //! - `session` — RFC 4028 session timers toward the caller.
 //! - `ending` — `conclude`, the outcome to Five9 (BYE with headers or
 //!   REFER), the handoff record, tear-down.
+//! - `connector` — calls whose agent is a WebSocket stream or the builtin
+//!   agent: the tap, the connector task, its reports.
+//! - `control` — agents' orders (control API, connectors): attributes,
+//!   end, transfer; the call's public view.
 //! - `admission` — trunks: IP allow-lists and digest auth.
 //! - `media` — SDP toward each leg and the RTP relay session.
+//! - `stats` — the core's counters for `/metrics`.
 //! - `call`, `wire` — the state of a call; a message with its destination.
 
 mod admission;
 mod agent;
 mod call;
+mod connector;
+mod control;
 mod dialogs;
 mod ending;
 mod gateway;
 mod inbound;
 mod media;
 mod session;
+mod stats;
 mod wire;
 
+pub use control::{CallInfo, ControlError, ControlOrder};
 pub use gateway::{GatewayEvent, GatewayHandle, start};
+pub use stats::{GatewayStats, GatewayStatsSnapshot};

@@ -50,12 +50,26 @@ pub(crate) fn main() -> ExitCode {
 
 /// Logs to stderr; `RUST_LOG` overrides the level.
 pub(crate) fn init_logging(default: &str) {
+    init_logging_as(default, trunkline::config::LogFormat::Human);
+}
+
+/// Logs to stderr in `format`; `RUST_LOG` overrides the filter.
+pub(crate) fn init_logging_as(default: &str, format: trunkline::config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = match format {
+        trunkline::config::LogFormat::Human => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .try_init(),
+        trunkline::config::LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init(),
+    };
 }

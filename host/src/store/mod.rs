@@ -8,12 +8,12 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::policy::Header;
 
 /// Everything the Handoff API returns about one call.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutcomeRecord {
     /// The id Five9 scripting looks the record up by.
     pub shared_id: String,
@@ -23,6 +23,8 @@ pub struct OutcomeRecord {
     pub sip_call_id: String,
     /// The trunk the call came in on.
     pub trunk: String,
+    /// The trunk's tenant: only API keys of this tenant (or `*`) see it.
+    pub tenant: String,
     /// Did the AI contain the call?
     pub contained: bool,
     /// Where the call should go next.
@@ -72,6 +74,10 @@ pub trait OutcomeStore: Send + Sync {
     fn by_shared_id(&self, shared_id: &str) -> Option<OutcomeRecord>;
     /// The record of Trunkline call `call_id`.
     fn by_call_id(&self, call_id: &str) -> Option<OutcomeRecord>;
+    /// Makes everything written so far durable (shutdown).
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Records in memory; lost on restart.
@@ -101,5 +107,56 @@ impl OutcomeStore for MemoryStore {
             ids.get(call_id).cloned()?
         };
         self.by_shared_id(&shared)
+    }
+}
+
+/// `[store]`: where outcome records are kept.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSettings {
+    /// Which store: `embedded` (the default), `redis` or `memory`.
+    pub backend: StoreBackend,
+    /// The database file of the embedded store (relative to the config).
+    pub path: std::path::PathBuf,
+}
+
+/// The kinds of outcome store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// A crash-safe database file; no server.
+    #[default]
+    Embedded,
+    /// A Redis server shared by several nodes.
+    Redis,
+    /// In memory only: lost on restart (tests, demos).
+    Memory,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            backend: StoreBackend::Embedded,
+            path: "trunkline-outcomes.db".into(),
+        }
+    }
+}
+
+impl StoreSettings {
+    /// Makes relative paths relative to the config file's folder.
+    pub fn resolve_paths(&mut self, base: &std::path::Path) {
+        if self.path.is_relative() {
+            self.path = base.join(&self.path);
+        }
+    }
+}
+
+/// Opens the store the settings name.
+pub fn open(settings: &StoreSettings) -> Result<std::sync::Arc<dyn OutcomeStore>, StoreError> {
+    match settings.backend {
+        StoreBackend::Memory => Ok(std::sync::Arc::new(MemoryStore::default())),
+        other => Err(StoreError::Backend(format!(
+            "store backend {other:?} is not built yet"
+        ))),
     }
 }

@@ -1,0 +1,151 @@
+//! Orders from agents about a call in progress — from the control API (any
+//! connector) and from WebSocket/builtin agents — and the call's public
+//! view for the API.
+
+use serde::Serialize;
+
+use super::call::{Call, CallKey, Phase, parse_call_id};
+use super::ending::millis;
+use super::gateway::Gateway;
+use crate::policy::{Attribute, EndReason, default_shared_id};
+
+/// What an agent asks of its call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlOrder {
+    /// Set attributes (same key replaces), for `conclude`.
+    SetAttributes(Vec<Attribute>),
+    /// Set attributes, then end the call (reason `agent-request`).
+    End(Vec<Attribute>),
+    /// Hand the caller back toward `destination`: sets `contained=false`
+    /// and `destination` (after `attributes`), then ends the call
+    /// (reason `agent-request`). The policy's `conclude` turns that into
+    /// the BYE headers or a REFER.
+    Transfer {
+        /// The queue, skill or `sip:` URI the caller should go to.
+        destination: String,
+        /// Further attributes, set first.
+        attributes: Vec<Attribute>,
+    },
+}
+
+/// Why an order was not carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    /// No active call has that id.
+    #[error("no such call")]
+    NoSuchCall,
+    /// The call is already ending; attributes can no longer change.
+    #[error("the call is already ending")]
+    Ending,
+    /// The gateway has stopped.
+    #[error("the gateway has stopped")]
+    Stopped,
+}
+
+/// A call in progress, as the control API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallInfo {
+    /// Trunkline's call id.
+    pub call_id: String,
+    /// The caller leg's SIP Call-ID.
+    pub sip_call_id: String,
+    /// The id the outcome will be filed under (unless `conclude` picks
+    /// another).
+    pub shared_id: String,
+    /// The trunk it came in on.
+    pub trunk: String,
+    /// The trunk's tenant.
+    pub tenant: String,
+    /// The agent target.
+    pub target: String,
+    /// `calling` (agent not answered yet) or `connected`.
+    pub state: &'static str,
+    /// Caller (From URI).
+    pub from: String,
+    /// The Request-URI.
+    pub to: String,
+    /// Attributes so far (decision's, then set during the call).
+    pub attributes: Vec<Attribute>,
+    /// DTMF digits pressed so far.
+    pub dtmf: String,
+    /// When the INVITE arrived (ms since the Unix epoch).
+    pub started_ms: u64,
+    /// When the call was answered, if it was.
+    pub answered_ms: Option<u64>,
+}
+
+impl Gateway {
+    /// Carries out `order` on the call with id `call_id`.
+    pub(crate) fn on_control(
+        &mut self,
+        call_id: &str,
+        order: ControlOrder,
+    ) -> Result<(), ControlError> {
+        let key = parse_call_id(call_id).ok_or(ControlError::NoSuchCall)?;
+        self.apply_order(key, order)
+    }
+
+    /// An agent's order for call `key`.
+    pub(crate) fn apply_order(
+        &mut self,
+        key: CallKey,
+        order: ControlOrder,
+    ) -> Result<(), ControlError> {
+        let call = self.calls.get_mut(&key).ok_or(ControlError::NoSuchCall)?;
+        if call.end_reason.is_some() || call.phase == Phase::Ending {
+            return Err(ControlError::Ending);
+        }
+        let call_id = call.id();
+        match order {
+            ControlOrder::SetAttributes(attrs) => {
+                tracing::info!(%call_id, count = attrs.len(), "agent set attributes");
+                for a in attrs {
+                    call.set_attribute(&a.key, &a.value);
+                }
+            }
+            ControlOrder::End(attrs) => {
+                for a in attrs {
+                    call.set_attribute(&a.key, &a.value);
+                }
+                tracing::info!(%call_id, "agent ended the call");
+                self.end_call(key, EndReason::AgentRequest);
+            }
+            ControlOrder::Transfer {
+                destination,
+                attributes,
+            } => {
+                for a in attributes {
+                    call.set_attribute(&a.key, &a.value);
+                }
+                call.set_attribute("contained", "false");
+                call.set_attribute("destination", &destination);
+                tracing::info!(%call_id, %destination, "agent transferred the call");
+                self.end_call(key, EndReason::AgentRequest);
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn call_info(&self, call: &Call) -> CallInfo {
+        let trunk = &self.config.trunks[call.trunk];
+        CallInfo {
+            call_id: call.id(),
+            sip_call_id: call.policy_call.sip_call_id.clone(),
+            shared_id: default_shared_id(&call.policy_call),
+            trunk: trunk.name.clone(),
+            tenant: trunk.tenant().to_owned(),
+            target: call.target.clone(),
+            state: match call.phase {
+                Phase::Calling => "calling",
+                Phase::Connected => "connected",
+                Phase::Ending => "ending",
+            },
+            from: call.policy_call.from_uri.clone(),
+            to: call.policy_call.request_uri.clone(),
+            attributes: call.attributes.clone(),
+            dtmf: call.dtmf.clone(),
+            started_ms: millis(call.started),
+            answered_ms: call.answered.map(|(_, at)| millis(at)),
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! Counters of the signalling core, read by the metrics exporter.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What the gateway counts. Cheap: atomics, and short uncontended locks for
+/// the labelled maps.
+#[derive(Debug, Default)]
+pub struct GatewayStats {
+    started: AtomicU64,
+    ended: Mutex<BTreeMap<(&'static str, bool), u64>>,
+    responses: Mutex<BTreeMap<u16, u64>>,
+    store_errors: AtomicU64,
+    connector: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+}
+
+/// A copy of every counter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GatewayStatsSnapshot {
+    /// Calls admitted and routed (a call record exists).
+    pub calls_started: u64,
+    /// Calls concluded, by end reason and whether the AI contained them.
+    pub calls_ended: BTreeMap<(&'static str, bool), u64>,
+    /// SIP responses sent, by status (retransmissions included).
+    pub responses_sent: BTreeMap<u16, u64>,
+    /// Outcome records the store refused.
+    pub store_errors: u64,
+    /// Connector events by kind (`websocket`, `builtin`) and what
+    /// (`connect-failed`, `closed`, …).
+    pub connector_events: BTreeMap<(&'static str, &'static str), u64>,
+}
+
+impl GatewayStatsSnapshot {
+    /// Calls started and not concluded yet.
+    pub fn active_calls(&self) -> u64 {
+        let ended: u64 = self.calls_ended.values().sum();
+        self.calls_started.saturating_sub(ended)
+    }
+}
+
+fn copy<K: Ord + Clone>(map: &Mutex<BTreeMap<K, u64>>) -> BTreeMap<K, u64> {
+    map.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
+    let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
+    *m.entry(key).or_default() += 1;
+}
+
+impl GatewayStats {
+    pub(crate) fn call_started(&self) {
+        self.started.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn call_ended(&self, reason: &'static str, contained: bool) {
+        bump(&self.ended, (reason, contained));
+    }
+
+    pub(crate) fn response_sent(&self, status: u16) {
+        bump(&self.responses, status);
+    }
+
+    pub(crate) fn store_error(&self) {
+        self.store_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn connector_event(&self, kind: &'static str, what: &'static str) {
+        bump(&self.connector, (kind, what));
+    }
+
+    /// Reads every counter.
+    pub fn snapshot(&self) -> GatewayStatsSnapshot {
+        GatewayStatsSnapshot {
+            calls_started: self.started.load(Ordering::Relaxed),
+            calls_ended: copy(&self.ended),
+            responses_sent: copy(&self.responses),
+            store_errors: self.store_errors.load(Ordering::Relaxed),
+            connector_events: copy(&self.connector),
+        }
+    }
+}
