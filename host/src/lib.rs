@@ -12,6 +12,8 @@
 //!   `route`, the agent leg, media, `conclude`, delivery to Five9.
 //! - [`connector`] — non-SIP agents: WebSocket audio streams and the
 //!   builtin agent.
+//! - [`redact`] — secrets (API keys, tokens, digest responses) kept out of
+//!   logs.
 //! - [`store`] — outcome records for the Handoff API.
 //! - [`http`] — the HTTP API: control, Handoff, `/metrics`, status.
 //! - `cli` (binary only) — `trunkline run`, `trunkline policy check|run`.
@@ -22,5 +24,6 @@ pub mod connector;
 pub mod http;
 pub mod invite;
 pub mod policy;
+pub mod redact;
 pub mod store;
 pub mod transport;

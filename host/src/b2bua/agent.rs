@@ -96,7 +96,6 @@ impl Gateway {
     }
 
     fn on_agent_answer(&mut self, key: CallKey, response: &SipMessage) {
-        let now = Instant::now();
         let Some(mut call) = self.calls.remove(&key) else {
             return;
         };
@@ -153,7 +152,13 @@ impl Gateway {
             return;
         }
 
-        // Answer the caller.
+        self.answer_caller(key, call);
+    }
+
+    /// Answers the caller (200 OK with our SDP answer) once the agent is
+    /// up and the media runs. Takes the call out of the table, puts it back.
+    pub(crate) fn answer_caller(&mut self, key: CallKey, mut call: super::call::Call) {
+        let now = Instant::now();
         let kind = call.caller_invite.target.kind;
         let (via, contact) = (
             self.local_via(kind).unwrap_or_default(),
@@ -176,8 +181,11 @@ impl Gateway {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!(call_id = %call.id(), error = %e, "cannot build the 200 OK");
+                let agent_up = call.agent_up;
                 self.calls.insert(key, call);
-                self.bye(key, Leg::Agent, &[]);
+                if agent_up {
+                    self.bye(key, Leg::Agent, &[]);
+                }
                 self.fail_before_answer(key, 500);
                 return;
             }

@@ -84,6 +84,13 @@ pub(crate) struct Call {
     pub(crate) agent_bye_headers: Vec<Header>,
 
     pub(crate) media: Option<CallMedia>,
+    /// Every log line about the call is inside this span.
+    pub(crate) span: tracing::Span,
+    /// The call's credentials (tenant tokens, digest values), kept out of
+    /// logs while the call lives.
+    pub(crate) _secrets: crate::redact::Registered,
+    /// The WebSocket or builtin agent, when the agent is not a SIP leg.
+    pub(crate) connector: Option<super::connector::ConnectorLink>,
     /// Why the call ended, once it did.
     pub(crate) end_reason: Option<EndReason>,
     /// Client transactions still running for this call (BYE, REFER,

@@ -1,10 +1,208 @@
-//! Calls whose agent is a WebSocket stream or the builtin agent.
+//! Calls whose agent is a WebSocket stream or the builtin agent: no second
+//! SIP leg, the relay's agent leg is an in-process tap and a connector task
+//! speaks to the agent (see [`crate::connector`]).
+//!
+//! The call goes through the same phases as a SIP-agent call: `Calling`
+//! until the connector is ready (the ring timeout applies), then the caller
+//! is answered; it ends through `conclude` whichever side ends it.
 
-use super::gateway::Gateway;
-use crate::connector::Report;
+use tokio::sync::mpsc;
+use trunkline_media::g711::Law;
+
+use super::call::{CallKey, Phase};
+use super::control::ControlOrder;
+use super::gateway::{Gateway, GatewayEvent};
+use crate::connector::{
+    self, AgentEnd, CallContext, ConnectorTarget, Input, Report, Reporter, Session, TAP_CAPACITY,
+};
+use crate::policy::{Attribute, EndReason, default_shared_id};
+
+/// The gateway's link to a running connector.
+pub(crate) struct ConnectorLink {
+    /// `websocket` or `builtin`, for logs and metrics.
+    pub(crate) kind: &'static str,
+    /// DTMF and stop orders; dropped when the call ends.
+    pub(crate) input: mpsc::Sender<Input>,
+}
 
 impl Gateway {
+    /// Starts the connector of a new call routed to `target`. The call is
+    /// in the table, in `Calling`.
+    pub(crate) fn start_connector(&mut self, key: CallKey, target: ConnectorTarget) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(media) = call.media.as_mut() else {
+            return;
+        };
+        // Agents hear μ-law (the format WebSocket media streams use); the
+        // relay transcodes when Five9 sends A-law.
+        let law = Law::Ulaw;
+        let tap = media.use_tap(law, TAP_CAPACITY);
+        let (input_tx, input_rx) = mpsc::channel(32);
+        let pc = &call.policy_call;
+        let context = CallContext {
+            call_id: call.id(),
+            sip_call_id: pc.sip_call_id.clone(),
+            shared_id: default_shared_id(pc),
+            trunk: pc.trunk.clone(),
+            target: call.target.clone(),
+            from: pc.from_uri.clone(),
+            to: pc.request_uri.clone(),
+            attributes: call.attributes.clone(),
+            x_headers: pc
+                .headers
+                .iter()
+                .filter(|h| h.name.len() > 2 && h.name[..2].eq_ignore_ascii_case("x-"))
+                .cloned()
+                .collect(),
+        };
+        let session = Session {
+            call: context,
+            media: tap,
+            law,
+            input: input_rx,
+            report: Reporter::new(key, self.events_tx.clone()),
+        };
+        call.agent_final = true; // No INVITE to cancel.
+        let kind = match target {
+            ConnectorTarget::WebSocket(url) => {
+                tokio::spawn(connector::ws::run(
+                    url,
+                    session,
+                    self.config.websocket.clone(),
+                ));
+                "websocket"
+            }
+            ConnectorTarget::Builtin(name) => {
+                tokio::spawn(connector::builtin::run(
+                    name,
+                    session,
+                    self.config.builtin.clone(),
+                ));
+                "builtin"
+            }
+        };
+        call.connector = Some(ConnectorLink {
+            kind,
+            input: input_tx,
+        });
+        tracing::debug!(call_id = %call.id(), kind, "connector started");
+    }
+
+    /// A connector's report about call `key`.
     pub(crate) fn on_connector(&mut self, key: u64, report: Report) {
-        let _ = (key, report);
+        let Some(call) = self.calls.get(&key) else {
+            return; // The call is gone; the connector got its Stop.
+        };
+        let kind = call.connector.as_ref().map_or("connector", |c| c.kind);
+        let call_id = call.id();
+        match report {
+            Report::Ready => self.connector_ready(key),
+            Report::Failed(why) => {
+                tracing::warn!(%call_id, kind, %why, "agent connector failed");
+                self.stats.connector_event(kind, "connect-failed");
+                if let Some(c) = self.calls.get_mut(&key) {
+                    c.set_attribute("agent.error", &why);
+                }
+                self.fail_before_answer(key, 503);
+            }
+            Report::SetAttributes(attrs) => {
+                let _ = self.apply_order(key, ControlOrder::SetAttributes(attrs));
+            }
+            Report::End { attributes, how } => match how {
+                AgentEnd::Request => {
+                    let _ = self.apply_order(key, ControlOrder::End(attributes));
+                }
+                AgentEnd::Hangup => {
+                    self.set_attributes(key, attributes);
+                    tracing::info!(%call_id, kind, "agent hung up");
+                    self.end_call(key, EndReason::AgentHangup);
+                }
+            },
+            Report::Transfer {
+                destination,
+                attributes,
+            } => {
+                let _ = self.apply_order(
+                    key,
+                    ControlOrder::Transfer {
+                        destination,
+                        attributes,
+                    },
+                );
+            }
+            Report::Closed(why) => {
+                tracing::warn!(%call_id, kind, %why, "agent went away");
+                self.stats.connector_event(kind, "closed");
+                let attrs = vec![Attribute {
+                    key: "agent.error".into(),
+                    value: why,
+                }];
+                self.set_attributes(key, attrs);
+                self.end_call(key, EndReason::AgentHangup);
+            }
+        }
+    }
+
+    fn set_attributes(&mut self, key: CallKey, attrs: Vec<Attribute>) {
+        if let Some(call) = self.calls.get_mut(&key)
+            && call.end_reason.is_none()
+        {
+            for a in attrs {
+                call.set_attribute(&a.key, &a.value);
+            }
+        }
+    }
+
+    /// The connector is connected: start the media and answer the caller.
+    fn connector_ready(&mut self, key: CallKey) {
+        let Some(mut call) = self.calls.remove(&key) else {
+            return;
+        };
+        if call.phase != Phase::Calling || !call.caller_up || call.end_reason.is_some() {
+            self.calls.insert(key, call);
+            return;
+        }
+        call.agent_up = false; // No SIP dialog to BYE.
+        let events = self.events_tx.clone();
+        let started = match call.media.as_mut() {
+            Some(media) => self
+                .media
+                .start(media, &[], key, events, GatewayEvent::Media),
+            None => Ok(()),
+        };
+        if let Err(f) = started {
+            tracing::warn!(call_id = %call.id(), failure = %f, "connector media unusable");
+            self.calls.insert(key, call);
+            self.fail_before_answer(key, f.status);
+            return;
+        }
+        self.answer_caller(key, call);
+    }
+
+    /// Tells the call's connector to stop (the call is ending).
+    pub(crate) fn stop_connector(&mut self, key: CallKey, reason: &str) {
+        if let Some(link) = self.calls.get_mut(&key).and_then(|c| c.connector.take()) {
+            let _ = link.input.try_send(Input::Stop {
+                reason: reason.to_owned(),
+            });
+        }
+    }
+
+    /// A key press from the caller, for the connector.
+    pub(crate) fn connector_dtmf(&mut self, key: CallKey, digit: char) {
+        if let Some(link) = self.calls.get(&key).and_then(|c| c.connector.as_ref())
+            && link
+                .input
+                .try_send(Input::Dtmf {
+                    digit,
+                    duration_ms: 0,
+                })
+                .is_err()
+        {
+            tracing::warn!(call_id = %super::call::format_call_id(key), %digit,
+                "connector is not reading its input: key press dropped");
+        }
     }
 }

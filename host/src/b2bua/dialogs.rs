@@ -70,6 +70,7 @@ impl Gateway {
             self.respond(now, key, reliability, &to, reply, is_invite);
             return;
         };
+        let _span = self.call_span(call_key).entered();
         let Some(incoming) = self
             .calls
             .get_mut(&call_key)

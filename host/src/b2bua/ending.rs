@@ -79,6 +79,7 @@ impl Gateway {
         if self.calls.get(&key).is_some_and(|c| c.agent_up) {
             self.bye(key, Leg::Agent, &[]);
         }
+        self.stop_connector(key, end_reason_text(reason));
 
         // 2. Conclude and store, then 3. deliver to the caller.
         let Some(call) = self.calls.get_mut(&key) else {

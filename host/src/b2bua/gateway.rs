@@ -58,6 +58,9 @@ pub enum GatewayEvent {
     AgentResolved(u64, Result<(SocketAddr, TransportKind), String>),
 }
 
+/// How long BYEs sent at shutdown may take to complete.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+
 /// Timers the calls own (the transactions own theirs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum CallTimer {
@@ -249,8 +252,19 @@ pub async fn start(
         sip_tcp,
     };
     let task = tokio::spawn(async move {
+        // Once shutting down: the BYEs of the calls ended get a few seconds
+        // to be answered (and retransmitted over UDP) before the sockets go.
+        let mut stop_by: Option<Instant> = None;
         loop {
-            let deadline = gw.next_deadline();
+            if let Some(at) = stop_by
+                && (gw.calls.is_empty() || Instant::now() >= at)
+            {
+                break;
+            }
+            let deadline = match (gw.next_deadline(), stop_by) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             tokio::select! {
                 msg = inbound.recv() => match msg {
                     Some(m) => gw.on_inbound(m).await,
@@ -258,11 +272,10 @@ pub async fn start(
                 },
                 Some(ev) = events_rx.recv() => gw.on_event(ev),
                 _ = sleep_until(deadline) => gw.on_timeout(Instant::now()),
-                _ = shutdown.changed() => {
+                _ = shutdown.changed(), if stop_by.is_none() => {
                     if *shutdown.borrow() {
                         gw.shutdown();
-                        gw.flush().await;
-                        break;
+                        stop_by = Some(Instant::now() + SHUTDOWN_GRACE);
                     }
                 }
             }
@@ -325,6 +338,7 @@ impl Gateway {
             }
             self.timers.pop();
             if self.calls.contains_key(&key) {
+                let _span = self.call_span(key).entered();
                 self.on_call_timer(key, timer);
             }
         }
@@ -344,6 +358,7 @@ impl Gateway {
                 if let Some(status) = t.message.msg.status_code() {
                     self.stats.response_sent(status);
                 }
+                trace_out(&t.message);
                 if let Err(e) = transports.send(&t.message.target, &t.message.msg).await {
                     tracing::warn!(target = ?t.message.target, error = %e, "cannot send a SIP message");
                 }
@@ -365,6 +380,7 @@ impl Gateway {
         if let Some(status) = wire.msg.status_code() {
             self.stats.response_sent(status);
         }
+        trace_out(&wire);
         let transports = self.transports.clone();
         tokio::spawn(async move {
             if let Err(e) = transports.send(&wire.target, &wire.msg).await {
@@ -374,6 +390,8 @@ impl Gateway {
     }
 
     async fn on_inbound(&mut self, inbound: Inbound) {
+        tracing::trace!(kind = ?inbound.kind, source = %inbound.source,
+            "SIP in\n{}", crate::redact::redact_message(&inbound.msg.to_string()));
         let reliability = if inbound.kind == TransportKind::Udp {
             Reliability::Unreliable
         } else {
@@ -507,11 +525,31 @@ impl Gateway {
         }
     }
 
+    /// The tracing span of call `key` (none once it is forgotten): entered
+    /// around everything done for the call, so every log line carries its
+    /// call id, shared id, trunk and policy version.
+    pub(crate) fn call_span(&self, key: CallKey) -> tracing::Span {
+        self.calls
+            .get(&key)
+            .map_or_else(tracing::Span::none, |c| c.span.clone())
+    }
+
     fn on_event(&mut self, ev: GatewayEvent) {
+        let key = match &ev {
+            GatewayEvent::Media(k, _)
+            | GatewayEvent::Connector(k, _)
+            | GatewayEvent::AgentResolved(k, _) => Some(*k),
+            GatewayEvent::Control { call_id, .. } => super::call::parse_call_id(call_id),
+            _ => None,
+        };
+        let _span = key.map(|k| self.call_span(k).entered());
         match ev {
-            GatewayEvent::Media(key, MediaEvent::Dtmf { digit, .. }) => {
+            GatewayEvent::Media(key, MediaEvent::Dtmf { digit, leg }) => {
                 if let Some(call) = self.calls.get_mut(&key) {
                     call.dtmf.push(digit);
+                }
+                if leg == trunkline_relay::LegId::A {
+                    self.connector_dtmf(key, digit);
                 }
             }
             GatewayEvent::Media(key, MediaEvent::Timeout { leg }) => {
@@ -580,14 +618,31 @@ impl Gateway {
             self.maybe_forget(call);
             return;
         }
+        let _span = self.call_span(call).entered();
         self.on_call_tx_event(call, leg, key, event);
     }
 
-    /// Ends every call (shutdown): each goes through `conclude`.
+    /// Ends every call (shutdown): each goes through `conclude` with reason
+    /// `error` and the attribute `trunkline.shutdown=true`.
     fn shutdown(&mut self) {
+        self.draining = true;
         let keys: Vec<CallKey> = self.calls.keys().copied().collect();
         for k in keys {
+            let _span = self.call_span(k).entered();
+            if let Some(call) = self.calls.get_mut(&k)
+                && call.end_reason.is_none()
+            {
+                call.set_attribute("trunkline.shutdown", "true");
+                tracing::info!("ending the call: the gateway is shutting down");
+            }
             self.end_call(k, EndReason::Error);
         }
     }
+}
+
+/// The SIP trace (`trunkline=trace`): every message sent, credentials
+/// redacted.
+fn trace_out(wire: &Wire) {
+    tracing::trace!(target = ?wire.target, "SIP out\n{}",
+        crate::redact::redact_message(&wire.msg.to_string()));
 }

@@ -32,6 +32,11 @@ impl Gateway {
     ) {
         let msg = wire.msg.clone();
         let reply_to = wire.target.clone();
+        let secrets = crate::redact::Registered::new(crate::redact::secret_values(
+            msg.headers()
+                .iter()
+                .map(|h| (h.name.as_str(), h.value.as_str())),
+        ));
         let Ok(trying) = msg.reply(100, None, None) else {
             return;
         };
@@ -93,6 +98,9 @@ impl Gateway {
         let call_key = self.new_key();
         let call_id = format_call_id(call_key);
         let trunk_cfg = self.config.trunks[trunk].clone();
+        let span = tracing::info_span!("call", %call_id, shared_id = tracing::field::Empty,
+            trunk = %trunk_cfg.name, policy = %trunk_cfg.policy, version = tracing::field::Empty);
+        let _entered = span.clone().entered();
         let source_info = InviteSource {
             trunk: trunk_cfg.name.clone(),
             addr: source,
@@ -123,7 +131,14 @@ impl Gateway {
                 return;
             }
         };
+        span.record(
+            "shared_id",
+            crate::policy::default_shared_id(&policy_call).as_str(),
+        );
         let routed = self.registry.route(&trunk_cfg, &policy_call);
+        if let Some(v) = &routed.version {
+            span.record("version", v.hash());
+        }
         let connect = match routed.decision {
             Decision::Reject(r) => {
                 tracing::info!(%call_id, status = r.status, reason = %r.reason, "policy rejected the call");
@@ -163,6 +178,9 @@ impl Gateway {
             agent_final: false,
             agent_bye_headers: Vec::new(),
             media: Some(media),
+            connector: None,
+            span: span.clone(),
+            _secrets: secrets,
             end_reason: None,
             pending: Vec::new(),
             delivery_headers: Vec::new(),
@@ -178,6 +196,10 @@ impl Gateway {
         self.calls.insert(call_key, call);
         let ring = Duration::from_secs(self.config.gateway.ring_timeout_secs);
         self.arm(call_key, ring, CallTimer::RingTimeout);
+        if let Some(connector) = crate::connector::ConnectorTarget::parse(&target) {
+            self.start_connector(call_key, connector);
+            return;
+        }
         match agent_address(&target) {
             Ok(AgentAddress::Ready(addr, kind)) => self.start_agent_leg(call_key, addr, kind),
             Ok(AgentAddress::Resolve { host, port, kind }) => {
@@ -356,7 +378,7 @@ enum AgentAddress {
 /// Reads a `sip:`/`sips:` agent target.
 fn agent_address(target: &str) -> Result<AgentAddress, String> {
     let uri = Uri::parse(target).ok_or_else(|| {
-        format!("`{target}` is not a SIP URI (WebSocket and builtin agents are not available yet)")
+        format!("`{target}` is not a SIP, WebSocket or builtin agent target")
     })?;
     if uri.scheme == Scheme::Tel {
         return Err(format!("`{target}`: a tel: URI names no host to call"));
@@ -424,7 +446,7 @@ mod tests {
                     kind: TransportKind::Udp,
                 }),
             ),
-            ("wss://agents.example.com/stream", Err("not a SIP URI")),
+            ("http://agents.example.com/stream", Err("not a SIP")),
             ("tel:+14155550100", Err("names no host")),
         ];
         for (target, want) in cases {

@@ -18,7 +18,7 @@ use trunkline_media::sdp::negotiate::{
 use trunkline_media::sdp::{Codec, Direction, SessionDescription};
 use trunkline_relay::{
     Leg, LegId, LegParams, MediaEvent, MediaSession, PortAllocation, PortPool, RelayConfig,
-    RelayStats, RtcpMode,
+    RelayStats, RtcpMode, TapEnd, TapHandle,
 };
 
 use crate::config::MediaSettings;
@@ -134,6 +134,7 @@ impl MediaPlane {
             agent_local,
             agent_offer,
             ports: Some((caller_ports, agent_ports)),
+            tap: None,
             session: None,
         })
     }
@@ -148,27 +149,34 @@ impl MediaPlane {
         events: mpsc::Sender<E>,
         wrap: fn(K, MediaEvent) -> E,
     ) -> Result<(), MediaFailure> {
-        let answer = std::str::from_utf8(agent_answer)
-            .ok()
-            .and_then(|t| SessionDescription::parse(t).ok())
-            .ok_or_else(|| {
-                MediaFailure::not_acceptable("the agent's SDP answer cannot be parsed")
-            })?;
-        let agent_neg = accept_answer(&media.agent_offer, &answer).map_err(|_| {
-            MediaFailure::not_acceptable("the agent's SDP answer does not match the offer")
-        })?;
         let (caller_ports, agent_ports) = media
             .ports
             .take()
             .ok_or_else(|| MediaFailure::not_acceptable("media already started"))?;
         let a = LegParams::from_negotiated(&media.caller_neg)
             .map_err(|_| MediaFailure::not_acceptable("caller codec is not G.711"))?;
-        let b = LegParams::from_negotiated(&agent_neg)
-            .map_err(|_| MediaFailure::not_acceptable("agent codec is not G.711"))?;
+        let agent_leg = match media.tap.take() {
+            // A WebSocket or builtin agent: no SDP, the tap is the leg.
+            Some(end) => Leg::tap(end),
+            None => {
+                let answer = std::str::from_utf8(agent_answer)
+                    .ok()
+                    .and_then(|t| SessionDescription::parse(t).ok())
+                    .ok_or_else(|| {
+                        MediaFailure::not_acceptable("the agent's SDP answer cannot be parsed")
+                    })?;
+                let agent_neg = accept_answer(&media.agent_offer, &answer).map_err(|_| {
+                    MediaFailure::not_acceptable("the agent's SDP answer does not match the offer")
+                })?;
+                let b = LegParams::from_negotiated(&agent_neg)
+                    .map_err(|_| MediaFailure::not_acceptable("agent codec is not G.711"))?;
+                Leg::udp(agent_ports, b)
+            }
+        };
         let (session, mut rx) = MediaSession::start(
             &self.config,
             Leg::udp(caller_ports, a),
-            Leg::udp(agent_ports, b),
+            agent_leg,
             self.stats.clone(),
         )
         .map_err(|e| MediaFailure {
@@ -197,6 +205,9 @@ pub(crate) struct CallMedia {
     agent_local: LocalMedia,
     agent_offer: SessionDescription,
     ports: Option<(PortAllocation, PortAllocation)>,
+    /// The agent leg's tap, for a WebSocket or builtin agent, until the
+    /// relay starts.
+    tap: Option<TapEnd>,
     session: Option<MediaSession>,
 }
 
@@ -204,6 +215,14 @@ impl CallMedia {
     /// The SDP offer for the agent's INVITE.
     pub(crate) fn agent_offer(&self) -> String {
         self.agent_offer.to_string()
+    }
+
+    /// Makes the agent leg an in-process tap carrying `law` frames (a
+    /// WebSocket or builtin agent); the connector's end is returned.
+    pub(crate) fn use_tap(&mut self, law: Law, capacity: usize) -> TapHandle {
+        let (end, handle) = trunkline_relay::tap(law, capacity);
+        self.tap = Some(end);
+        handle
     }
 
     /// The SDP answer for the caller's 200 OK.

@@ -62,14 +62,18 @@ pub(crate) fn init_logging_as(default: &str, format: trunkline::config::LogForma
         trunkline::config::LogFormat::Human => tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_ansi(std::io::stderr().is_terminal())
-            .with_writer(std::io::stderr)
+            .with_writer(redacting())
             .try_init(),
         trunkline::config::LogFormat::Json => tracing_subscriber::fmt()
             .json()
             .with_current_span(true)
             .with_span_list(false)
             .with_env_filter(filter)
-            .with_writer(std::io::stderr)
+            .with_writer(redacting())
             .try_init(),
     };
+}
+
+fn redacting() -> trunkline::redact::RedactingWriter {
+    trunkline::redact::RedactingWriter::new(trunkline::redact::Secrets::global().clone())
 }

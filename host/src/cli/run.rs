@@ -18,6 +18,16 @@ use trunkline::policy::{PolicyEngine, PolicyRegistry, missing, watcher};
 
 pub(crate) fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_path)?;
+    // Secrets from the config never reach a log line, whoever writes it.
+    let secrets = trunkline::redact::Secrets::global();
+    for k in &config.http.keys {
+        secrets.add(&k.key);
+    }
+    for t in &config.trunks {
+        for password in t.auth.iter().flat_map(|a| a.users.values()) {
+            secrets.add(password);
+        }
+    }
     super::init_logging_as(&config.log.filter, config.log.format);
     let dir = &config.policy.dir;
     if !dir.is_dir() {
