@@ -101,3 +101,50 @@ fn tokens_keys_and_digest_values_never_reach_the_log() {
     assert!(digest.contains("response=\"[redacted]\""), "{digest}");
     assert!(log.contains("[redacted]"));
 }
+
+#[test]
+fn json_logs_carry_the_call_span_on_every_call_line() {
+    let agent_addr = loopback();
+    let gw = Gateway::builder("route-reason")
+        .policy_toml(&format!("default_agent = \"sip:agent@{agent_addr}\""))
+        .extra_toml("[log]\nformat = \"json\"\n")
+        .start();
+    let agent = Sipp::new("agent_uas.xml", agent_addr)
+        .set("route_reason", "billing_question")
+        .pause(Duration::from_millis(300))
+        .spawn();
+    Sipp::new("five9_uac.xml", loopback())
+        .remote(gw.sip)
+        .set("session_id", "sess-json-1")
+        .run()
+        .assert_passed();
+    agent.wait().assert_passed();
+    gw.wait_for_log("outcome stored", Duration::from_secs(5));
+    let log = gw.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    // Lines about the call, from routing to the stored outcome, sit in its
+    // span: call id, shared id, trunk, policy and version.
+    let about_call: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["span"]["name"] == "call")
+        .collect();
+    let messages: Vec<&str> = about_call
+        .iter()
+        .filter_map(|l| l["fields"]["message"].as_str())
+        .collect();
+    for wanted in ["routing call", "call connected", "outcome stored"] {
+        assert!(
+            messages.iter().any(|m| m.contains(wanted)),
+            "{wanted:?} not in the call span: {messages:?}"
+        );
+    }
+    let span = &about_call.last().unwrap()["span"];
+    assert!(span["call_id"].as_str().unwrap().starts_with("tl-"), "{span}");
+    assert_eq!(span["shared_id"], "sess-json-1", "{span}");
+    assert_eq!(span["trunk"], "five9");
+    assert_eq!(span["policy"], "route-reason");
+    assert_eq!(span["version"].as_str().map(str::len), Some(64), "{span}");
+}
