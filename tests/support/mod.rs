@@ -5,9 +5,11 @@
 #![allow(dead_code)]
 
 pub mod gateway;
+pub mod http;
 pub mod rtp;
 pub mod sip_text;
 pub mod sipp;
+pub mod ws_agent;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

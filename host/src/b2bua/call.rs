@@ -89,6 +89,9 @@ pub(crate) struct Call {
     /// The call's credentials (tenant tokens, digest values), kept out of
     /// logs while the call lives.
     pub(crate) _secrets: crate::redact::Registered,
+    /// The call was sent to the trunk's fallback target after its agent
+    /// could not be reached (tried once).
+    pub(crate) fell_back: bool,
     /// The WebSocket or builtin agent, when the agent is not a SIP leg.
     pub(crate) connector: Option<super::connector::ConnectorLink>,
     /// Why the call ended, once it did.

@@ -15,6 +15,7 @@ use super::gateway::{Gateway, GatewayEvent};
 use crate::connector::{
     self, AgentEnd, CallContext, ConnectorTarget, Input, Report, Reporter, Session, TAP_CAPACITY,
 };
+use crate::config::RouteFallback;
 use crate::policy::{Attribute, EndReason, default_shared_id};
 
 /// The gateway's link to a running connector.
@@ -102,10 +103,7 @@ impl Gateway {
             Report::Failed(why) => {
                 tracing::warn!(%call_id, kind, %why, "agent connector failed");
                 self.stats.connector_event(kind, "connect-failed");
-                if let Some(c) = self.calls.get_mut(&key) {
-                    c.set_attribute("agent.error", &why);
-                }
-                self.fail_before_answer(key, 503);
+                self.connector_failed(key, &why);
             }
             Report::SetAttributes(attrs) => {
                 let _ = self.apply_order(key, ControlOrder::SetAttributes(attrs));
@@ -142,6 +140,35 @@ impl Gateway {
                 self.set_attributes(key, attrs);
                 self.end_call(key, EndReason::AgentHangup);
             }
+        }
+    }
+
+    /// The connector could not reach its agent before the answer: the
+    /// trunk's fallback decides, as when the policy fails. A `connect`
+    /// fallback to another target is tried once; a `reject` fallback's
+    /// status goes to the caller; otherwise `503`.
+    fn connector_failed(&mut self, key: CallKey, why: &str) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.phase != Phase::Calling || call.end_reason.is_some() {
+            return;
+        }
+        call.connector = None;
+        call.set_attribute("agent.error", why);
+        let trunk = &self.config.trunks[call.trunk];
+        match &trunk.fallback {
+            RouteFallback::Connect { target } if *target != call.target && !call.fell_back => {
+                tracing::info!(call_id = %call.id(), %target, "trying the trunk's fallback agent");
+                call.fell_back = true;
+                call.target = target.clone();
+                self.reach_agent(key);
+            }
+            RouteFallback::Reject { status, .. } => {
+                let status = *status;
+                self.fail_before_answer(key, status);
+            }
+            RouteFallback::Connect { .. } => self.fail_before_answer(key, 503),
         }
     }
 

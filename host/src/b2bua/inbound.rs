@@ -179,6 +179,7 @@ impl Gateway {
             agent_bye_headers: Vec::new(),
             media: Some(media),
             connector: None,
+            fell_back: false,
             span: span.clone(),
             _secrets: secrets,
             end_reason: None,
@@ -192,13 +193,25 @@ impl Gateway {
         self.by_tx.insert(key, (call_key, Leg::Caller));
         self.stats.call_started();
         call.agent_extra = connect.headers;
-        let target = call.target.clone();
         self.calls.insert(call_key, call);
         let ring = Duration::from_secs(self.config.gateway.ring_timeout_secs);
         self.arm(call_key, ring, CallTimer::RingTimeout);
+        self.reach_agent(call_key);
+    }
+
+    /// Starts reaching the call's agent target: a connector (WebSocket,
+    /// builtin), or a SIP INVITE (after a DNS look-up when needed).
+    pub(crate) fn reach_agent(&mut self, call_key: CallKey) {
+        let Some(call) = self.calls.get_mut(&call_key) else {
+            return;
+        };
+        let (call_id, target) = (call.id(), call.target.clone());
         if let Some(connector) = crate::connector::ConnectorTarget::parse(&target) {
             self.start_connector(call_key, connector);
             return;
+        }
+        if let Some(media) = call.media.as_mut() {
+            media.drop_tap(); // A connector that failed before: RTP again.
         }
         match agent_address(&target) {
             Ok(AgentAddress::Ready(addr, kind)) => self.start_agent_leg(call_key, addr, kind),

@@ -225,6 +225,12 @@ impl CallMedia {
         handle
     }
 
+    /// Back to an RTP agent leg (the connector failed; the trunk's fallback
+    /// is a SIP agent).
+    pub(crate) fn drop_tap(&mut self) {
+        self.tap = None;
+    }
+
     /// The SDP answer for the caller's 200 OK.
     pub(crate) fn caller_answer(&self) -> String {
         self.caller_answer.to_string()

@@ -3,6 +3,7 @@
 //! decision and outcome, and the failure is logged and counted.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::error::DecisionError;
 use super::registry::PolicyRegistry;
@@ -39,10 +40,16 @@ impl PolicyRegistry {
     pub fn route(&self, trunk: &TrunkConfig, call: &Call) -> Routed {
         let result = match self.get(&trunk.policy) {
             None => Err((None, DecisionError::NotLoaded(trunk.policy.clone()))),
-            Some(v) => match v.route(call) {
-                Ok(decision) => Ok((v, decision)),
-                Err(e) => Err((Some(v), e)),
-            },
+            Some(v) => {
+                let started = Instant::now();
+                let result = v.route(call);
+                self.stats()
+                    .decision_latency(&trunk.policy, "route", started.elapsed());
+                match result {
+                    Ok(decision) => Ok((v, decision)),
+                    Err(e) => Err((Some(v), e)),
+                }
+            }
         };
         match result {
             Ok((version, decision)) => {
@@ -83,7 +90,13 @@ impl PolicyRegistry {
         let version = version.cloned().or_else(|| self.get(&trunk.policy));
         let result = match &version {
             None => Err(DecisionError::NotLoaded(trunk.policy.clone())),
-            Some(v) => v.conclude(end),
+            Some(v) => {
+                let started = Instant::now();
+                let result = v.conclude(end);
+                self.stats()
+                    .decision_latency(&trunk.policy, "conclude", started.elapsed());
+                result
+            }
         };
         let (mut outcome, fallback) = match result {
             Ok(o) => {

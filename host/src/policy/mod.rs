@@ -30,6 +30,6 @@ pub use decide::{Concluded, Routed, default_shared_id, fallback_decision, fallba
 pub use engine::{PolicyEngine, VersionInfo};
 pub use error::{DecisionError, LoadError};
 pub use registry::{PolicyRegistry, PolicyState, PolicyStatus, RescanReport, missing};
-pub use stats::PolicyStats;
+pub use stats::{LATENCY_BUCKETS, LatencyHistogram, PolicyStats};
 pub use validate::limit_headers;
 pub use version::PolicyVersion;

@@ -1,0 +1,312 @@
+//! The control API: agents (on any connector) read their call and report
+//! its outcome: set attributes, end it, transfer it. The attributes feed
+//! the policy's `conclude`, which turns them into the headers Five9 gets.
+//!
+//! | method and path | body | answer |
+//! |---|---|---|
+//! | `GET /v1/calls` | — | `200 {"calls": [CallInfo…]}` (the key's tenant only) |
+//! | `GET /v1/calls/{call_id}` | — | `200 CallInfo` |
+//! | `POST /v1/calls/{call_id}/attributes` | `{"attributes": {"k": "v"}}` | `200 CallInfo` (updated) |
+//! | `POST /v1/calls/{call_id}/end` | optional `{"attributes": {…}}` | `202 {"call_id", "state": "ending"}` |
+//! | `POST /v1/calls/{call_id}/transfer` | `{"destination": "…", "attributes": {…}}` | `202 {"call_id", "state": "ending", "destination"}` |
+//!
+//! Attribute values are strings; numbers and booleans are taken as their
+//! JSON text (`true` → `"true"`), objects and arrays as compact JSON text
+//! (so `"five9.metadata": {"intent": "billing"}` works as-is); `null` is
+//! refused.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::AppState;
+use super::auth::Caller;
+use super::body::{IdPath, JsonBody, OptionalJsonBody};
+use super::error::ApiError;
+use crate::b2bua::{CallInfo, ControlOrder};
+use crate::policy::Attribute;
+
+/// Most attributes one request may set.
+pub(crate) const MAX_ATTRIBUTES: usize = 64;
+/// Longest attribute key, bytes.
+pub(crate) const MAX_KEY: usize = 128;
+/// Longest attribute value, bytes: a SIP header value's limit, since
+/// policies copy values into headers.
+pub(crate) const MAX_VALUE: usize = 4096;
+/// Longest transfer destination, bytes.
+pub(crate) const MAX_DESTINATION: usize = 1024;
+
+/// `POST .../attributes` and `POST .../end`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AttributesBody {
+    /// Key → value.
+    pub attributes: Option<Map<String, Value>>,
+}
+
+/// `POST .../transfer`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TransferBody {
+    /// The queue, skill or `sip:` URI the caller should go to.
+    pub destination: String,
+    /// Further attributes, set first.
+    #[serde(default)]
+    pub attributes: Map<String, Value>,
+}
+
+/// `GET /v1/calls`.
+#[derive(Debug, Serialize)]
+pub(crate) struct CallList {
+    /// The key's tenant's active calls.
+    pub calls: Vec<CallInfo>,
+}
+
+/// The answer to `end` and `transfer`: the BYE or REFER goes out
+/// asynchronously, after `conclude`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Ending {
+    /// The call.
+    pub call_id: String,
+    /// Always `ending`.
+    pub state: &'static str,
+    /// For a transfer: where the caller goes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+}
+
+/// Checks and converts a JSON attribute object.
+pub(crate) fn attributes(map: Map<String, Value>) -> Result<Vec<Attribute>, ApiError> {
+    if map.len() > MAX_ATTRIBUTES {
+        return Err(ApiError::InvalidBody(format!(
+            "{} attributes; at most {MAX_ATTRIBUTES} per request",
+            map.len()
+        )));
+    }
+    map.into_iter()
+        .map(|(key, value)| {
+            check_text("attribute key", &key, MAX_KEY)?;
+            if key.trim().is_empty() {
+                return Err(ApiError::InvalidBody("an attribute key is empty".into()));
+            }
+            let value = match value {
+                Value::String(s) => s,
+                Value::Null => {
+                    return Err(ApiError::InvalidBody(format!(
+                        "attribute {key:?} is null; give a string"
+                    )));
+                }
+                other => other.to_string(),
+            };
+            check_text(&format!("attribute {key:?}"), &value, MAX_VALUE)?;
+            Ok(Attribute { key, value })
+        })
+        .collect()
+}
+
+fn check_text(what: &str, s: &str, max: usize) -> Result<(), ApiError> {
+    if s.len() > max {
+        return Err(ApiError::InvalidBody(format!(
+            "{what} is {} bytes; at most {max}",
+            s.len()
+        )));
+    }
+    if s.chars().any(char::is_control) {
+        // Policies copy values into SIP headers, where CR/LF would end the
+        // header: refuse here, with a clear error, rather than have the
+        // outcome fail validation at the end of the call.
+        return Err(ApiError::InvalidBody(format!(
+            "{what} contains control characters (CR, LF, tab, ...)"
+        )));
+    }
+    Ok(())
+}
+
+/// The call `call_id`, if the key may see it. Another tenant's call is
+/// answered exactly like an unknown one.
+async fn visible_call(
+    state: &AppState,
+    caller: &Caller,
+    call_id: &str,
+) -> Result<CallInfo, ApiError> {
+    match state.api.gateway.call(call_id).await {
+        Some(call) if caller.sees(&call.tenant) => Ok(call),
+        Some(_) => Err(ApiError::NotFound("no active call has this id".into())),
+        None if state.api.gateway.active_calls().await.is_none() => {
+            Err(ApiError::Unavailable("the gateway is shutting down".into()))
+        }
+        None => Err(ApiError::NotFound("no active call has this id".into())),
+    }
+}
+
+/// `GET /v1/calls`.
+pub(crate) async fn list(State(state): State<AppState>, caller: Caller) -> Json<CallList> {
+    let calls = state
+        .api
+        .gateway
+        .calls()
+        .await
+        .into_iter()
+        .filter(|c| caller.sees(&c.tenant))
+        .collect();
+    Json(CallList { calls })
+}
+
+/// `GET /v1/calls/{call_id}`.
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(call_id): IdPath,
+) -> Result<Json<CallInfo>, ApiError> {
+    visible_call(&state, &caller, &call_id).await.map(Json)
+}
+
+/// `POST /v1/calls/{call_id}/attributes`.
+pub(crate) async fn set_attributes(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(call_id): IdPath,
+    JsonBody(body): JsonBody<AttributesBody>,
+) -> Result<Json<CallInfo>, ApiError> {
+    let map = body.attributes.ok_or_else(|| {
+        ApiError::InvalidBody("missing field `attributes` (an object of key → value)".into())
+    })?;
+    let attrs = attributes(map)?;
+    visible_call(&state, &caller, &call_id).await?;
+    let count = attrs.len();
+    state
+        .api
+        .gateway
+        .control(&call_id, ControlOrder::SetAttributes(attrs))
+        .await?;
+    tracing::info!(%call_id, key = %caller.name, count, "control API: attributes set");
+    visible_call(&state, &caller, &call_id).await.map(Json)
+}
+
+/// `POST /v1/calls/{call_id}/end`.
+pub(crate) async fn end(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(call_id): IdPath,
+    OptionalJsonBody(body): OptionalJsonBody<AttributesBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let attrs = attributes(body.attributes.unwrap_or_default())?;
+    visible_call(&state, &caller, &call_id).await?;
+    state
+        .api
+        .gateway
+        .control(&call_id, ControlOrder::End(attrs))
+        .await?;
+    tracing::info!(%call_id, key = %caller.name, "control API: end");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Ending {
+            call_id,
+            state: "ending",
+            destination: None,
+        }),
+    ))
+}
+
+/// `POST /v1/calls/{call_id}/transfer`.
+pub(crate) async fn transfer(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(call_id): IdPath,
+    JsonBody(body): JsonBody<TransferBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let destination = body.destination.trim().to_owned();
+    if destination.is_empty() {
+        return Err(ApiError::InvalidBody("`destination` is empty".into()));
+    }
+    check_text("`destination`", &destination, MAX_DESTINATION)?;
+    let attrs = attributes(body.attributes)?;
+    visible_call(&state, &caller, &call_id).await?;
+    let order = ControlOrder::Transfer {
+        destination: destination.clone(),
+        attributes: attrs,
+    };
+    state.api.gateway.control(&call_id, order).await?;
+    tracing::info!(%call_id, key = %caller.name, %destination, "control API: transfer");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Ending {
+            call_id,
+            state: "ending",
+            destination: Some(destination),
+        }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => unreachable!("tests pass objects"),
+        }
+    }
+
+    #[test]
+    fn attribute_values_become_strings() {
+        let attrs = attributes(map(serde_json::json!({
+            "five9.route_reason": "billing",
+            "contained": false,
+            "score": 0.5,
+            "five9.metadata": {"intent": "billing"},
+        })))
+        .unwrap();
+        let got: Vec<(&str, &str)> = attrs
+            .iter()
+            .map(|a| (a.key.as_str(), a.value.as_str()))
+            .collect();
+        assert!(got.contains(&("five9.route_reason", "billing")));
+        assert!(got.contains(&("contained", "false")));
+        assert!(got.contains(&("score", "0.5")));
+        assert!(got.contains(&("five9.metadata", r#"{"intent":"billing"}"#)));
+    }
+
+    #[test]
+    fn bad_attributes_are_422() {
+        let long_key = "k".repeat(MAX_KEY + 1);
+        let long_value = "v".repeat(MAX_VALUE + 1);
+        let too_many: Map<String, Value> = (0..=MAX_ATTRIBUTES)
+            .map(|i| (format!("k{i}"), Value::from("v")))
+            .collect();
+        let cases = vec![
+            map(serde_json::json!({"": "v"})),
+            map(serde_json::json!({"  ": "v"})),
+            map(serde_json::json!({"k": null})),
+            map(serde_json::json!({"k": "a\r\nVia: evil"})),
+            map(serde_json::json!({"k\n": "v"})),
+            map(serde_json::json!({ long_key: "v" })),
+            map(serde_json::json!({ "k": long_value })),
+            too_many,
+        ];
+        for case in cases {
+            let e = attributes(case.clone()).unwrap_err();
+            assert_eq!(e.status().as_u16(), 422, "{case:?}");
+        }
+        let edge = map(serde_json::json!({ "k".repeat(MAX_KEY): "v".repeat(MAX_VALUE) }));
+        assert!(
+            attributes(edge).is_ok(),
+            "the limits themselves are allowed"
+        );
+    }
+
+    #[test]
+    fn bodies_refuse_unknown_fields() {
+        let typo: Result<AttributesBody, _> = serde_json::from_str(r#"{"attributs": {"k": "v"}}"#);
+        assert!(typo.is_err());
+        let transfer: TransferBody =
+            serde_json::from_str(r#"{"destination": "Billing_Queue"}"#).unwrap();
+        assert!(transfer.attributes.is_empty());
+        let no_destination: Result<TransferBody, _> = serde_json::from_str(r#"{}"#);
+        assert!(no_destination.is_err());
+    }
+}
