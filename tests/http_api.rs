@@ -560,3 +560,46 @@ fn control_api_ends_a_sip_agent_call_and_handoff_returns_what_five9_got() {
         "{after}"
     );
 }
+
+#[test]
+fn transfer_through_the_control_api_reaches_five9_as_route_headers() {
+    let agent_addr = loopback();
+    let gw = route_reason_gateway(agent_addr);
+    wait_ready(&gw);
+    let agent = Sipp::new("agent_uas_wait_bye.xml", agent_addr).spawn();
+    let five9 = Sipp::new("five9_uac.xml", loopback())
+        .remote(gw.sip)
+        .set("session_id", "sess-xfer-1")
+        .set("expect1", "X-RouteType: transfer")
+        .set("expect2", "X-RouteValue: billing_queue")
+        .set("expect3", "X-RouteReason: agent-request")
+        .spawn();
+    let call = wait_connected(&gw, "sess-xfer-1");
+    let call_id = call["call_id"].as_str().unwrap();
+    let path = format!("/v1/calls/{call_id}/transfer");
+    assert_error(
+        &post_json(gw.http, &path, Some(TEST_KEY), &json!({"attributes": {}})),
+        422,
+        "invalid_body",
+    );
+    let r = post_json(
+        gw.http,
+        &path,
+        Some(TEST_KEY),
+        &json!({"destination": "billing_queue", "attributes": {"meta.intent": "billing"}}),
+    );
+    assert_eq!(r.status, 202, "{r}");
+    assert_eq!(r.json["destination"], "billing_queue", "{r}");
+    five9.wait().assert_passed();
+    agent.wait().assert_passed();
+    let record = post_json(
+        gw.http,
+        "/handoff",
+        Some(TEST_KEY),
+        &json!({"shared_id": "sess-xfer-1"}),
+    );
+    assert_eq!(record.status, 200, "{record}");
+    assert_eq!(record.json["contained"], false, "{record}");
+    assert_eq!(record.json["destination"], "billing_queue", "{record}");
+    assert_eq!(record.json["end_reason"], "agent-request", "{record}");
+}

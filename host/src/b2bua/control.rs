@@ -16,8 +16,9 @@ pub enum ControlOrder {
     SetAttributes(Vec<Attribute>),
     /// Set attributes, then end the call (reason `agent-request`).
     End(Vec<Attribute>),
-    /// Hand the caller back toward `destination`: sets `contained=false`
-    /// and `destination` (after `attributes`), then ends the call
+    /// Hand the caller back toward `destination`: sets `contained=false`,
+    /// `destination` and `transfer.destination` (after `attributes`), then
+    /// ends the call
     /// (reason `agent-request`). The policy's `conclude` turns that into
     /// the BYE headers or a REFER.
     Transfer {
@@ -119,6 +120,7 @@ impl Gateway {
                 }
                 call.set_attribute("contained", "false");
                 call.set_attribute("destination", &destination);
+                call.set_attribute("transfer.destination", &destination);
                 tracing::info!(%call_id, %destination, "agent transferred the call");
                 self.end_call(key, EndReason::AgentRequest);
             }

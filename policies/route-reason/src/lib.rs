@@ -25,6 +25,11 @@
 //! | `X-RouteValue` | `five9.route_value` |
 //! | `X-MetaData` (JSON) | `five9.metadata` (JSON) plus one `meta.<key>` attribute per field |
 //!
+//! A transfer the agent asks for through the control API (`POST
+//! /v1/calls/{id}/transfer`, or a WebSocket agent's `transfer` message)
+//! arrives as the attribute `transfer.destination`: without route values of
+//! its own it becomes `X-RouteType: transfer` and `X-RouteValue: <destination>`.
+//!
 //! When both are present the **BYE header wins**: it is the agent's last
 //! word, written as it hung up, while an attribute may be a provisional
 //! value set earlier in the conversation. (An agent that maps attributes to
@@ -74,8 +79,17 @@ impl Policy for RouteReason {
         let reason = end
             .reported("X-RouteReason", "five9.route_reason")
             .unwrap_or(end.reason.as_str());
-        let route_type = end.reported("X-RouteType", "five9.route_type");
-        let route_value = end.reported("X-RouteValue", "five9.route_value");
+        // A transfer asked through the control API (or a WebSocket agent's
+        // control message) without route values of its own.
+        let transfer = end
+            .attribute("transfer.destination")
+            .filter(|d| !d.trim().is_empty());
+        let route_type = end
+            .reported("X-RouteType", "five9.route_type")
+            .or(transfer.map(|_| "transfer"));
+        let route_value = end
+            .reported("X-RouteValue", "five9.route_value")
+            .or(transfer);
         let metadata = Metadata::of(end);
 
         let hands_off = route_type.is_some_and(|t| {
@@ -252,6 +266,34 @@ mod tests {
         let call = five9_call().dialed("+14155550100").build();
         let decision = with_config(CONFIG, || RouteReason::route(&call));
         call_end(call).routed(&decision)
+    }
+
+    #[test]
+    fn a_requested_transfer_becomes_route_type_transfer() {
+        let outcome = RouteReason::conclude(
+            &end()
+                .attribute("contained", "false")
+                .attribute("destination", "billing_queue")
+                .attribute("transfer.destination", "billing_queue")
+                .reason(EndReason::AgentRequest)
+                .build(),
+        );
+        assert_eq!(outcome.header_value("X-RouteReason"), Some("agent-request"));
+        assert_eq!(outcome.header_value("X-RouteType"), Some("transfer"));
+        assert_eq!(outcome.header_value("X-RouteValue"), Some("billing_queue"));
+        assert!(!outcome.contained);
+        assert_eq!(outcome.destination, "billing_queue");
+
+        // Route values the agent reported itself win.
+        let own = RouteReason::conclude(
+            &end()
+                .attribute("transfer.destination", "billing_queue")
+                .attribute("five9.route_type", "queue")
+                .attribute("five9.route_value", "Sales")
+                .build(),
+        );
+        assert_eq!(own.header_value("X-RouteType"), Some("queue"));
+        assert_eq!(own.header_value("X-RouteValue"), Some("Sales"));
     }
 
     #[test]
