@@ -519,6 +519,9 @@ impl Config {
                 )));
             }
         }
+        self.builtin
+            .check()
+            .map_err(|e| ConfigError::Invalid(format!("builtin: {e}")))?;
         let mut keys = std::collections::HashSet::new();
         for k in &self.http.keys {
             if k.key.len() < 16 {

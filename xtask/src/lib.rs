@@ -20,6 +20,7 @@
 
 mod cargo;
 mod component;
+pub mod demo;
 pub mod test;
 
 pub use cargo::{CORE_TARGET, PROFILE, PolicyCrate, crates_in};

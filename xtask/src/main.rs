@@ -4,6 +4,8 @@
 //! cargo xtask policies [--out DIR]   # policies/*        -> target/policies
 //! cargo xtask fixtures [--out DIR]   # tests/policies/*  -> target/test-policies
 //! cargo xtask test                   # tools, fmt, clippy, every test (what CI runs)
+//! cargo xtask demo [--release]       # build, then run Trunkline with examples/builtin.toml
+//! cargo xtask demo-call [--key K]    # SIPp as Five9 presses K; prints the BYE and the handoff
 //! ```
 
 use anyhow::{Context, Result, bail};
@@ -17,6 +19,10 @@ commands:
   policies   build policies/* into components (default out: target/policies)
   fixtures   build tests/policies/* test fixtures (default out: target/test-policies)
   test       install test tools, then fmt --check, clippy -D warnings, test --workspace
+  demo       build the policies, then run Trunkline with examples/builtin.toml
+             (every call to the builtin agent's DTMF menu) [--release]
+  demo-call  call the demo as Five9 with SIPp, press a key [--key 2], print the
+             BYE headers and the Handoff record
 ";
 
 fn main() -> ExitCode {
@@ -36,6 +42,12 @@ fn run(args: Vec<String>) -> Result<()> {
     };
     if command == "test" {
         return xtask::test::run();
+    }
+    if command == "demo" {
+        return xtask::demo::start(rest);
+    }
+    if command == "demo-call" {
+        return xtask::demo::call(rest);
     }
     let out = parse_out(rest)?;
     let written = match command.as_str() {

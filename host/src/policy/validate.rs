@@ -114,9 +114,12 @@ fn headers(hs: &[Header]) -> Result<(), DecisionError> {
 }
 
 fn target(t: &str) -> Result<(), DecisionError> {
-    let ok_scheme = ["sip:", "sips:", "ws://", "wss://", "builtin:"]
-        .iter()
-        .any(|s| t.len() > s.len() && t[..s.len()].eq_ignore_ascii_case(s));
+    // `builtin:` alone names the builtin agent's default menu; the other
+    // schemes need something after them.
+    let ok_scheme = t.eq_ignore_ascii_case("builtin:")
+        || ["sip:", "sips:", "ws://", "wss://", "builtin:"]
+            .iter()
+            .any(|s| t.len() > s.len() && t[..s.len()].eq_ignore_ascii_case(s));
     if !ok_scheme {
         return invalid(format!(
             "target {t:?} is not sip:, sips:, ws://, wss:// or builtin:"
@@ -239,6 +242,8 @@ mod tests {
             ),
             (connect("wss://agent.example.com/stream", vec![]), None),
             (connect("builtin:menu", vec![]), None),
+            (connect("builtin:", vec![]), None),
+            (connect("sip:", vec![]), Some("not sip:")),
             (connect("http://x", vec![]), Some("not sip:")),
             (connect("sip:a b@h", vec![]), Some("whitespace")),
             (
