@@ -93,7 +93,8 @@ struct Leg {
     dtmf: DtmfDetector,
     /// Last telephone-event packet from this leg, while a press may be open.
     last_event: Option<Instant>,
-    /// SSRC of the peer's current stream (a change resets the detector).
+    /// SSRC of the peer's current telephone-event stream (a change resets
+    /// the detector).
     in_ssrc: Option<u32>,
     /// Last RTP from the peer, or when the leg was last not watched.
     last_rx: Instant,
@@ -270,21 +271,24 @@ impl Engine {
         src.last_rx = now;
         src.timed_out = false;
 
-        if src.in_ssrc != Some(packet.ssrc()) {
-            if src.in_ssrc.is_some() {
-                // Another stream's timestamps mean nothing to the detector.
-                src.dtmf.flush();
-                report_digits(from, &mut src.dtmf, stats, events);
-                src.dtmf.reset();
-            }
-            src.in_ssrc = Some(packet.ssrc());
-        }
         let out_pt = match kind {
             Payload::Unknown => {
                 bump(&stats.dropped_malformed, 1);
                 return None;
             }
             Payload::Event => {
+                // Only telephone-event packets of another stream reset the
+                // detector: some peers send audio and events with different
+                // SSRCs, and audio in between must not make a press count
+                // again.
+                if src.in_ssrc != Some(packet.ssrc()) {
+                    if src.in_ssrc.is_some() {
+                        src.dtmf.flush();
+                        report_digits(from, &mut src.dtmf, stats, events);
+                        src.dtmf.reset();
+                    }
+                    src.in_ssrc = Some(packet.ssrc());
+                }
                 if src
                     .dtmf
                     .handle(packet.timestamp(), packet.payload())

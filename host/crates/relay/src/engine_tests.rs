@@ -345,3 +345,52 @@ fn no_timeout_before_the_agent_has_an_address() {
     h.wait(TIMEOUT.as_millis() as u64);
     assert_eq!(h.tick().len(), 2, "answered and still silent");
 }
+
+#[test]
+fn audio_under_another_ssrc_does_not_repeat_a_press() {
+    // Some peers stream tones and telephone-events under different SSRCs
+    // from one socket; the audio in between must not make the press count
+    // again (it once gave `22222222` for one key).
+    let (a, b) = legs();
+    let mut h = Harness::new(a, b);
+    for (seq, (_, e)) in (10..).zip(trunkline_media::dtmf::event_packets(2, 10, 800, 160)) {
+        let mut payload = [0u8; 4];
+        e.write(&mut payload).unwrap();
+        let packets = [
+            (101, 0xAB, 4000, payload.to_vec()),
+            (0, 0xCD, 9000 + u32::from(seq) * 160, vec![0xFF; 160]),
+        ];
+        for (pt, ssrc, timestamp, body) in packets {
+            let mut buf = [0u8; 256];
+            let header = RtpHeader {
+                payload_type: pt,
+                sequence: seq,
+                timestamp,
+                ssrc,
+                marker: false,
+            };
+            let len = header.write_packet(&body, &mut buf).unwrap();
+            let events = &mut h.events;
+            let _ = h
+                .engine
+                .on_rtp(LegId::A, addr(FIVE9), &mut buf[..len], h.now, &mut |e| {
+                    events.push(e)
+                });
+        }
+    }
+    let mut seen = std::mem::take(&mut h.events);
+    h.wait(1500);
+    seen.extend(h.tick());
+    let digits: Vec<_> = seen
+        .iter()
+        .filter(|e| matches!(e, MediaEvent::Dtmf { .. }))
+        .collect();
+    assert_eq!(
+        digits,
+        [&MediaEvent::Dtmf {
+            leg: LegId::A,
+            digit: '2'
+        }],
+        "{seen:?}"
+    );
+}
