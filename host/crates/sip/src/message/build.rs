@@ -67,9 +67,14 @@ impl SipMessage {
         to_tag: Option<&str>,
     ) -> Result<SipMessage, BuildError> {
         let mut response = SipMessage::response(code, reason)?;
+        // §12.1.1: a response that establishes a dialog carries the
+        // request's Record-Route values, in order, so the caller routes its
+        // ACK and later requests through the same proxies.
+        let establishes = (101..300).contains(&code) && self.method() == Some(&Method::Invite);
         for header in &self.headers {
             let copied = COPIED_TO_RESPONSE.iter().any(|name| header.is(name))
-                || (code == 100 && header.is("Timestamp"));
+                || (code == 100 && header.is("Timestamp"))
+                || (establishes && header.is("Record-Route"));
             if !copied {
                 continue;
             }
@@ -267,6 +272,24 @@ mod tests {
                 .as_deref(),
             Some("t9")
         );
+    }
+
+    #[test]
+    fn dialog_establishing_replies_carry_the_record_route() {
+        let mut invite = invite();
+        invite
+            .push_header("Record-Route", "<sip:10.0.0.9;lr;ftag=f1>")
+            .and_then(|_| invite.push_header("Record-Route", "<sip:10.0.0.8;lr>"))
+            .expect("valid");
+        for (code, carried) in [(100, false), (180, true), (200, true), (486, false)] {
+            let r = invite.reply(code, None, Some("t")).expect("builds");
+            let rr: Vec<&str> = r.header_values("Record-Route").collect();
+            if carried {
+                assert_eq!(rr, ["<sip:10.0.0.9;lr;ftag=f1>", "<sip:10.0.0.8;lr>"], "{code}");
+            } else {
+                assert!(rr.is_empty(), "{code}: {rr:?}");
+            }
+        }
     }
 
     #[test]
