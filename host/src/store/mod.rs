@@ -109,6 +109,41 @@ pub trait OutcomeStore: Send + Sync {
     fn stats(&self) -> StoreStats {
         StoreStats::default()
     }
+    /// The record as stored JSON, for serving without decoding it: what
+    /// the Handoff API answers. By shared id or call id.
+    fn json(&self, key: &LookupKey) -> Option<StoredJson> {
+        let record = match key {
+            LookupKey::SharedId(id) => self.by_shared_id(id)?,
+            LookupKey::CallId(id) => self.by_call_id(id)?,
+        };
+        Some(StoredJson {
+            json: serde_json::to_string(&record).ok()?,
+            tenant: record.tenant,
+        })
+    }
+    /// Whether a lookup may wait on the network (then callers run it off
+    /// the async workers); local stores answer in microseconds.
+    fn lookups_may_block(&self) -> bool {
+        false
+    }
+}
+
+/// How a record is looked up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupKey {
+    /// By the id Five9 scripting knows (`X-CallSessionID` by default).
+    SharedId(String),
+    /// By Trunkline's call id.
+    CallId(String),
+}
+
+/// A record as stored: its tenant (for the key check) and its JSON text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredJson {
+    /// The record's tenant.
+    pub tenant: String,
+    /// The record, as JSON text.
+    pub json: String,
 }
 
 /// What a store has done since it was opened. Every field only grows.
@@ -159,7 +194,7 @@ impl Counters {
     }
 
     /// Counts a lookup by its result and passes the result on.
-    pub(crate) fn lookup(&self, found: Option<OutcomeRecord>) -> Option<OutcomeRecord> {
+    pub(crate) fn lookup<T>(&self, found: Option<T>) -> Option<T> {
         let counter = if found.is_some() {
             &self.lookup_hits
         } else {

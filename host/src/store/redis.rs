@@ -151,6 +151,10 @@ impl OutcomeStore for RedisStore {
         Ok(())
     }
 
+    fn lookups_may_block(&self) -> bool {
+        true // A miss in the local file asks Redis.
+    }
+
     fn by_shared_id(&self, shared_id: &str) -> Option<OutcomeRecord> {
         let local = self.local.by_shared_id(shared_id);
         self.lookup(local, &self.redis.shared_key(shared_id))

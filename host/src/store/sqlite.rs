@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::{
-    Counters, OutcomeRecord, OutcomeStore, StoreError, StoreSettings, StoreStats, SyncMode, now_ms,
+    Counters, LookupKey, OutcomeRecord, OutcomeStore, StoreError, StoreSettings, StoreStats,
+    StoredJson, SyncMode, now_ms,
 };
 
 /// How often the log is copied into the database file (and fsynced there).
@@ -63,9 +64,10 @@ ON CONFLICT (shared_id) DO UPDATE SET
     call_id = excluded.call_id, tenant = excluded.tenant,
     ended_ms = excluded.ended_ms, record = excluded.record";
 
-const BY_SHARED_ID: &str = "SELECT record FROM outcomes WHERE shared_id = ?1 AND ended_ms >= ?2";
+const BY_SHARED_ID: &str =
+    "SELECT record, tenant FROM outcomes WHERE shared_id = ?1 AND ended_ms >= ?2";
 
-const BY_CALL_ID: &str = "SELECT record FROM outcomes WHERE call_id = ?1 AND ended_ms >= ?2
+const BY_CALL_ID: &str = "SELECT record, tenant FROM outcomes WHERE call_id = ?1 AND ended_ms >= ?2
      ORDER BY ended_ms DESC LIMIT 1";
 
 const SWEEP: &str = "DELETE FROM outcomes WHERE rowid IN
@@ -156,22 +158,32 @@ impl SqliteStore {
         self.len().map(|n| n == 0)
     }
 
-    fn lookup(&self, sql: &str, key: &str) -> Option<OutcomeRecord> {
+    /// The stored JSON and tenant of a live record.
+    fn lookup_json(&self, sql: &str, key: &str) -> Option<StoredJson> {
         let cutoff = now_ms().saturating_sub(self.shared.retention_ms);
         let found = self.shared.with_reader(|conn| {
             conn.prepare_cached(sql)?
-                .query_row(params![key, cutoff as i64], |r| r.get::<_, String>(0))
+                .query_row(params![key, cutoff as i64], |r| {
+                    Ok(StoredJson {
+                        json: r.get(0)?,
+                        tenant: r.get(1)?,
+                    })
+                })
                 .optional()
         });
-        let json = match found {
-            Ok(json) => json,
+        match found {
+            Ok(found) => found,
             Err(e) => {
                 Counters::add(&self.shared.counters.lookup_errors, 1);
                 tracing::warn!(path = %self.shared.path.display(), error = %e,
                     "outcome store lookup failed");
                 None
             }
-        };
+        }
+    }
+
+    fn lookup(&self, sql: &str, key: &str) -> Option<OutcomeRecord> {
+        let json = self.lookup_json(sql, key).map(|s| s.json);
         let record = json.and_then(|json| match serde_json::from_str(&json) {
             Ok(record) => Some(record),
             Err(e) => {
@@ -215,6 +227,14 @@ impl OutcomeStore for SqliteStore {
 
     fn by_call_id(&self, call_id: &str) -> Option<OutcomeRecord> {
         self.lookup(BY_CALL_ID, call_id)
+    }
+
+    fn json(&self, key: &LookupKey) -> Option<StoredJson> {
+        let found = match key {
+            LookupKey::SharedId(id) => self.lookup_json(BY_SHARED_ID, id),
+            LookupKey::CallId(id) => self.lookup_json(BY_CALL_ID, id),
+        };
+        self.shared.counters.lookup(found)
     }
 
     /// Copies the log into the database file and fsyncs both, so even a
@@ -405,6 +425,17 @@ mod tests {
             (stats.writes, stats.lookup_hits, stats.lookup_misses),
             (1, 2, 2)
         );
+        // The JSON path (what the Handoff API serves) holds the same record.
+        for key in [
+            LookupKey::SharedId("sess-1".into()),
+            LookupKey::CallId("tl-1".into()),
+        ] {
+            let stored = store.json(&key).expect("found");
+            assert_eq!(stored.tenant, "five9");
+            let back: OutcomeRecord = serde_json::from_str(&stored.json).unwrap();
+            assert_eq!(store.by_shared_id("sess-1"), Some(back));
+        }
+        assert_eq!(store.json(&LookupKey::SharedId("nope".into())), None);
     }
 
     #[test]
