@@ -12,7 +12,11 @@ use anyhow::{Context, Result, bail};
 use crate::workspace_root;
 
 /// Programs the tests run, and the Debian package each comes from.
-const TOOLS: &[(&str, &str)] = &[("sipp", "sip-tester"), ("redis-server", "redis-server")];
+const TOOLS: &[(&str, &str)] = &[
+    ("sipp", "sip-tester"),
+    ("redis-server", "redis-server"),
+    ("kamailio", "kamailio"),
+];
 
 /// Runs the checks in order, stopping at the first failure.
 pub fn run() -> Result<()> {

@@ -231,6 +231,9 @@ impl Gateway {
     /// Request-URI, when that names an IP address; else where the dialog's
     /// peer was reached before.
     pub(crate) fn target_for(&self, request: &SipMessage, fallback: &Target) -> Target {
+        // A loose router (`;lr`) first in the route set is the next hop; a
+        // strict one was moved into the Request-URI by the dialog
+        // (RFC 3261 §12.2.1.1), which is then the next hop.
         let route_uri = request
             .header("Route")
             .and_then(|r| r.split(',').next())
@@ -241,6 +244,12 @@ impl Gateway {
                     .next()
                     .unwrap_or("")
                     .to_owned()
+            })
+            .filter(|uri| {
+                uri.split(';').skip(1).any(|p| {
+                    p.trim().eq_ignore_ascii_case("lr")
+                        || p.trim().to_ascii_lowercase().starts_with("lr=")
+                })
             });
         let uri_text =
             route_uri.unwrap_or_else(|| request.request_uri().unwrap_or_default().to_owned());
