@@ -9,9 +9,10 @@
 //! audio queued before them has played.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::time::Duration;
 
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use super::audio::FRAME_SAMPLES;
 
@@ -176,30 +177,62 @@ impl<A> Playback<A> {
     }
 }
 
+/// How long before its slot a caller frame may carry a frame out.
+const EARLY: Duration = Duration::from_millis(5);
+/// While caller frames flow, how long past its slot the clock waits for
+/// one before playing the frame itself. `FRAME_TIME - EARLY` covers every
+/// phase of the caller's frames against the cadence: a caller frame too
+/// early for one slot is followed by the next less than this after it, so
+/// the cadence locks onto the caller's frames instead of the clock.
+const FALLBACK: Duration = FRAME_TIME.checked_sub(EARLY).expect("EARLY < FRAME_TIME");
+/// Caller frames count as flowing while the last one is this recent.
+const FLOWING: Duration = Duration::from_millis(40);
+
 /// A [`Playback`] with its 20 ms clock.
 ///
 /// The clock only runs while there is something to play, so an idle call
-/// costs no wake-ups, and an agent streaming at real time costs one wake-up
-/// per frame. A frame never follows the previous one by less than 20 ms:
-/// audio arriving after a pause plays at once if the last frame is at least
-/// 20 ms old, else when it is. A late tick pushes the next ones back
-/// rather than bunching them, so the caller never gets a burst.
+/// costs no wake-ups. While the caller's own 20 ms frames flow, they carry
+/// the agent's frames out ([`Player::caller_frame`]): the task is awake for
+/// the caller frame anyway, so a call streaming both ways costs no extra
+/// timer wake-up; the timer is only the fallback when no caller frame came
+/// (caller on hold, silence suppression). After a pause, new audio plays
+/// at once if the last frame is at least 20 ms old, else when it is.
+///
+/// Pacing bound: a frame's slot is at least 20 ms after the previous slot
+/// and at least 15 ms after the previous frame actually played, and a frame
+/// plays at most 5 ms before its slot; so over any run of frames playback is
+/// never more than 10 ms ahead of real time, and a late frame pushes the
+/// next ones back rather than bunching them.
 #[derive(Debug)]
 pub struct Player<A> {
     /// The queue.
     pub playback: Playback<A>,
-    /// When the next frame may play.
+    /// The next frame's slot.
     next: Instant,
     running: bool,
+    /// The last frame played on the running cadence (not the first after a
+    /// pause, which plays at once).
+    in_cadence: bool,
+    /// When the last caller frame arrived.
+    heard: Option<Instant>,
+    /// The clock, kept across polls so a wake-up does not re-register it.
+    sleep: Pin<Box<Sleep>>,
+    /// What `sleep` is set to.
+    deadline: Instant,
 }
 
 impl<A> Player<A> {
     /// A player over `playback`.
     pub fn new(playback: Playback<A>) -> Player<A> {
+        let now = Instant::now();
         Player {
             playback,
-            next: Instant::now(),
+            next: now,
             running: false,
+            in_cadence: false,
+            heard: None,
+            sleep: Box::pin(tokio::time::sleep_until(now)),
+            deadline: now,
         }
     }
 
@@ -211,21 +244,51 @@ impl<A> Player<A> {
         }
     }
 
-    /// Waits for the next tick (forever while idle) and takes it. When the
-    /// queue is left empty the clock stops until [`Player::wake`].
+    /// A caller frame arrived at `now`: plays the next frame if its slot is
+    /// (nearly) due, so the clock need not wake for it.
+    pub fn caller_frame(&mut self, now: Instant) -> Option<Tick<A>> {
+        self.heard = Some(now);
+        (self.running && now + EARLY >= self.next).then(|| self.take(now))
+    }
+
+    /// Waits for the next clock tick (forever while idle) and takes it.
+    /// When the queue is left empty the clock stops until [`Player::wake`].
     pub async fn tick(&mut self) -> Tick<A> {
         if !self.running {
             std::future::pending::<()>().await;
         }
-        tokio::time::sleep_until(self.next).await;
+        let flowing = self
+            .heard
+            .is_some_and(|at| at.elapsed() < FLOWING && self.in_cadence);
+        let deadline = if flowing {
+            self.next + FALLBACK
+        } else {
+            self.next
+        };
+        // Due already (audio arriving after the last frame's 20 ms, the
+        // usual case for an agent streaming at real time): play without a
+        // round trip through the timer wheel.
+        let now = Instant::now();
+        if deadline <= now {
+            return self.take(now);
+        }
+        if deadline != self.deadline {
+            self.deadline = deadline;
+            self.sleep.as_mut().reset(deadline);
+        }
+        self.sleep.as_mut().await;
+        self.take(Instant::now())
+    }
+
+    fn take(&mut self, now: Instant) -> Tick<A> {
         let tick = self.playback.tick();
         if tick.frame.is_some() {
-            // Delay, never catch up: a tick that fired late (busy task)
-            // moves the cadence instead of sending two frames at once.
-            self.next = (self.next + FRAME_TIME).max(Instant::now());
+            self.next = (self.next + FRAME_TIME).max(now + FRAME_TIME - EARLY);
+            self.in_cadence = true;
         }
         if self.playback.is_empty() {
             self.running = false;
+            self.in_cadence = false;
         }
         tick
     }
@@ -355,5 +418,72 @@ mod tests {
         assert_eq!(resumed.elapsed(), Duration::ZERO);
         assert!(player.tick().await.frame.is_some());
         assert_eq!(resumed.elapsed(), FRAME_TIME);
+    }
+
+    /// Plays `frames` queued frames while caller frames arrive every 20 ms
+    /// at `phase` past the first frame's 20 ms grid, until `caller_stops`;
+    /// returns when each frame played and whether a caller frame carried it.
+    async fn play_along(phase: u64, frames: usize, caller_stops: usize) -> Vec<(Duration, bool)> {
+        let mut player: Player<()> = Player::new(Playback::new(500, SILENCE));
+        player
+            .playback
+            .push_audio(&[1; 500 * FRAME_SAMPLES][..frames * FRAME_SAMPLES]);
+        player.wake();
+        let start = Instant::now();
+        let mut played = Vec::new();
+        for k in 0u32..1000 {
+            let caller = start + FRAME_TIME * k + Duration::from_millis(phase);
+            while let Ok(tick) = tokio::time::timeout_at(caller, player.tick()).await {
+                if tick.frame.is_some() {
+                    played.push((start.elapsed(), false));
+                }
+                if played.len() == frames {
+                    return played;
+                }
+            }
+            if (k as usize) < caller_stops
+                && player
+                    .caller_frame(Instant::now())
+                    .is_some_and(|t| t.frame.is_some())
+            {
+                played.push((start.elapsed(), true));
+                if played.len() == frames {
+                    return played;
+                }
+            }
+        }
+        panic!("only {} of {frames} frames played", played.len())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn caller_frames_carry_playback_out_without_running_ahead() {
+        for phase in [1, 4, 6, 10, 14, 16, 19] {
+            let played = play_along(phase, 60, 40).await;
+            // Never ahead of real time by more than 10 ms over any run.
+            for (i, (a, _)) in played.iter().enumerate() {
+                for (j, (b, _)) in played.iter().enumerate().skip(i + 1) {
+                    let min = FRAME_TIME * (j - i) as u32 - Duration::from_millis(10);
+                    assert!(
+                        *b - *a >= min,
+                        "phase {phase}: frames {i}..{j} in {:?}",
+                        *b - *a
+                    );
+                }
+            }
+            // Within three frames the caller's frames carry every frame out
+            // (no clock wake-up), at the caller's 20 ms cadence ...
+            let carried: Vec<_> = played[3..38]
+                .iter()
+                .map(|&(_, by_caller)| by_caller)
+                .collect();
+            assert!(carried.iter().all(|&c| c), "phase {phase}: {played:?}");
+            // ... and when the caller goes quiet the clock takes over at 20 ms.
+            let tail: Vec<_> = played[45..].windows(2).map(|w| w[1].0 - w[0].0).collect();
+            assert!(
+                tail.iter().all(|&gap| gap == FRAME_TIME),
+                "phase {phase}: {tail:?}"
+            );
+            assert!(played[45..].iter().all(|&(_, by_caller)| !by_caller));
+        }
     }
 }

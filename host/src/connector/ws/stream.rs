@@ -30,7 +30,7 @@ use trunkline_media::g711::{self, Law};
 use trunkline_relay::{TapFrame, TapHandle};
 
 use super::audio::{AudioFormat, Decoder, Encoder};
-use super::playback::{Cue, FRAME_TIME, Playback, Player};
+use super::playback::{Cue, FRAME_TIME, Playback, Player, Tick};
 use super::protocol::{
     Control, DtmfOut, FromAgent, MarkBody, PROTOCOL, Start, StopOut, ToAgent, VERSION,
     attribute_value, media_json, media_payload,
@@ -168,7 +168,14 @@ impl Stream {
                     None => break "call-ended".to_owned(),
                 },
                 frame = self.media.from_relay.recv(), if relay_open => match frame {
-                    Some(frame) => self.send_media(&frame),
+                    Some(frame) => {
+                        // The caller's frame carries the agent's next frame
+                        // out: no separate clock wake-up while both flow.
+                        if let Some(tick) = self.player.caller_frame(Instant::now()) {
+                            self.on_tick(tick).await;
+                        }
+                        self.send_media(&frame);
+                    }
                     None => relay_open = false,
                 },
                 event = poll_fn(|cx| self.link.poll_event(cx)) => match event {
@@ -195,14 +202,7 @@ impl Stream {
                         break why;
                     }
                 },
-                tick = self.player.tick() => {
-                    for cue in tick.due {
-                        self.on_cue(cue).await;
-                    }
-                    if let Some(frame) = tick.frame {
-                        self.play(&frame);
-                    }
-                },
+                tick = self.player.tick() => self.on_tick(tick).await,
                 _ = ping.tick(), if pings && !self.link.read_done => {
                     if self.settings.idle_timeout_ms > 0 && self.last_heard.elapsed() > idle_limit {
                         let why = format!(
@@ -221,6 +221,16 @@ impl Stream {
             }
         };
         self.finish(&reason).await;
+    }
+
+    /// One step of playback: the cues that fell due, then the frame.
+    async fn on_tick(&mut self, tick: Tick<Report>) {
+        for cue in tick.due {
+            self.on_cue(cue).await;
+        }
+        if let Some(frame) = tick.frame {
+            self.play(&frame);
+        }
     }
 
     /// Handles one read from the socket; `Some(reason)` when it is gone.
