@@ -46,13 +46,25 @@ impl Drop for PolicyWatcher {
 pub fn watch(registry: Arc<PolicyRegistry>) -> Result<PolicyWatcher, notify::Error> {
     let (hint_tx, hint_rx) = mpsc::channel::<()>();
     let events_tx = hint_tx.clone();
-    let mut debouncer = new_debouncer(DEBOUNCE, Some(DEBOUNCE / 3), move |result| {
-        match result {
-            Ok(_) => {}
-            Err(errors) => tracing::warn!(?errors, "policy folder watch errors; rescanning"),
-        }
-        let _ = events_tx.send(());
-    })?;
+    let mut debouncer = new_debouncer(
+        DEBOUNCE,
+        Some(DEBOUNCE / 3),
+        move |result: notify_debouncer_full::DebounceEventResult| {
+            let hint = match result {
+                // Opening or reading a file changes nothing, and the rescan
+                // itself opens every file: hinting on those would rescan
+                // forever.
+                Ok(events) => events.iter().any(|e| is_change(&e.event.kind)),
+                Err(errors) => {
+                    tracing::warn!(?errors, "policy folder watch errors; rescanning");
+                    true
+                }
+            };
+            if hint {
+                let _ = events_tx.send(());
+            }
+        },
+    )?;
     debouncer.watch(registry.dir(), RecursiveMode::NonRecursive)?;
     registry.rescan();
 
@@ -86,4 +98,37 @@ pub fn watch(registry: Arc<PolicyRegistry>) -> Result<PolicyWatcher, notify::Err
         stop: Some(stop_tx),
         thread: Some(thread),
     })
+}
+
+/// Whether an event may mean the folder's contents changed (anything but
+/// an open, read or close-after-read).
+fn is_change(kind: &notify::EventKind) -> bool {
+    !matches!(kind, notify::EventKind::Access(_))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RemoveKind, RenameMode};
+
+    #[test]
+    fn reads_are_not_changes() {
+        for kind in [
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            EventKind::Access(AccessKind::Read),
+        ] {
+            assert!(!is_change(&kind), "{kind:?}");
+        }
+        for kind in [
+            EventKind::Create(CreateKind::File),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Modify(ModifyKind::Any),
+            EventKind::Remove(RemoveKind::File),
+            EventKind::Any,
+        ] {
+            assert!(is_change(&kind), "{kind:?}");
+        }
+    }
 }
