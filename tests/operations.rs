@@ -142,7 +142,10 @@ fn json_logs_carry_the_call_span_on_every_call_line() {
         );
     }
     let span = &about_call.last().unwrap()["span"];
-    assert!(span["call_id"].as_str().unwrap().starts_with("tl-"), "{span}");
+    assert!(
+        span["call_id"].as_str().unwrap().starts_with("tl-"),
+        "{span}"
+    );
     assert_eq!(span["shared_id"], "sess-json-1", "{span}");
     assert_eq!(span["trunk"], "five9");
     assert_eq!(span["policy"], "route-reason");

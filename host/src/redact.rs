@@ -86,9 +86,7 @@ pub fn is_secret_header(name: &str) -> bool {
 
 /// The values of a message's credential headers (tokens, whole digest
 /// `Authorization` values), to register with [`Secrets`] for a call.
-pub fn secret_values<'a>(
-    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
-) -> Vec<String> {
+pub fn secret_values<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<String> {
     headers
         .into_iter()
         .filter(|(name, _)| is_secret_header(name))
@@ -241,10 +239,7 @@ mod tests {
         s.add("tok-acme-123456");
         s.add("tok-acme-123456");
         s.add("abc"); // too short to scrub by value
-        assert_eq!(
-            s.scrub("token tok-acme-123456 abc"),
-            "token [redacted] abc"
-        );
+        assert_eq!(s.scrub("token tok-acme-123456 abc"), "token [redacted] abc");
         s.remove("tok-acme-123456");
         assert_eq!(s.scrub("x tok-acme-123456"), "x [redacted]");
         s.remove("tok-acme-123456");
@@ -286,7 +281,10 @@ mod tests {
     fn secret_values_of_an_invite() {
         let got = secret_values([
             ("X-PolyAi-Auth-Token", " tok-acme-secret "),
-            ("Authorization", "Digest username=\"u\", response=\"abcdef012345\""),
+            (
+                "Authorization",
+                "Digest username=\"u\", response=\"abcdef012345\"",
+            ),
             ("X-CallANI", "4155550100"),
         ]);
         assert_eq!(got, vec!["tok-acme-secret", "abcdef012345"]);

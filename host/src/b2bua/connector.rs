@@ -12,10 +12,10 @@ use trunkline_media::g711::Law;
 use super::call::{CallKey, Phase};
 use super::control::ControlOrder;
 use super::gateway::{Gateway, GatewayEvent};
+use crate::config::RouteFallback;
 use crate::connector::{
     self, AgentEnd, CallContext, ConnectorTarget, Input, Report, Reporter, Session, TAP_CAPACITY,
 };
-use crate::config::RouteFallback;
 use crate::policy::{Attribute, EndReason, default_shared_id};
 
 /// The gateway's link to a running connector.

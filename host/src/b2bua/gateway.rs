@@ -116,7 +116,10 @@ impl GatewayHandle {
     /// Active call `call_id`.
     pub async fn call(&self, call_id: &str) -> Option<CallInfo> {
         let (tx, rx) = oneshot::channel();
-        if !self.send(GatewayEvent::GetCall(call_id.to_owned(), tx)).await {
+        if !self
+            .send(GatewayEvent::GetCall(call_id.to_owned(), tx))
+            .await
+        {
             return None;
         }
         rx.await.ok().flatten()

@@ -390,9 +390,8 @@ enum AgentAddress {
 
 /// Reads a `sip:`/`sips:` agent target.
 fn agent_address(target: &str) -> Result<AgentAddress, String> {
-    let uri = Uri::parse(target).ok_or_else(|| {
-        format!("`{target}` is not a SIP, WebSocket or builtin agent target")
-    })?;
+    let uri = Uri::parse(target)
+        .ok_or_else(|| format!("`{target}` is not a SIP, WebSocket or builtin agent target"))?;
     if uri.scheme == Scheme::Tel {
         return Err(format!("`{target}`: a tel: URI names no host to call"));
     }

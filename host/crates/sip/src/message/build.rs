@@ -285,7 +285,11 @@ mod tests {
             let r = invite.reply(code, None, Some("t")).expect("builds");
             let rr: Vec<&str> = r.header_values("Record-Route").collect();
             if carried {
-                assert_eq!(rr, ["<sip:10.0.0.9;lr;ftag=f1>", "<sip:10.0.0.8;lr>"], "{code}");
+                assert_eq!(
+                    rr,
+                    ["<sip:10.0.0.9;lr;ftag=f1>", "<sip:10.0.0.8;lr>"],
+                    "{code}"
+                );
             } else {
                 assert!(rr.is_empty(), "{code}: {rr:?}");
             }
