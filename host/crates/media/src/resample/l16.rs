@@ -1,5 +1,7 @@
 //! L16: signed 16-bit linear PCM in network (big-endian) byte order, as RTP
-//! (RFC 3551 §4.5.11) and the WebSocket agents' L16 option carry it.
+//! carries it (RFC 3551 §4.5.11). (The WebSocket agents' L16 option is
+//! little-endian, what agent frameworks expect of base64 PCM: see
+//! `host/docs/websocket-agents.md`.)
 //!
 //! Getting the byte order wrong is not subtle: the agent hears loud noise.
 
