@@ -3,7 +3,7 @@
 //! policy components.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -20,8 +20,9 @@ use super::error::LoadError;
 use super::version::PolicyVersion;
 use crate::config::PolicySettings;
 
-/// How often the epoch advances. A deadline fires within one tick of its
-/// time; one tick a millisecond costs a thread wake-up a millisecond.
+/// How often the epoch advances while a decision runs. A deadline fires
+/// within one tick of its time; one tick a millisecond costs a thread
+/// wake-up a millisecond, only while decisions run.
 const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// Bytes of a memory slot reset in place (not unmapped) between decisions.
@@ -52,6 +53,19 @@ pub struct PolicyEngine {
     limits: Limits,
     cache: Option<ArtifactCache>,
     ticker: Mutex<Option<(Arc<AtomicBool>, JoinHandle<()>)>>,
+    /// Decisions running now: the ticker only ticks while one is.
+    active: Arc<AtomicUsize>,
+    /// The ticker thread, to wake it when a decision starts.
+    ticker_thread: std::thread::Thread,
+}
+
+/// Marks a decision as running while it lives (see [`PolicyEngine::running`]).
+pub(crate) struct Running<'a>(&'a AtomicUsize);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl std::fmt::Debug for PolicyEngine {
@@ -111,30 +125,51 @@ impl PolicyEngine {
             .cache_path()
             .map(|dir| ArtifactCache::new(dir, &engine));
         let stop = Arc::new(AtomicBool::new(false));
+        let active = Arc::new(AtomicUsize::new(0));
         let ticker = {
             let engine = engine.clone();
-            let stop = stop.clone();
+            let (stop, active) = (stop.clone(), active.clone());
             std::thread::Builder::new()
                 .name("policy-epoch".into())
                 .spawn(move || {
+                    // Ticks only while a decision runs: an idle gateway does
+                    // not wake a thousand times a second. A deadline counts
+                    // from the epoch when its decision started, so pausing
+                    // the epoch while nothing runs changes no deadline.
                     while !stop.load(Ordering::Relaxed) {
+                        if active.load(Ordering::Acquire) == 0 {
+                            std::thread::park_timeout(Duration::from_millis(100));
+                            continue;
+                        }
                         std::thread::sleep(EPOCH_TICK);
                         engine.increment_epoch();
                     }
                 })
                 .map_err(|e| LoadError::Engine(format!("cannot start epoch ticker: {e}")))?
         };
+        let ticker_thread = ticker.thread().clone();
         Ok(Arc::new(PolicyEngine {
             engine,
             linker,
             limits,
             cache,
             ticker: Mutex::new(Some((stop, ticker))),
+            active,
+            ticker_thread,
         }))
     }
 
     pub(crate) fn limits(&self) -> Limits {
         self.limits
+    }
+
+    /// Marks a decision as running until the guard drops, waking the epoch
+    /// ticker if it was idle.
+    pub(crate) fn running(&self) -> Running<'_> {
+        if self.active.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.ticker_thread.unpark();
+        }
+        Running(&self.active)
     }
 
     pub(crate) fn wasmtime(&self) -> &Engine {
@@ -215,6 +250,7 @@ impl Drop for PolicyEngine {
             && let Some((stop, handle)) = slot.take()
         {
             stop.store(true, Ordering::Relaxed);
+            handle.thread().unpark();
             let _ = handle.join();
         }
     }

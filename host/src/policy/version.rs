@@ -110,6 +110,7 @@ impl PolicyVersion {
         call_id: &str,
         f: impl FnOnce(&super::bindings::Policy, &mut Store<DecisionCtx>) -> wasmtime::Result<R>,
     ) -> Result<R, DecisionError> {
+        let _running = self.engine.running();
         let limits = self.engine.limits();
         let mut store = Store::new(
             self.engine.wasmtime(),
