@@ -55,6 +55,8 @@ pub struct PolicyEngine {
     ticker: Mutex<Option<(Arc<AtomicBool>, JoinHandle<()>)>>,
     /// Decisions running now: the ticker only ticks while one is.
     active: Arc<AtomicUsize>,
+    /// Set while the ticker is (about to be) parked.
+    parked: Arc<AtomicBool>,
     /// The ticker thread, to wake it when a decision starts.
     ticker_thread: std::thread::Thread,
 }
@@ -64,7 +66,7 @@ pub(crate) struct Running<'a>(&'a AtomicUsize);
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -126,9 +128,10 @@ impl PolicyEngine {
             .map(|dir| ArtifactCache::new(dir, &engine));
         let stop = Arc::new(AtomicBool::new(false));
         let active = Arc::new(AtomicUsize::new(0));
+        let parked = Arc::new(AtomicBool::new(false));
         let ticker = {
             let engine = engine.clone();
-            let (stop, active) = (stop.clone(), active.clone());
+            let (stop, active, parked) = (stop.clone(), active.clone(), parked.clone());
             std::thread::Builder::new()
                 .name("policy-epoch".into())
                 .spawn(move || {
@@ -137,8 +140,15 @@ impl PolicyEngine {
                     // from the epoch when its decision started, so pausing
                     // the epoch while nothing runs changes no deadline.
                     while !stop.load(Ordering::Relaxed) {
-                        if active.load(Ordering::Acquire) == 0 {
-                            std::thread::park_timeout(Duration::from_millis(100));
+                        if active.load(Ordering::SeqCst) == 0 {
+                            // Announce the nap, then look again: a decision
+                            // starting in between either sees the flag and
+                            // unparks us, or is seen here.
+                            parked.store(true, Ordering::SeqCst);
+                            if active.load(Ordering::SeqCst) == 0 {
+                                std::thread::park_timeout(Duration::from_millis(100));
+                            }
+                            parked.store(false, Ordering::SeqCst);
                             continue;
                         }
                         std::thread::sleep(EPOCH_TICK);
@@ -155,6 +165,7 @@ impl PolicyEngine {
             cache,
             ticker: Mutex::new(Some((stop, ticker))),
             active,
+            parked,
             ticker_thread,
         }))
     }
@@ -166,7 +177,10 @@ impl PolicyEngine {
     /// Marks a decision as running until the guard drops, waking the epoch
     /// ticker if it was idle.
     pub(crate) fn running(&self) -> Running<'_> {
-        if self.active.fetch_add(1, Ordering::AcqRel) == 0 {
+        self.active.fetch_add(1, Ordering::SeqCst);
+        // Only a parked ticker needs the (system-call) wake-up; one that is
+        // ticking sees the count on its next tick.
+        if self.parked.swap(false, Ordering::SeqCst) {
             self.ticker_thread.unpark();
         }
         Running(&self.active)
