@@ -8,7 +8,6 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -17,6 +16,7 @@ use support::http;
 use support::rtp::{PCMU, RtpPeer, ToneSender, decode, send_digits};
 use support::sip_text::{Msg, UdpPeer};
 use support::sipp::{Sipp, loopback};
+use support::unique;
 use trunkline::config::Config;
 use trunkline::connector::builtin::BuiltinSettings;
 
@@ -25,15 +25,6 @@ use trunkline::connector::builtin::BuiltinSettings;
 const SOON: Duration = Duration::from_secs(5);
 /// Five9's telephone-event payload type in these calls.
 const EVENT_PT: u8 = 101;
-
-fn unique(what: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{what}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 /// A gateway routing every call to the builtin agent, the keys on the BYE
 /// as `X-DTMF`, `extra` appended (e.g. a `[builtin]` table).

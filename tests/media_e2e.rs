@@ -8,13 +8,13 @@
 mod support;
 
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use support::gateway::Gateway;
 use support::rtp::{PCMA, PCMU, Packet, RtpPeer, analyse, send_digits};
 use support::sip_text::{Msg, UdpPeer as SipPeer};
 use support::sipp::loopback;
+use support::unique;
 
 /// How long a message the gateway owes us may take (debug build, shared
 /// cores).
@@ -26,15 +26,6 @@ const TONE_HZ: f64 = 1004.0;
 /// Five9's telephone-event payload type; the agent's is the gateway's 101.
 const FIVE9_EVENT_PT: u8 = 96;
 const AGENT_EVENT_PT: u8 = 101;
-
-fn unique(what: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{what}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 fn branch() -> String {
     format!("z9hG4bK-{}", unique("b"))

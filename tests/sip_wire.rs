@@ -9,12 +9,12 @@ mod support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use support::gateway::Gateway;
 use support::sip_text::{Msg, UdpPeer};
 use support::sipp::{Sipp, loopback};
+use support::unique;
 
 /// How long a message the gateway owes us may take (debug build, two cores
 /// shared with the other tests).
@@ -28,13 +28,6 @@ fn route_reason_gateway(agent: SocketAddr) -> Gateway {
         &format!("default_agent = \"sip:agent@{agent}\""),
         "",
     )
-}
-
-/// A Call-ID, tag or branch suffix no other message of this run uses.
-fn unique(what: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    format!("{what}-{}-{n}", std::process::id())
 }
 
 fn branch() -> String {

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use support::gateway::{Gateway, TEST_KEY};
 use support::redis::RedisServer;
 use support::sipp::{Sipp, loopback};
+use support::within_two_seconds;
 
 /// One Five9 call through `gw` to a SIPp agent, ended by the agent with the
 /// route-reason headers; returns once the gateway logged the stored
@@ -157,21 +158,6 @@ fn an_unwritable_store_path_stops_the_gateway_with_one_clear_line() {
     );
 }
 
-/// Retries `f` for up to two seconds: the copy to Redis follows the local
-/// write by a moment.
-fn eventually<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if start.elapsed() > Duration::from_secs(2) {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn two_nodes_sharing_redis_answer_for_each_others_calls() {
     let redis = RedisServer::start();
@@ -188,7 +174,7 @@ fn two_nodes_sharing_redis_answer_for_each_others_calls() {
     // Node B never saw the call: its own file does not have it...
     assert!(record_in_file(&node_b.dir().join("outcomes.db"), "sess-shared-1").is_none());
     // ...yet it answers Five9 for it, from Redis.
-    let body = eventually(|| {
+    let body = within_two_seconds(|| {
         let (status, body) = handoff(
             node_b.http,
             &serde_json::json!({"shared_id": "sess-shared-1"}),

@@ -21,6 +21,7 @@ use support::http;
 use support::redis::RedisServer;
 use support::sip_text::UdpPeer;
 use support::sipp::{Sipp, loopback};
+use support::within_two_seconds;
 
 #[test]
 fn two_nodes_behind_kamailio_complete_calls_and_answer_for_each_other() {
@@ -82,7 +83,7 @@ fn two_nodes_behind_kamailio_complete_calls_and_answer_for_each_other() {
 
     // Each node answers for the call the other node handled, from Redis.
     for (node, (session, call_id)) in nodes.iter().zip(calls.iter().rev()) {
-        let body = eventually(|| {
+        let body = within_two_seconds(|| {
             let r = http::post_json(
                 node.http,
                 "/handoff",
@@ -121,21 +122,6 @@ fn routed_call(node: &Gateway) -> (String, String) {
             .unwrap_or_else(|| panic!("no {name} in {}", lines[0]))
     };
     (field("shared_id="), field("call_id="))
-}
-
-/// Retries `f` for up to two seconds: the copy to Redis follows the local
-/// write by a moment.
-fn eventually<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if start.elapsed() > Duration::from_secs(2) {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Kamailio with `examples/two-nodes/kamailio.cfg`, in the foreground, on a

@@ -11,13 +11,13 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::gateway::Gateway;
 use support::rtp::{PCMU, Packet, RtpPeer, ToneSender, analyse, decode};
 use support::sip_text::{Msg, UdpPeer};
+use support::unique;
 use support::ws_agent::{AgentConn, WsAgent};
 use trunkline_media::g711;
 
@@ -28,15 +28,6 @@ const SOON: Duration = Duration::from_secs(5);
 const CALLER_HZ: f64 = 1004.0;
 /// The agent's voice.
 const AGENT_HZ: f64 = 440.0;
-
-fn unique(what: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{what}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 /// A gateway routing every call to `target`.
 fn gateway(target: &str) -> Gateway {

@@ -211,3 +211,25 @@ pub fn trunkline_bin() -> &'static Path {
         target.join("debug/trunkline")
     })
 }
+
+/// A Call-ID, tag, branch or session-id suffix no other message of this
+/// run uses: `WHAT-PID-N`.
+pub fn unique(what: &str) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{what}-{}-{n}", std::process::id())
+}
+
+/// Retries `f` every 20 ms for up to two seconds; its first `Some`.
+pub fn within_two_seconds<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if start.elapsed() > Duration::from_secs(2) {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
