@@ -189,7 +189,9 @@ pub fn patch(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The `trunkline` binary of this workspace, built (debug) on first use.
+/// The `trunkline` binary of this workspace: `TRUNKLINE_BIN` when set
+/// (`cargo xtask test` builds it alongside the tests and sets it), else
+/// built (debug) on first use.
 ///
 /// Cargo does not build another package's binaries for a test, so this runs
 /// `cargo build` once per test binary; the outer `cargo test` holds no
@@ -197,6 +199,15 @@ pub fn patch(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
 pub fn trunkline_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("TRUNKLINE_BIN") {
+            let bin = PathBuf::from(bin);
+            assert!(
+                bin.is_file(),
+                "TRUNKLINE_BIN={} is not a file",
+                bin.display()
+            );
+            return bin;
+        }
         let root = xtask::workspace_root();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = std::process::Command::new(cargo)

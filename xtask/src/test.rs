@@ -3,7 +3,15 @@
 //! 1. installs the Debian packages the end-to-end tests talk to (real SIP
 //!    peers), when they are missing;
 //! 2. `cargo fmt --check` and `cargo clippy -D warnings` on the workspace;
-//! 3. `cargo test --workspace`, which builds the policy components itself.
+//! 3. `cargo build --workspace --tests --bins`, then `cargo test --workspace`
+//!    with `TRUNKLINE_BIN` naming the gateway binary that build made.
+//!
+//! The end-to-end tests run the real `trunkline` binary. Left to themselves
+//! they `cargo build -p trunkline`, whose feature set differs from the test
+//! build's (dev-dependencies add features to wasmparser, tokio, ...), so
+//! wasmtime and the gateway library would be compiled and stored twice.
+//! Building the binary in the same invocation as the tests shares them, and
+//! no incremental cache is kept: a fresh `target/` stays small.
 
 use std::process::Command;
 
@@ -30,16 +38,22 @@ pub fn run() -> Result<()> {
         "-D",
         "warnings",
     ])?;
+    cargo(&["build", "--workspace", "--tests", "--bins"])?;
     cargo(&["test", "--workspace"])?;
     Ok(())
 }
 
 fn cargo(args: &[&str]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
     eprintln!("xtask: cargo {}", args.join(" "));
     let status = Command::new(&cargo)
         .args(args)
         .current_dir(workspace_root())
+        .env("CARGO_INCREMENTAL", "0")
+        .env("TRUNKLINE_BIN", target.join("debug/trunkline"))
         .status()
         .with_context(|| format!("running {cargo}"))?;
     if !status.success() {
