@@ -10,14 +10,16 @@
 # utime+stime of the trunkline process (/proc/PID/stat) over SECS seconds
 # after a 2 s warm-up, per call (ms of CPU per call-second). Latency is
 # caller send -> agent receive of the same frame. Target: ws-* CPU within
-# 1.5x of relay.
+# 1.5x of relay. The modes run ROUNDS times in turn; the table gives
+# medians, and the ratio is the median of the rounds' ratios.
 #
-# Usage: tests/bench/ws-agent.sh                 (CALLS=50 SECS=10)
+# Usage: tests/bench/ws-agent.sh                 (CALLS=50 SECS=10 ROUNDS=3)
 #        CALLS=20 SECS=5 WS_BENCH_MODES=relay,ws-l16 tests/bench/ws-agent.sh
 set -euo pipefail
 
 CALLS=${CALLS:-50}
 SECS=${SECS:-10}
+ROUNDS=${ROUNDS:-3}
 
 cd "$(dirname "$0")/../.."
 echo "== building trunkline (release), the policies and the bench"
@@ -28,8 +30,8 @@ LOG=$(mktemp /tmp/ws-agent-bench.XXXXXX)
 trap 'rm -f "$LOG"' EXIT
 echo "== $CALLS calls per mode, ${SECS} s"
 TRUNKLINE_BIN=$PWD/target/release/trunkline \
-    timeout $(( 3 * (SECS + 60) + 120 )) \
-    cargo bench -q -p trunkline-tests --bench ws_agent -- "$CALLS" "$SECS" | tee "$LOG"
+    timeout $(( 3 * ROUNDS * (SECS + 60) + 120 )) \
+    cargo bench -q -p trunkline-tests --bench ws_agent -- "$CALLS" "$SECS" "$ROUNDS" | tee "$LOG"
 echo
 awk '/^RESULT/ {
         for (i = 3; i <= NF; i++) { split($i, kv, "="); f[$2, kv[1]] = kv[2] }

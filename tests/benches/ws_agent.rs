@@ -1,5 +1,5 @@
 //! WebSocket-agent benchmark: `tests/bench/ws-agent.sh` (or
-//! `cargo bench -p trunkline-tests --bench ws_agent -- CALLS SECS`).
+//! `cargo bench -p trunkline-tests --bench ws_agent -- CALLS SECS ROUNDS`).
 //!
 //! Runs the real `trunkline` binary (release build, `TRUNKLINE_BIN`) three
 //! times with CALLS concurrent calls each, route-reason sending every call to
@@ -17,6 +17,10 @@
 //! per call. Latency caller → agent = arrival at the agent minus the
 //! caller's send time of the same 20 ms frame (the frame index rides in the
 //! first payload bytes for μ-law; for L16, the stream's `chunk` number).
+//!
+//! The modes run ROUNDS times in turn (default 3). `RESULT` lines give the
+//! medians; `ratio_to_relay` is the median of each round's ratio, since
+//! this VM's speed drifts by a third between runs a minute apart.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -423,6 +427,15 @@ fn run_mode(mode: Mode, calls: usize, secs: u64) -> Figures {
     }
 }
 
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -430,6 +443,7 @@ fn main() {
         .collect();
     let calls: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(50);
     let secs: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(10);
+    let rounds: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(3).max(1);
     let modes: Vec<Mode> = match std::env::var("WS_BENCH_MODES") {
         Ok(list) => [Mode::Relay, Mode::WsMulaw, Mode::WsL16]
             .into_iter()
@@ -437,24 +451,50 @@ fn main() {
             .collect(),
         Err(_) => vec![Mode::Relay, Mode::WsMulaw, Mode::WsL16],
     };
-    println!("{calls} concurrent calls, {secs} s measured after {WARMUP:?} warm-up");
-    let mut relay_cpu = None;
-    for mode in modes {
-        let f = run_mode(mode, calls, secs);
-        if mode == Mode::Relay {
-            relay_cpu = Some(f.cpu_ms_per_call_s);
+    println!(
+        "{calls} concurrent calls, {secs} s measured after {WARMUP:?} warm-up, \
+         {rounds} rounds of every mode (the machine's speed drifts between runs: \
+         each round's ratio compares runs made a few seconds apart)"
+    );
+    let mut results: Vec<(Mode, Vec<Figures>, Vec<f64>)> =
+        modes.iter().map(|&m| (m, Vec::new(), Vec::new())).collect();
+    for round in 1..=rounds {
+        let mut relay_cpu = None;
+        for (mode, figures, ratios) in results.iter_mut() {
+            let f = run_mode(*mode, calls, secs);
+            if *mode == Mode::Relay {
+                relay_cpu = Some(f.cpu_ms_per_call_s);
+            }
+            let ratio = relay_cpu.map(|r| f.cpu_ms_per_call_s / r);
+            println!(
+                "round {round} {} cpu_ms_per_call_s={:.3} ratio_to_relay={} p50_us={:.0} p99_us={:.0} frames={}/{}",
+                mode.name(),
+                f.cpu_ms_per_call_s,
+                ratio.map_or("-".to_owned(), |r| format!("{r:.2}")),
+                f.p50_us,
+                f.p99_us,
+                f.received,
+                f.expected
+            );
+            ratios.extend(ratio);
+            figures.push(f);
         }
-        let ratio = relay_cpu.map_or("-".to_owned(), |r| {
-            format!("{:.2}", f.cpu_ms_per_call_s / r)
-        });
+    }
+    for (mode, figures, ratios) in results {
+        let of = |f: fn(&Figures) -> f64| median(figures.iter().map(f).collect());
+        let ratio = if ratios.is_empty() {
+            "-".to_owned()
+        } else {
+            format!("{:.2}", median(ratios))
+        };
         println!(
             "RESULT {} cpu_ms_per_call_s={:.3} ratio_to_relay={ratio} p50_us={:.0} p99_us={:.0} frames={}/{}",
             mode.name(),
-            f.cpu_ms_per_call_s,
-            f.p50_us,
-            f.p99_us,
-            f.received,
-            f.expected
+            of(|f| f.cpu_ms_per_call_s),
+            of(|f| f.p50_us),
+            of(|f| f.p99_us),
+            figures.iter().map(|f| f.received).sum::<usize>(),
+            figures.iter().map(|f| f.expected).sum::<usize>()
         );
     }
 }

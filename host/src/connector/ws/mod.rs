@@ -80,8 +80,11 @@ impl Default for WsSettings {
     }
 }
 
-/// Bytes read from the socket per attempt.
-const READ_BUFFER: usize = 8 * 1024;
+/// Bytes read from the socket per attempt. tungstenite zero-fills this much
+/// before every read, including the one that finds the socket empty, so it
+/// is sized for one 20 ms message (μ-law ≈ 0.3 KB, L16 16 kHz ≈ 1 KB of
+/// JSON); longer messages take more reads.
+const READ_BUFFER: usize = 2 * 1024;
 
 /// Bytes tungstenite gathers before writing on its own; the session
 /// flushes after every message anyway.
@@ -134,8 +137,7 @@ fn pick_format(target: &str, session: &Session) -> Result<(String, AudioFormat),
 async fn connect(url: &str, settings: &WsSettings) -> Result<Socket, String> {
     // tungstenite zero-fills its whole read buffer before every read
     // attempt (128 KiB by default), which made that memset the connector's
-    // largest cost at 50 reads a second. 8 KiB holds several media
-    // messages; bigger ones just take more reads.
+    // largest cost at 50 reads a second (see READ_BUFFER).
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
