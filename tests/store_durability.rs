@@ -1,6 +1,7 @@
 //! The outcome store as Five9 relies on it: an outcome written before the
 //! BYE survives `kill -9` of the gateway, and with a shared Redis any node
-//! answers for a call another node handled.
+//! answers for a call another node handled, including a call stored while
+//! Redis was down and the node was then killed.
 //!
 //! Real pieces only: the `trunkline` binary, SIPp as Five9 and as the agent,
 //! a `redis-server` from Debian on a loopback port, and the Handoff API over
@@ -205,4 +206,47 @@ fn two_nodes_sharing_redis_answer_for_each_others_calls() {
     assert!(node_c.by_call_id(&call_id).is_some());
     assert!(node_c.by_shared_id("sess-never-seen").is_none());
     assert_eq!(node_c.stats().redis_hits, 2);
+}
+
+#[test]
+fn an_outcome_that_never_reached_redis_is_copied_when_the_node_restarts() {
+    // Redis is down while node A takes a call: the outcome is in A's file
+    // only. A is killed; Redis comes up; A restarts and copies the record,
+    // so node B (another node on the same Redis) answers for the call.
+    let port = RedisServer::free_port();
+    let store = format!(
+        "[store]\nbackend = \"redis\"\npath = \"outcomes.db\"\nredis_url = \"{}\"\n\
+         key_prefix = \"tl-replay:\"\nredis_timeout_ms = 200\n",
+        RedisServer::url_of(port)
+    );
+    let agent_addr = loopback();
+    let mut node_a = gateway(agent_addr, &store);
+    place_call(&node_a, agent_addr, "sess-replay-1");
+    let db = node_a.dir().join("outcomes.db");
+    assert!(record_in_file(&db, "sess-replay-1").is_some());
+
+    let _redis = RedisServer::start_on(port);
+    node_a.crash_and_restart();
+    let node_b = gateway(agent_addr, &store);
+    let body = within_two_seconds(|| {
+        let (status, body) = handoff(
+            node_b.http,
+            &serde_json::json!({"shared_id": "sess-replay-1"}),
+        );
+        (status == 200).then_some(body)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "node B never found the record; node A's log:\n{}",
+            node_a.log()
+        )
+    });
+    assert_eq!(body["destination"], "Billing_Queue", "{body}");
+    assert!(
+        node_a
+            .log()
+            .contains("copying outcomes an earlier run kept locally to Redis"),
+        "{}",
+        node_a.log()
+    );
 }

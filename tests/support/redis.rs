@@ -15,8 +15,26 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
-    /// Starts one and waits until it answers `PING`.
+    /// Starts one on a free port and waits until it answers `PING`.
     pub fn start() -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        RedisServer::start_on(port)
+    }
+
+    /// A port nothing listens on yet, for a Redis started later with
+    /// [`RedisServer::start_on`] (a Redis that is "down" until then).
+    pub fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port()
+    }
+
+    /// Starts one on `port` and waits until it answers `PING`.
+    pub fn start_on(port: u16) -> RedisServer {
         let bin = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
             .into_iter()
             .find(|p| Path::new(p).is_file())
@@ -24,10 +42,6 @@ impl RedisServer {
                 "redis-server is not installed: `sudo apt-get install -y redis-server` \
                  (cargo xtask test installs it)",
             );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
         let dir = tempfile::tempdir().unwrap();
         let child = Command::new(bin)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
@@ -56,7 +70,12 @@ impl RedisServer {
 
     /// `redis://127.0.0.1:PORT/`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        RedisServer::url_of(self.port)
+    }
+
+    /// `redis://127.0.0.1:PORT/` for `port`.
+    pub fn url_of(port: u16) -> String {
+        format!("redis://127.0.0.1:{port}/")
     }
 
     fn pings(&self) -> bool {

@@ -14,6 +14,11 @@
 //! - Lookups: the local file first (this node's calls), then Redis (other
 //!   nodes' calls). After a Redis failure lookups skip Redis for a second
 //!   rather than each waiting for the timeout.
+//! - Nothing stays local for good: the file marks each record as copied
+//!   once Redis has it. At start the copier sends what a previous run left
+//!   uncopied (killed with copies queued, or Redis down), and while running
+//!   it looks again every [`RESCAN_EVERY`] (copies dropped from a full
+//!   queue).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
@@ -21,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::sqlite::SqliteStore;
+use super::sqlite::{CopyLedger, NotCopied, SqliteStore};
 use super::{Counters, OutcomeRecord, OutcomeStore, StoreError, StoreSettings, StoreStats, now_ms};
 
 /// Records waiting for Redis; past this (Redis down for a long while under
@@ -35,6 +40,13 @@ const MAX_RETRY_WAIT: Duration = Duration::from_secs(2);
 const FLUSH_WAIT: Duration = Duration::from_secs(2);
 /// Idle read connections kept open.
 const MAX_IDLE: usize = 8;
+/// How often an idle copier looks for local records Redis lacks.
+const RESCAN_EVERY: Duration = Duration::from_secs(30);
+/// Records looked up per rescan.
+const RESCAN_BATCH: usize = 1_000;
+/// Copies marked as done per transaction on the local file (a `put`
+/// waits for the writer meanwhile: a few records' worth of time).
+const MARK_BATCH: usize = 16;
 
 /// One record on its way to Redis.
 struct Copy {
@@ -42,6 +54,17 @@ struct Copy {
     call_id: String,
     json: String,
     ended_ms: u64,
+}
+
+impl From<NotCopied> for Copy {
+    fn from(n: NotCopied) -> Copy {
+        Copy {
+            shared_id: n.shared_id,
+            call_id: n.call_id,
+            json: n.json,
+            ended_ms: n.ended_ms,
+        }
+    }
 }
 
 /// The local SQLite store plus a shared Redis.
@@ -102,9 +125,27 @@ impl RedisStore {
         }
         let (queue, jobs) = mpsc::sync_channel(QUEUE);
         let thread_redis = redis.clone();
+        let ledger = local.ledger();
+        // What an earlier run stored but never got into Redis goes first.
+        let backlog = ledger.not_copied(QUEUE).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot list outcomes not yet copied to Redis");
+            Vec::new()
+        });
+        if !backlog.is_empty() {
+            tracing::info!(
+                records = backlog.len(),
+                "copying outcomes an earlier run kept locally to Redis"
+            );
+        }
+        for record in backlog {
+            redis.pending.fetch_add(1, Ordering::SeqCst);
+            if queue.try_send(Copy::from(record)).is_err() {
+                redis.pending.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
         let copier = std::thread::Builder::new()
             .name("store-redis".into())
-            .spawn(move || copy_loop(&thread_redis, &jobs))
+            .spawn(move || copy_loop(&thread_redis, &ledger, &jobs))
             .map_err(|e| StoreError::Backend(format!("cannot start the Redis copier: {e}")))?;
         Ok(RedisStore {
             local,
@@ -136,7 +177,7 @@ impl OutcomeStore for RedisStore {
             json,
             ended_ms: record.ended_ms,
         };
-        self.local.put(record)?;
+        self.local.put_json(&record, &copy.json, false)?;
         if let Some(queue) = &self.queue {
             self.redis.pending.fetch_add(1, Ordering::SeqCst);
             if let Err(e) = queue.try_send(copy) {
@@ -319,11 +360,26 @@ impl Redis {
 }
 
 /// The copier thread: writes queued records to Redis in order, retrying
-/// one until Redis takes it (the queue fills meanwhile), until the store is
-/// dropped.
-fn copy_loop(redis: &Redis, jobs: &Receiver<Copy>) {
+/// one until Redis takes it (the queue fills meanwhile), and marks them
+/// copied in the local file; when idle, copies what the file still lacks
+/// in Redis. Runs until the store is dropped.
+fn copy_loop(redis: &Redis, ledger: &CopyLedger, jobs: &Receiver<Copy>) {
     let mut conn: Option<::redis::Connection> = None;
-    while let Ok(copy) = jobs.recv() {
+    let mut done: Vec<(String, String)> = Vec::new();
+    let mut last_rescan = Instant::now();
+    loop {
+        let copy = match jobs.recv_timeout(Duration::from_millis(200)) {
+            Ok(copy) => copy,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                mark(ledger, &mut done);
+                if last_rescan.elapsed() >= RESCAN_EVERY {
+                    last_rescan = Instant::now();
+                    rescan(redis, ledger, &mut conn);
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         let mut wait = Duration::from_millis(50);
         loop {
             let result = match conn.take() {
@@ -335,6 +391,10 @@ fn copy_loop(redis: &Redis, jobs: &Receiver<Copy>) {
                 Ok(c) => {
                     conn = Some(c);
                     Counters::add(&redis.counters.redis_writes, 1);
+                    done.push((copy.shared_id.clone(), copy.json.clone()));
+                    if done.len() >= MARK_BATCH {
+                        mark(ledger, &mut done);
+                    }
                     break;
                 }
                 Err(e) => {
@@ -342,17 +402,76 @@ fn copy_loop(redis: &Redis, jobs: &Receiver<Copy>) {
                     tracing::warn!(shared_id = %copy.shared_id, error = %e,
                         retry_in_ms = wait.as_millis() as u64, "Redis copy failed");
                     // Stop retrying when the store is closing and nobody
-                    // waits any longer: the record is in the local file.
+                    // waits any longer: the record is in the local file,
+                    // marked as not copied, for the next start.
                     if matches!(jobs.try_recv(), Err(mpsc::TryRecvError::Disconnected)) {
                         Counters::add(&redis.counters.redis_dropped, 1);
                         break;
                     }
+                    mark(ledger, &mut done);
                     std::thread::sleep(wait);
                     wait = (wait * 2).min(MAX_RETRY_WAIT);
                 }
             }
         }
         redis.pending.fetch_sub(1, Ordering::SeqCst);
+    }
+    mark(ledger, &mut done);
+}
+
+/// Records the copies in `done` as copied in the local file.
+fn mark(ledger: &CopyLedger, done: &mut Vec<(String, String)>) {
+    if done.is_empty() {
+        return;
+    }
+    if let Err(e) = ledger.mark_copied(done) {
+        // They are copied again at the next rescan or start: harmless.
+        tracing::warn!(error = %e, "cannot mark outcomes as copied to Redis");
+    }
+    done.clear();
+}
+
+/// Copies records the local file has and Redis may not (dropped from a
+/// full queue); stops at the first failure until the next rescan.
+fn rescan(redis: &Redis, ledger: &CopyLedger, conn: &mut Option<::redis::Connection>) {
+    let missing = match ledger.not_copied(RESCAN_BATCH) {
+        Ok(missing) => missing,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list outcomes not yet copied to Redis");
+            return;
+        }
+    };
+    if missing.is_empty() {
+        return;
+    }
+    let mut done = Vec::new();
+    let mut copied = 0usize;
+    for record in missing.into_iter().map(Copy::from) {
+        let result = match conn.take() {
+            Some(c) => Ok(c),
+            None => redis.connect(),
+        }
+        .and_then(|mut c| redis.write(&mut c, &record).map(|_| c));
+        match result {
+            Ok(c) => {
+                *conn = Some(c);
+                Counters::add(&redis.counters.redis_writes, 1);
+                copied += 1;
+                done.push((record.shared_id, record.json));
+                if done.len() >= MARK_BATCH {
+                    mark(ledger, &mut done);
+                }
+            }
+            Err(e) => {
+                Counters::add(&redis.counters.redis_errors, 1);
+                tracing::debug!(error = %e, "Redis still unreachable; outcomes stay local for now");
+                break;
+            }
+        }
+    }
+    mark(ledger, &mut done);
+    if copied > 0 {
+        tracing::info!(records = copied, "outcomes kept locally are now in Redis");
     }
 }
 

@@ -57,12 +57,25 @@ CREATE INDEX IF NOT EXISTS outcomes_call_id ON outcomes (call_id);
 CREATE INDEX IF NOT EXISTS outcomes_ended_ms ON outcomes (ended_ms);
 ";
 
+/// `copied` is for the Redis store (`redis.rs`): 0 until the record's copy
+/// reached Redis, so a restart copies what a killed node had only queued.
+/// Added to files made before it existed; the embedded store leaves it 1.
+const ADD_COPIED: &str = "ALTER TABLE outcomes ADD COLUMN copied INTEGER NOT NULL DEFAULT 1";
+
 const UPSERT: &str = "
-INSERT INTO outcomes (shared_id, call_id, tenant, ended_ms, record)
-VALUES (?1, ?2, ?3, ?4, ?5)
+INSERT INTO outcomes (shared_id, call_id, tenant, ended_ms, record, copied)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6)
 ON CONFLICT (shared_id) DO UPDATE SET
     call_id = excluded.call_id, tenant = excluded.tenant,
-    ended_ms = excluded.ended_ms, record = excluded.record";
+    ended_ms = excluded.ended_ms, record = excluded.record,
+    copied = excluded.copied";
+
+/// Only the version that was copied counts: a record replaced meanwhile
+/// stays to be copied.
+const MARK_COPIED: &str = "UPDATE outcomes SET copied = 1 WHERE shared_id = ?1 AND record = ?2";
+
+const NOT_COPIED: &str = "SELECT shared_id, call_id, ended_ms, record FROM outcomes
+     WHERE copied = 0 AND ended_ms >= ?1 ORDER BY ended_ms LIMIT ?2";
 
 const BY_SHARED_ID: &str =
     "SELECT record, tenant FROM outcomes WHERE shared_id = ?1 AND ended_ms >= ?2";
@@ -196,29 +209,109 @@ impl SqliteStore {
     }
 }
 
-impl OutcomeStore for SqliteStore {
-    fn put(&self, record: OutcomeRecord) -> Result<(), StoreError> {
-        let result = serde_json::to_string(&record)
-            .map_err(|e| StoreError::Backend(format!("cannot encode the record: {e}")))
-            .and_then(|json| {
-                let conn = self.shared.writer();
-                let mut stmt = conn.prepare_cached(UPSERT).map_err(backend)?;
-                stmt.execute(params![
-                    record.shared_id,
-                    record.call_id,
-                    record.tenant,
-                    record.ended_ms as i64,
-                    json
-                ])
-                .map_err(backend)?;
-                Ok(())
-            });
+impl SqliteStore {
+    /// Stores `record` encoded as `json`; `copied: false` marks it as still
+    /// to be copied to Redis (see [`CopyLedger`]).
+    pub(crate) fn put_json(
+        &self,
+        record: &OutcomeRecord,
+        json: &str,
+        copied: bool,
+    ) -> Result<(), StoreError> {
+        let result = {
+            let conn = self.shared.writer();
+            conn.prepare_cached(UPSERT)
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
+                        record.shared_id,
+                        record.call_id,
+                        record.tenant,
+                        record.ended_ms as i64,
+                        json,
+                        copied,
+                    ])
+                })
+                .map(|_| ())
+                .map_err(backend)
+        };
         let counter = match result {
             Ok(()) => &self.shared.counters.writes,
             Err(_) => &self.shared.counters.write_errors,
         };
         Counters::add(counter, 1);
         result
+    }
+
+    /// The Redis store's view of which records reached Redis.
+    pub(crate) fn ledger(&self) -> CopyLedger {
+        CopyLedger {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// A record stored locally whose copy has not reached Redis yet.
+#[derive(Debug, Clone)]
+pub(crate) struct NotCopied {
+    pub(crate) shared_id: String,
+    pub(crate) call_id: String,
+    pub(crate) ended_ms: u64,
+    pub(crate) json: String,
+}
+
+/// Which local records reached Redis (the `copied` column), for the Redis
+/// store's copier thread.
+pub(crate) struct CopyLedger {
+    shared: Arc<Shared>,
+}
+
+impl CopyLedger {
+    /// Marks these (shared id, JSON) copies as in Redis, in one
+    /// transaction: callers pass a few at a time, since `put` waits for the
+    /// writer meanwhile.
+    pub(crate) fn mark_copied(&self, copies: &[(String, String)]) -> Result<(), StoreError> {
+        let mut conn = self.shared.writer();
+        let tx = conn.transaction().map_err(backend)?;
+        {
+            let mut stmt = tx.prepare_cached(MARK_COPIED).map_err(backend)?;
+            for (shared_id, json) in copies {
+                stmt.execute(params![shared_id, json]).map_err(backend)?;
+            }
+        }
+        tx.commit().map_err(backend)
+    }
+
+    /// Up to `limit` live records not yet copied, oldest first.
+    pub(crate) fn not_copied(&self, limit: usize) -> Result<Vec<NotCopied>, StoreError> {
+        let cutoff = now_ms().saturating_sub(self.shared.retention_ms);
+        self.shared
+            .with_reader(|conn| {
+                let mut stmt = conn.prepare_cached(NOT_COPIED)?;
+                let rows = stmt.query_map(params![cutoff as i64, limit as i64], |r| {
+                    Ok(NotCopied {
+                        shared_id: r.get(0)?,
+                        call_id: r.get(1)?,
+                        ended_ms: r.get::<_, i64>(2)?.max(0) as u64,
+                        json: r.get(3)?,
+                    })
+                })?;
+                rows.collect()
+            })
+            .map_err(backend)
+    }
+}
+
+impl OutcomeStore for SqliteStore {
+    fn put(&self, record: OutcomeRecord) -> Result<(), StoreError> {
+        match serde_json::to_string(&record) {
+            Ok(json) => self.put_json(&record, &json, true),
+            Err(e) => {
+                Counters::add(&self.shared.counters.write_errors, 1);
+                Err(StoreError::Backend(format!(
+                    "cannot encode the record: {e}"
+                )))
+            }
+        }
     }
 
     fn by_shared_id(&self, shared_id: &str) -> Option<OutcomeRecord> {
@@ -349,6 +442,14 @@ fn open_writer(path: &Path, sync: SyncMode) -> rusqlite::Result<Connection> {
          PRAGMA cache_size = -{WRITER_CACHE_KIB};
          {SCHEMA}"
     ))?;
+    let has_copied: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('outcomes') WHERE name = 'copied'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_copied {
+        conn.execute_batch(ADD_COPIED)?;
+    }
     Ok(conn)
 }
 
@@ -451,6 +552,82 @@ mod tests {
             "bye-after-failed-refer"
         );
         assert_eq!(store.len().unwrap(), 1);
+    }
+
+    #[test]
+    fn the_ledger_lists_records_until_the_copied_version_is_marked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&settings(dir.path())).unwrap();
+        let ledger = store.ledger();
+        // Plain puts (the embedded store) are never "to copy".
+        store
+            .put(sample("sess-local", "tl-0", Duration::ZERO))
+            .unwrap();
+        let mut rec = sample("sess-1", "tl-1", Duration::ZERO);
+        let json = serde_json::to_string(&rec).unwrap();
+        store.put_json(&rec, &json, false).unwrap();
+        let listed = ledger.not_copied(10).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(
+            (listed[0].shared_id.as_str(), listed[0].call_id.as_str()),
+            ("sess-1", "tl-1")
+        );
+        assert_eq!(listed[0].json, json);
+        assert_eq!(listed[0].ended_ms, rec.ended_ms);
+
+        // Replaced before the first version's copy was marked: the newer
+        // version still has to go.
+        rec.delivery = "bye-after-failed-refer".into();
+        let newer = serde_json::to_string(&rec).unwrap();
+        store.put_json(&rec, &newer, false).unwrap();
+        ledger
+            .mark_copied(&[("sess-1".into(), json.clone())])
+            .unwrap();
+        assert_eq!(ledger.not_copied(10).unwrap()[0].json, newer);
+        ledger.mark_copied(&[("sess-1".into(), newer)]).unwrap();
+        assert!(ledger.not_copied(10).unwrap().is_empty());
+
+        // Expired records are not copied any more.
+        let old = sample("sess-old", "tl-old", 25 * HOUR);
+        store
+            .put_json(&old, &serde_json::to_string(&old).unwrap(), false)
+            .unwrap();
+        assert!(ledger.not_copied(10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_file_from_before_the_copied_column_gets_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outcomes.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE outcomes (shared_id TEXT PRIMARY KEY NOT NULL, \
+                 call_id TEXT NOT NULL, tenant TEXT NOT NULL, \
+                 ended_ms INTEGER NOT NULL, record TEXT NOT NULL);",
+            )
+            .unwrap();
+            let rec = sample("sess-old-file", "tl-9", Duration::ZERO);
+            conn.execute(
+                "INSERT INTO outcomes VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    rec.shared_id,
+                    rec.call_id,
+                    rec.tenant,
+                    rec.ended_ms as i64,
+                    serde_json::to_string(&rec).unwrap()
+                ],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&settings(dir.path())).unwrap();
+        assert!(store.by_shared_id("sess-old-file").is_some());
+        // Old records count as copied: nothing floods Redis on upgrade.
+        assert!(store.ledger().not_copied(10).unwrap().is_empty());
+        store
+            .put(sample("sess-new", "tl-10", Duration::ZERO))
+            .unwrap();
+        assert_eq!(store.len().unwrap(), 2);
     }
 
     #[test]
