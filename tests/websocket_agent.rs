@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::gateway::Gateway;
-use support::rtp::{PCMU, Packet, RtpPeer, ToneSender, analyse, decode};
+use support::rtp::{PCMU, Packet, RtpPeer, ToneSender, analyse, decode, send_digits};
 use support::sip_text::{Msg, UdpPeer};
 use support::unique;
 use support::ws_agent::{AgentConn, WsAgent};
@@ -375,7 +375,7 @@ fn an_agent_socket_dying_mid_call_ends_it_through_conclude() {
 }
 
 #[test]
-fn l16_16k_both_ways_and_the_caller_hanging_up_stops_the_stream() {
+fn l16_16k_both_ways_key_presses_and_the_caller_hanging_up_stops_the_stream() {
     let agent = WsAgent::bind();
     let gw = gateway(&agent.url("#audio=l16-16000"));
     let (mut five9, mut conn) = connect(&gw, &agent);
@@ -414,6 +414,25 @@ fn l16_16k_both_ways_and_the_caller_hanging_up_stops_the_stream() {
     }
     let packets = five9.rtp.collect(Duration::from_millis(1300), Some(PCMU));
     assert_hears_agent(&packets);
+
+    // Key presses: RFC 4733 from Five9, one `dtmf` event each, with how
+    // long the key was held (six 20 ms updates: 960 ticks = 120 ms).
+    let digits_to = five9.answer.rtp_target();
+    send_digits(
+        &five9.rtp.sock,
+        digits_to,
+        101,
+        &[5, 11],
+        Duration::from_millis(60),
+    );
+    for digit in ["5", "#"] {
+        let dtmf = conn.wait_for("dtmf", SOON);
+        assert_eq!(
+            dtmf["dtmf"],
+            json!({"track": "inbound_track", "digit": digit, "durationMs": 120}),
+            "{dtmf}"
+        );
+    }
 
     five9.hang_up();
     let stop = conn.wait_for("stop", SOON);

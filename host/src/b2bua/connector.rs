@@ -218,14 +218,11 @@ impl Gateway {
     }
 
     /// A key press from the caller, for the connector.
-    pub(crate) fn connector_dtmf(&mut self, key: CallKey, digit: char) {
+    pub(crate) fn connector_dtmf(&mut self, key: CallKey, digit: char, duration_ms: u32) {
         if let Some(link) = self.calls.get(&key).and_then(|c| c.connector.as_ref())
             && link
                 .input
-                .try_send(Input::Dtmf {
-                    digit,
-                    duration_ms: 0,
-                })
+                .try_send(Input::Dtmf { digit, duration_ms })
                 .is_err()
         {
             tracing::warn!(call_id = %super::call::format_call_id(key), %digit,

@@ -547,12 +547,19 @@ impl Gateway {
         };
         let _span = key.map(|k| self.call_span(k).entered());
         match ev {
-            GatewayEvent::Media(key, MediaEvent::Dtmf { digit, leg }) => {
+            GatewayEvent::Media(
+                key,
+                MediaEvent::Dtmf {
+                    digit,
+                    leg,
+                    duration_ms,
+                },
+            ) => {
                 if let Some(call) = self.calls.get_mut(&key) {
                     call.dtmf.push(digit);
                 }
                 if leg == trunkline_relay::LegId::A {
-                    self.connector_dtmf(key, digit);
+                    self.connector_dtmf(key, digit, duration_ms);
                 }
             }
             GatewayEvent::Media(key, MediaEvent::Timeout { leg }) => {

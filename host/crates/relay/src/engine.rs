@@ -44,6 +44,10 @@ pub enum MediaEvent {
         leg: LegId,
         /// `0`-`9`, `*`, `#`, `A`-`D`.
         digit: char,
+        /// How long the key was held, in ms: the event's duration at the
+        /// 8 kHz clock telephone-event uses (as far as seen when the end
+        /// packets were lost).
+        duration_ms: u32,
     },
     /// No RTP from the leg for the configured media timeout (reported once
     /// per silence; re-armed when media resumes).
@@ -469,7 +473,11 @@ fn report_digits(
         // Non-key events (flash, tones) are forwarded but not reported.
         if let Some(key) = digit.key {
             bump(&stats.dtmf_digits, 1);
-            events(MediaEvent::Dtmf { leg, digit: key });
+            events(MediaEvent::Dtmf {
+                leg,
+                digit: key,
+                duration_ms: u32::from(digit.duration) / 8,
+            });
         }
     }
 }

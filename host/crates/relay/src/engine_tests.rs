@@ -177,7 +177,8 @@ fn key_presses_are_remapped_and_reported_once() {
         digits,
         [&MediaEvent::Dtmf {
             leg: LegId::A,
-            digit: '5'
+            digit: '5',
+            duration_ms: 100, // 800 ticks at 8 kHz
         }]
     );
 }
@@ -197,7 +198,8 @@ fn unfinished_press_is_reported_after_a_second_of_silence() {
     let events = h.tick();
     assert!(events.contains(&MediaEvent::Dtmf {
         leg: LegId::A,
-        digit: '7'
+        digit: '7',
+        duration_ms: 20, // as far as seen: one packet of 160 ticks
     }));
 }
 
@@ -389,7 +391,8 @@ fn audio_under_another_ssrc_does_not_repeat_a_press() {
         digits,
         [&MediaEvent::Dtmf {
             leg: LegId::A,
-            digit: '2'
+            digit: '2',
+            duration_ms: 100,
         }],
         "{seen:?}"
     );

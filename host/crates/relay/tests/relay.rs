@@ -323,11 +323,16 @@ async fn dtmf_is_reported_once_per_press_and_remapped() {
         .await
         .into_iter()
         .filter_map(|e| match e {
-            MediaEvent::Dtmf { leg, digit } => Some((leg, digit)),
+            MediaEvent::Dtmf {
+                leg,
+                digit,
+                duration_ms,
+            } => Some((leg, digit, duration_ms)),
             _ => None,
         })
         .collect();
-    assert_eq!(digits, [(LegId::A, '5'), (LegId::A, '#')]);
+    // 800 ticks of the 8 kHz event clock: held 100 ms.
+    assert_eq!(digits, [(LegId::A, '5', 100), (LegId::A, '#', 100)]);
     drop(call.session);
 }
 
