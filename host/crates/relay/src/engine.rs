@@ -93,6 +93,12 @@ struct Leg {
     /// Our outgoing stream toward this leg's peer.
     out: StreamRewriter,
     out_ssrc: u32,
+    /// A second outgoing stream, for telephone-events that the other peer
+    /// sends under an SSRC of their own beside its audio: mirrored as a
+    /// stream of ours, so neither source replaces the other.
+    out_events: StreamRewriter,
+    /// SSRC of the peer's latest audio packet.
+    audio_ssrc: Option<u32>,
     /// Key presses sent by this leg's peer.
     dtmf: DtmfDetector,
     /// Last telephone-event packet from this leg, while a press may be open.
@@ -117,6 +123,11 @@ struct Leg {
 impl Leg {
     fn new(params: LegParams, tap: bool, config: &RelayConfig, rng: &mut Rng, now: Instant) -> Leg {
         let ssrc = rng.next() as u32;
+        // RFC 3550 §8: one SSRC per stream, so the events' differs.
+        let events_ssrc = match rng.next() as u32 {
+            same if same == ssrc => same ^ 1,
+            other => other,
+        };
         let report_in = config.rtcp_interval.unwrap_or_default();
         Leg {
             latch: Latch::new(
@@ -127,6 +138,13 @@ impl Leg {
             ),
             out: StreamRewriter::new(ssrc, rng.next() as u16, rng.next() as u32, CLOCK_RATE),
             out_ssrc: ssrc,
+            out_events: StreamRewriter::new(
+                events_ssrc,
+                rng.next() as u16,
+                rng.next() as u32,
+                CLOCK_RATE,
+            ),
+            audio_ssrc: None,
             params,
             tap,
             dtmf: DtmfDetector::new(),
@@ -214,12 +232,15 @@ impl Engine {
             // Another peer, or the same one restarted: nothing learnt holds.
             leg.dtmf.reset();
             leg.in_ssrc = None;
+            leg.audio_ssrc = None;
             leg.rtcp_source = None;
         }
         leg.params = params;
         // The peer may restart its numbering on any change: remap from its
         // next packet, continuing our outgoing stream at +1.
-        self.legs[id.other().index()].out.resync();
+        let other = &mut self.legs[id.other().index()];
+        other.out.resync();
+        other.out_events.resync();
         // A changed call gets a full timeout period before anyone is blamed.
         for leg in &mut self.legs {
             leg.last_rx = now;
@@ -334,7 +355,18 @@ impl Engine {
             bump(&stats.transcoded, 1);
         }
         packet.set_payload_type(out_pt);
-        if !dst.out.rewrite(&mut packet, now) {
+        // Events under an SSRC other than the audio's are a stream of their
+        // own (see `Leg::out_events`); everything else is the main stream.
+        let in_ssrc = packet.ssrc();
+        let rewriter = match kind {
+            Payload::Event if src.audio_ssrc.is_some_and(|a| a != in_ssrc) => &mut dst.out_events,
+            Payload::Event => &mut dst.out,
+            _ => {
+                src.audio_ssrc = Some(in_ssrc);
+                &mut dst.out
+            }
+        };
+        if !rewriter.rewrite(&mut packet, now) {
             bump(&stats.dropped_unroutable, 1);
             return None;
         }

@@ -352,9 +352,11 @@ fn no_timeout_before_the_agent_has_an_address() {
 fn audio_under_another_ssrc_does_not_repeat_a_press() {
     // Some peers stream tones and telephone-events under different SSRCs
     // from one socket; the audio in between must not make the press count
-    // again (it once gave `22222222` for one key).
+    // again (it once gave `22222222` for one key), and both streams reach
+    // the agent: neither replaces the other in our outgoing numbering.
     let (a, b) = legs();
     let mut h = Harness::new(a, b);
+    let mut forwarded: Vec<(u8, u32, u16)> = Vec::new();
     for (seq, (_, e)) in (10..).zip(trunkline_media::dtmf::event_packets(2, 10, 800, 160)) {
         let mut payload = [0u8; 4];
         e.write(&mut payload).unwrap();
@@ -373,12 +375,39 @@ fn audio_under_another_ssrc_does_not_repeat_a_press() {
             };
             let len = header.write_packet(&body, &mut buf).unwrap();
             let events = &mut h.events;
-            let _ = h
+            let sent = h
                 .engine
                 .on_rtp(LegId::A, addr(FIVE9), &mut buf[..len], h.now, &mut |e| {
                     events.push(e)
                 });
+            if sent.is_some() {
+                let p = RtpPacket::parse(&buf[..len]).unwrap();
+                forwarded.push((p.payload_type(), p.ssrc(), p.sequence()));
+            }
         }
+        h.now += Duration::from_millis(20);
+    }
+    let events_out: Vec<_> = forwarded.iter().filter(|p| p.0 == 96).collect();
+    let audio_out: Vec<_> = forwarded.iter().filter(|p| p.0 != 96).collect();
+    let sent = trunkline_media::dtmf::event_packets(2, 10, 800, 160).count();
+    assert_eq!(
+        events_out.len(),
+        sent,
+        "every event packet reaches the agent"
+    );
+    assert_eq!(audio_out.len(), sent, "and every audio packet");
+    // Each stream keeps one SSRC and consecutive numbering; the two differ.
+    // (The first event came before any audio, so it opened the main stream.)
+    let main_ssrc = audio_out[0].1;
+    assert!(audio_out.iter().all(|p| p.1 == main_ssrc));
+    let event_ssrc = events_out[1].1;
+    assert_ne!(event_ssrc, main_ssrc);
+    assert!(events_out[1..].iter().all(|p| p.1 == event_ssrc));
+    for pair in events_out[1..].windows(2) {
+        assert_eq!(pair[1].2, pair[0].2.wrapping_add(1), "{events_out:?}");
+    }
+    for pair in audio_out.windows(2) {
+        assert_eq!(pair[1].2, pair[0].2.wrapping_add(1), "{audio_out:?}");
     }
     let mut seen = std::mem::take(&mut h.events);
     h.wait(1500);
