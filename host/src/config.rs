@@ -436,6 +436,11 @@ impl Config {
                 }
             }
         }
+        if let Some(ca) = config.sip.tls_client.ca_path.as_mut()
+            && ca.is_relative()
+        {
+            *ca = base.join(&*ca);
+        }
         Ok(config)
     }
 

@@ -57,9 +57,14 @@ impl Gateway {
                     self.fail_before_answer(key, caller_status_for(status));
                 }
             },
-            Event::Timeout(_) | Event::TransportError if is_agent_invite => {
+            Event::Timeout(_) if is_agent_invite => {
                 tracing::info!(call_id = %call.id(), "agent did not answer the INVITE");
                 self.fail_before_answer(key, 408);
+            }
+            Event::TransportError if is_agent_invite => {
+                // RFC 3261 §8.1.3.1: a transport failure counts as a 503.
+                tracing::warn!(call_id = %call.id(), "agent unreachable (connection or TLS failed)");
+                self.fail_before_answer(key, 503);
             }
             Event::Ack(_) if leg == Leg::Caller => self.caller_acked(key),
             Event::Response { status, .. } if is_refer && status >= 300 => {

@@ -56,6 +56,10 @@ pub enum GatewayEvent {
     /// Internal: the agent's host name was resolved for call `.0`.
     #[doc(hidden)]
     AgentResolved(u64, Result<(SocketAddr, TransportKind), String>),
+    /// Internal: a message of transaction `.0` could not be delivered
+    /// (a connection that could not be opened; `.1` says why).
+    #[doc(hidden)]
+    TransportError(TransactionKey, String),
 }
 
 /// How long BYEs sent at shutdown may take to complete.
@@ -362,8 +366,27 @@ impl Gateway {
                     self.stats.response_sent(status);
                 }
                 trace_out(&t.message);
-                if let Err(e) = transports.send(&t.message.target, &t.message.msg).await {
-                    tracing::warn!(target = ?t.message.target, error = %e, "cannot send a SIP message");
+                let target = &t.message.target;
+                // Opening a TCP/TLS connection (connect, handshake) may take
+                // seconds: not on this task, which serves every call. The
+                // transports open one connection per peer however many
+                // messages wait for it.
+                let connecting = target.kind != TransportKind::Udp
+                    && target.conn.is_none()
+                    && transports.connection_to(target.kind, target.addr).is_none();
+                if connecting {
+                    let events = self.events_tx.clone();
+                    tokio::spawn(async move {
+                        let (target, msg) = (&t.message.target, &t.message.msg);
+                        if let Err(e) = transports.send(target, msg).await {
+                            tracing::warn!(?target, error = %e, "cannot send a SIP message");
+                            let why = e.to_string();
+                            let _ = events.send(GatewayEvent::TransportError(t.key, why)).await;
+                        }
+                    });
+                } else if let Err(e) = transports.send(target, &t.message.msg).await {
+                    tracing::warn!(?target, error = %e, "cannot send a SIP message");
+                    self.table.handle_transport_error(Instant::now(), &t.key);
                 }
             }
             while let Some((key, event)) = self.table.poll_event() {
@@ -604,6 +627,11 @@ impl Gateway {
             GatewayEvent::AgentResolved(key, Err(why)) => {
                 tracing::warn!(call_id = %format_call_id(key), %why, "cannot reach the agent");
                 self.fail_before_answer(key, 503);
+            }
+            GatewayEvent::TransportError(tx, _why) => {
+                // Logged where it happened; the transaction ends and tells
+                // its call (RFC 3261 §8.1.3.1: as if a 503 had come).
+                self.table.handle_transport_error(Instant::now(), &tx);
             }
             GatewayEvent::ActiveCalls(reply) => {
                 let active = self

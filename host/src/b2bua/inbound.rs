@@ -370,7 +370,13 @@ impl Gateway {
         } else {
             Reliability::Reliable
         };
-        Ok((Wire::new(Target::new(kind, addr), invite), key, rel))
+        // A TLS agent's certificate must name the URI's host: its DNS name,
+        // or (for an IP address, tls_name None) that address.
+        let to = match (kind, agent_domain(target)) {
+            (TransportKind::Tls, Some(name)) => Target::tls(addr, name),
+            _ => Target::new(kind, addr),
+        };
+        Ok((Wire::new(to, invite), key, rel))
     }
 }
 
@@ -386,6 +392,14 @@ enum AgentAddress {
         port: u16,
         kind: TransportKind,
     },
+}
+
+/// The DNS name in an agent target's host, if it has one.
+fn agent_domain(target: &str) -> Option<String> {
+    match Uri::parse(target)?.host? {
+        Host::Domain(d) => Some(d),
+        _ => None,
+    }
 }
 
 /// Reads a `sip:`/`sips:` agent target.

@@ -48,6 +48,8 @@ pub struct ListenConfig {
     pub tcp: Option<SocketAddr>,
     /// TLS listener; off unless configured.
     pub tls: Option<TlsListen>,
+    /// Outbound TLS to `sips:` agents (`[sip.tls_client]`).
+    pub tls_client: TlsClient,
     /// The largest message accepted, in bytes; larger requests get
     /// `513 Message Too Large`. Default 64 KiB.
     pub max_message_size: usize,
@@ -77,6 +79,17 @@ pub struct TlsListen {
     pub key_path: PathBuf,
 }
 
+/// How agents' TLS certificates are checked (`[sip.tls_client]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsClient {
+    /// PEM file of the CA certificates an agent's certificate must chain
+    /// to (a private CA, say). Unset: the Mozilla root set, as browsers
+    /// trust. The name checked is the agent URI's host (its IP address for
+    /// `sips:agent@10.0.0.5`).
+    pub ca_path: Option<PathBuf>,
+}
+
 impl Default for ListenConfig {
     /// UDP and TCP on `127.0.0.1:5060`, no TLS, 64 KiB messages, 300 s idle.
     fn default() -> Self {
@@ -84,6 +97,7 @@ impl Default for ListenConfig {
             udp: Some(SocketAddr::new(LOOPBACK, DEFAULT_SIP_PORT)),
             tcp: Some(SocketAddr::new(LOOPBACK, DEFAULT_SIP_PORT)),
             tls: None,
+            tls_client: TlsClient::default(),
             max_message_size: FrameLimits::default().max_message_size,
             idle_timeout_secs: 300,
             udp_recv_buffer: 8 * 1024 * 1024,

@@ -38,11 +38,11 @@ use std::net::SocketAddr;
 
 use trunkline_sip::message::{SipMessage, Transport};
 
-pub use config::{DEFAULT_SIP_PORT, DEFAULT_SIPS_PORT, ListenConfig, TlsListen};
+pub use config::{DEFAULT_SIP_PORT, DEFAULT_SIPS_PORT, ListenConfig, TlsClient, TlsListen};
 pub use error::TransportError;
 pub use reply::reply_target;
 pub use stats::{Counters, StatsSnapshot};
-pub use tls::client_config_trusting;
+pub use tls::{client_config, client_config_trusting};
 pub use transports::Transports;
 
 /// The transports Trunkline speaks.

@@ -14,7 +14,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::crypto::{CryptoProvider, ring};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
 
-use super::{TlsListen, TransportError};
+use super::{TlsClient, TlsListen, TransportError};
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(ring::default_provider())
@@ -42,6 +42,29 @@ pub(super) fn server_config(listen: &TlsListen) -> Result<Arc<ServerConfig>, Tra
             file_error("private key", &listen.key_path, reason)
         })?;
     Ok(Arc::new(config))
+}
+
+/// The client configuration for `sips:` agents: the CAs in `ca_path`, or
+/// the Mozilla root set.
+pub fn client_config(settings: &TlsClient) -> Result<ClientConfig, TransportError> {
+    let Some(path) = &settings.ca_path else {
+        let roots = RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        return Ok(ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth());
+    };
+    let pem = std::fs::read(path).map_err(|e| file_error("CA certificate", path, e.to_string()))?;
+    client_config_trusting(&pem).map_err(|e| match e {
+        TransportError::TlsFile { what, reason, .. } => TransportError::TlsFile {
+            what,
+            path: path.clone(),
+            reason,
+        },
+        other => other,
+    })
 }
 
 /// A TLS client configuration that trusts the CA certificates in
@@ -111,6 +134,35 @@ mod tests {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             cert_path: cert.to_path_buf(),
             key_path: key.to_path_buf(),
+        }
+    }
+
+    #[test]
+    fn the_agents_ca_file_is_read_or_named_in_the_error() {
+        // Default: the Mozilla roots.
+        assert!(client_config(&TlsClient::default()).is_ok());
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pair = rcgen::generate_simple_self_signed(vec!["agent.example".into()]).expect("cert");
+        let ca = dir.path().join("agents-ca.pem");
+        std::fs::write(&ca, pair.cert.pem()).expect("write");
+        let with = |path: &Path| TlsClient {
+            ca_path: Some(path.to_path_buf()),
+        };
+        assert!(client_config(&with(&ca)).is_ok());
+        for (path, says) in [
+            (dir.path().join("missing.pem"), "missing.pem"),
+            (ca.with_file_name("junk.pem"), "junk.pem"),
+        ] {
+            if says == "junk.pem" {
+                std::fs::write(&path, "hello\n").expect("write");
+            }
+            let error = client_config(&with(&path))
+                .expect_err("refused")
+                .to_string();
+            assert!(
+                error.contains(says) && error.contains("CA certificate"),
+                "{error}"
+            );
         }
     }
 

@@ -78,13 +78,14 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Transports {
     /// Binds the configured sockets and starts the receive tasks. Messages
     /// arrive on the returned receiver, which ends after [`shutdown`].
-    /// Outbound TLS is refused; see [`Transports::bind_with_tls_client`].
+    /// Outbound TLS checks certificates as `config.tls_client` says.
     ///
     /// [`shutdown`]: Transports::shutdown
     pub async fn bind(
         config: &ListenConfig,
     ) -> Result<(Transports, mpsc::Receiver<Inbound>), TransportError> {
-        Transports::bind_with_tls_client(config, None).await
+        let client = tls::client_config(&config.tls_client)?;
+        Transports::bind_with_tls_client(config, Some(Arc::new(client))).await
     }
 
     /// [`Transports::bind`], with the rustls client configuration used to
