@@ -149,24 +149,30 @@ fn free_tcp_port() -> SocketAddr {
         .unwrap()
 }
 
+/// A gateway routing every call to the `sips:` agent on `agent`, with a TLS
+/// listener on `own` and trusting only `trusted` for agents.
+fn gateway(agent: &TcpListener, own: &Cert, trusted: &Cert) -> Gateway {
+    let agent_addr = agent.local_addr().unwrap();
+    Gateway::builder("route-reason")
+        .policy_toml(&format!("default_agent = \"sips:agent@{agent_addr}\""))
+        .extra_toml(&format!(
+            "[sip.tls]\naddr = \"{tls}\"\ncert_path = \"{cert}\"\nkey_path = \"{key}\"\n\n\
+             [sip.tls_client]\nca_path = \"{ca}\"\n",
+            tls = free_tcp_port(),
+            cert = own.cert_pem.display(),
+            key = own.key_pem.display(),
+            ca = trusted.cert_pem.display(),
+        ))
+        .start()
+}
+
 #[test]
 fn a_sips_agent_gets_the_call_over_tls_and_its_outcome_reaches_five9() {
     let dir = tempfile::tempdir().unwrap();
     let agent_cert = cert(dir.path(), "agent");
     let gateway_cert = cert(dir.path(), "gateway");
     let agent = TcpListener::bind("127.0.0.1:0").unwrap();
-    let agent_addr = agent.local_addr().unwrap();
-    let gw = Gateway::builder("route-reason")
-        .policy_toml(&format!("default_agent = \"sips:agent@{agent_addr}\""))
-        .extra_toml(&format!(
-            "[sip.tls]\naddr = \"{tls}\"\ncert_path = \"{cert}\"\nkey_path = \"{key}\"\n\n\
-             [sip.tls_client]\nca_path = \"{ca}\"\n",
-            tls = free_tcp_port(),
-            cert = gateway_cert.cert_pem.display(),
-            key = gateway_cert.key_pem.display(),
-            ca = agent_cert.cert_pem.display(),
-        ))
-        .start();
+    let gw = gateway(&agent, &gateway_cert, &agent_cert);
     let agent_thread = std::thread::spawn(move || tls_agent(agent, &agent_cert));
     let five9 = Sipp::new("five9_uac_expect_route_reason.xml", loopback())
         .remote(gw.sip)
@@ -203,19 +209,8 @@ fn an_agent_whose_certificate_is_not_trusted_gets_no_call() {
     let agent_cert = cert(dir.path(), "agent");
     let stranger = cert(dir.path(), "stranger");
     let agent = TcpListener::bind("127.0.0.1:0").unwrap();
-    let agent_addr = agent.local_addr().unwrap();
-    let gw = Gateway::builder("route-reason")
-        .policy_toml(&format!("default_agent = \"sips:agent@{agent_addr}\""))
-        .extra_toml(&format!(
-            "[sip.tls]\naddr = \"{tls}\"\ncert_path = \"{cert}\"\nkey_path = \"{key}\"\n\n\
-             [sip.tls_client]\nca_path = \"{ca}\"\n",
-            tls = free_tcp_port(),
-            cert = agent_cert.cert_pem.display(),
-            key = agent_cert.key_pem.display(),
-            // Trusts another certificate than the agent's.
-            ca = stranger.cert_pem.display(),
-        ))
-        .start();
+    // Trusts another certificate than the agent's.
+    let gw = gateway(&agent, &agent_cert, &stranger);
     // The agent presents its certificate; the gateway does not trust it and
     // aborts the handshake, so no SIP message ever reaches the agent.
     let agent_thread = std::thread::spawn(move || {

@@ -333,6 +333,23 @@ impl Redis {
         record.filter(|r| r.ended_ms >= cutoff)
     }
 
+    /// Writes one copy on `conn` (opened first if there is none; dropped
+    /// after an error) and counts it.
+    fn copy(
+        &self,
+        conn: &mut Option<::redis::Connection>,
+        copy: &Copy,
+    ) -> ::redis::RedisResult<()> {
+        let mut c = match conn.take() {
+            Some(c) => c,
+            None => self.connect()?,
+        };
+        self.write(&mut c, copy)?;
+        *conn = Some(c);
+        Counters::add(&self.counters.redis_writes, 1);
+        Ok(())
+    }
+
     /// Writes one copy; `Ok(false)` when it had expired already.
     fn write(&self, conn: &mut ::redis::Connection, copy: &Copy) -> ::redis::RedisResult<bool> {
         let expires_ms = copy.ended_ms.saturating_add(self.retention_ms);
@@ -382,15 +399,8 @@ fn copy_loop(redis: &Redis, ledger: &CopyLedger, jobs: &Receiver<Copy>) {
         };
         let mut wait = Duration::from_millis(50);
         loop {
-            let result = match conn.take() {
-                Some(c) => Ok(c),
-                None => redis.connect(),
-            }
-            .and_then(|mut c| redis.write(&mut c, &copy).map(|_| c));
-            match result {
-                Ok(c) => {
-                    conn = Some(c);
-                    Counters::add(&redis.counters.redis_writes, 1);
+            match redis.copy(&mut conn, &copy) {
+                Ok(()) => {
                     done.push((copy.shared_id.clone(), copy.json.clone()));
                     if done.len() >= MARK_BATCH {
                         mark(ledger, &mut done);
@@ -447,15 +457,8 @@ fn rescan(redis: &Redis, ledger: &CopyLedger, conn: &mut Option<::redis::Connect
     let mut done = Vec::new();
     let mut copied = 0usize;
     for record in missing.into_iter().map(Copy::from) {
-        let result = match conn.take() {
-            Some(c) => Ok(c),
-            None => redis.connect(),
-        }
-        .and_then(|mut c| redis.write(&mut c, &record).map(|_| c));
-        match result {
-            Ok(c) => {
-                *conn = Some(c);
-                Counters::add(&redis.counters.redis_writes, 1);
+        match redis.copy(conn, &record) {
+            Ok(()) => {
                 copied += 1;
                 done.push((record.shared_id, record.json));
                 if done.len() >= MARK_BATCH {
