@@ -241,6 +241,52 @@ fn five9_over_tcp() {
 }
 
 #[test]
+fn an_agent_over_tcp_takes_the_call() {
+    let agent_addr = loopback();
+    let gw = Gateway::start(
+        "route-reason",
+        &format!("default_agent = \"sip:agent@{agent_addr};transport=tcp\""),
+        "",
+    );
+    let agent = Sipp::new("agent_uas.xml", agent_addr)
+        .arg("-t")
+        .arg("t1")
+        .pause(Duration::from_millis(200))
+        .spawn();
+    let five9 = Sipp::new("five9_uac_expect_route_reason.xml", loopback())
+        .remote(gw.sip)
+        .run();
+    five9.assert_passed();
+    agent.wait().assert_passed();
+}
+
+#[test]
+fn an_agent_refusing_the_connection_gives_503_at_once() {
+    // Nothing listens there: the TCP connect is refused. Five9 hears 503
+    // right away (RFC 3261 §8.1.3.1), not after the ring timeout.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap();
+    let gw = Gateway::start(
+        "route-reason",
+        &format!("default_agent = \"sip:agent@{closed};transport=tcp\""),
+        "",
+    );
+    let start = std::time::Instant::now();
+    Sipp::new("five9_uac_reject.xml", loopback())
+        .remote(gw.sip)
+        .set("expect_status", "503")
+        .run()
+        .assert_passed();
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?} (the ring timeout is 10 s)",
+        start.elapsed()
+    );
+    assert!(gw.log().contains("agent unreachable"), "{}", gw.log());
+}
+
+#[test]
 fn hold_and_resume_reinvites_are_answered() {
     let agent_addr = loopback();
     let gw = route_reason_gateway(agent_addr);

@@ -16,7 +16,7 @@ use trunkline_relay::MediaEvent;
 use trunkline_sip::dialog::{self, DialogId};
 use trunkline_sip::message::{Method, SipMessage};
 use trunkline_sip::transaction::{
-    Event, Reliability, Routed, SentBy, Timers, TransactionKey, Transactions,
+    Event, Reliability, Routed, SentBy, Timers, TransactionKey, Transactions, Transmit,
 };
 
 use super::admission::Gatekeeper;
@@ -60,6 +60,10 @@ pub enum GatewayEvent {
     /// (a connection that could not be opened; `.1` says why).
     #[doc(hidden)]
     TransportError(TransactionKey, String),
+    /// Internal: the messages waiting for a connection to this peer are
+    /// sent (or failed).
+    #[doc(hidden)]
+    Connected((TransportKind, SocketAddr)),
 }
 
 /// How long BYEs sent at shutdown may take to complete.
@@ -184,6 +188,9 @@ pub(crate) struct Gateway {
     pub(crate) by_tx: HashMap<TransactionKey, (CallKey, Leg)>,
     timers: BinaryHeap<Reverse<(Instant, CallKey, CallTimer)>>,
     pub(crate) events_tx: mpsc::Sender<GatewayEvent>,
+    /// Messages waiting for a TCP/TLS connection being opened, per peer, in
+    /// order (see [`Gateway::flush`]).
+    connecting: HashMap<(TransportKind, SocketAddr), mpsc::UnboundedSender<Transmit<Wire>>>,
     /// Our address for Via, Contact and SDP.
     pub(crate) advertise: IpAddr,
     /// Our listening port per transport.
@@ -243,6 +250,7 @@ pub async fn start(
         by_tx: HashMap::new(),
         timers: BinaryHeap::new(),
         events_tx: events_tx.clone(),
+        connecting: HashMap::new(),
         advertise,
         ports,
         next_key: initial_key(),
@@ -368,22 +376,13 @@ impl Gateway {
                 trace_out(&t.message);
                 let target = &t.message.target;
                 // Opening a TCP/TLS connection (connect, handshake) may take
-                // seconds: not on this task, which serves every call. The
-                // transports open one connection per peer however many
-                // messages wait for it.
+                // seconds: not on this task, which serves every call.
+                let peer = (target.kind, target.addr);
                 let connecting = target.kind != TransportKind::Udp
                     && target.conn.is_none()
                     && transports.connection_to(target.kind, target.addr).is_none();
-                if connecting {
-                    let events = self.events_tx.clone();
-                    tokio::spawn(async move {
-                        let (target, msg) = (&t.message.target, &t.message.msg);
-                        if let Err(e) = transports.send(target, msg).await {
-                            tracing::warn!(?target, error = %e, "cannot send a SIP message");
-                            let why = e.to_string();
-                            let _ = events.send(GatewayEvent::TransportError(t.key, why)).await;
-                        }
-                    });
+                if connecting || self.connecting.contains_key(&peer) {
+                    self.send_when_connected(peer, t);
                 } else if let Err(e) = transports.send(target, &t.message.msg).await {
                     tracing::warn!(?target, error = %e, "cannot send a SIP message");
                     self.table.handle_transport_error(Instant::now(), &t.key);
@@ -397,6 +396,49 @@ impl Gateway {
                 break;
             }
         }
+    }
+
+    /// Queues `t` behind the connection being opened to `peer` (opening it
+    /// if nobody is): one task per peer sends its messages in order, then
+    /// ends. A failure is reported to each message's transaction.
+    fn send_when_connected(&mut self, peer: (TransportKind, SocketAddr), t: Transmit<Wire>) {
+        let t = match self.connecting.get(&peer) {
+            Some(queue) => match queue.send(t) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(t)) => t, // That task is ending.
+            },
+            None => t,
+        };
+        let (queue, mut waiting) = mpsc::unbounded_channel::<Transmit<Wire>>();
+        let _ = queue.send(t);
+        self.connecting.insert(peer, queue);
+        let transports = self.transports.clone();
+        let events = self.events_tx.clone();
+        tokio::spawn(async move {
+            // Ends once the queue is empty: it is closed first, so a message
+            // queued meanwhile is still sent here, and a later one finds it
+            // closed and goes by a new task (or, once the gateway has heard
+            // `Connected`, straight on the open connection).
+            loop {
+                let t = match waiting.try_recv() {
+                    Ok(t) => t,
+                    Err(_) => {
+                        waiting.close();
+                        match waiting.try_recv() {
+                            Ok(t) => t,
+                            Err(_) => break,
+                        }
+                    }
+                };
+                let (target, msg) = (&t.message.target, &t.message.msg);
+                if let Err(e) = transports.send(target, msg).await {
+                    tracing::warn!(?target, error = %e, "cannot send a SIP message");
+                    let why = e.to_string();
+                    let _ = events.send(GatewayEvent::TransportError(t.key, why)).await;
+                }
+            }
+            let _ = events.send(GatewayEvent::Connected(peer)).await;
+        });
     }
 
     /// Sends a message outside any transaction (2xx retransmissions, ACK
@@ -627,6 +669,11 @@ impl Gateway {
             GatewayEvent::AgentResolved(key, Err(why)) => {
                 tracing::warn!(call_id = %format_call_id(key), %why, "cannot reach the agent");
                 self.fail_before_answer(key, 503);
+            }
+            GatewayEvent::Connected(peer) => {
+                if self.connecting.get(&peer).is_some_and(|q| q.is_closed()) {
+                    self.connecting.remove(&peer);
+                }
             }
             GatewayEvent::TransportError(tx, _why) => {
                 // Logged where it happened; the transaction ends and tells
