@@ -24,6 +24,9 @@ use crate::config::PolicySettings;
 /// within one tick of its time; one tick a millisecond costs a thread
 /// wake-up a millisecond, only while decisions run.
 const EPOCH_TICK: Duration = Duration::from_millis(1);
+/// How long the epoch ticker goes on ticking after the last decision
+/// before it naps (see the ticker thread in [`PolicyEngine::new`]).
+const LINGER: Duration = Duration::from_millis(200);
 
 /// Bytes of a memory slot reset in place (not unmapped) between decisions.
 const KEEP_RESIDENT: usize = 4 << 20;
@@ -139,8 +142,17 @@ impl PolicyEngine {
                     // not wake a thousand times a second. A deadline counts
                     // from the epoch when its decision started, so pausing
                     // the epoch while nothing runs changes no deadline.
+                    //
+                    // It naps only after LINGER without a decision: under
+                    // load, decisions follow each other within microseconds,
+                    // and waking a parked ticker for each (a futex call, a
+                    // thread switch on a 2-core box) doubled the decision
+                    // time in `benches/policy.rs`.
+                    let mut last_busy = std::time::Instant::now();
                     while !stop.load(Ordering::Relaxed) {
-                        if active.load(Ordering::SeqCst) == 0 {
+                        if active.load(Ordering::SeqCst) > 0 {
+                            last_busy = std::time::Instant::now();
+                        } else if last_busy.elapsed() >= LINGER {
                             // Announce the nap, then look again: a decision
                             // starting in between either sees the flag and
                             // unparks us, or is seen here.
