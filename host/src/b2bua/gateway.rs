@@ -378,8 +378,8 @@ impl Gateway {
                 // Opening a TCP/TLS connection (connect, handshake) may take
                 // seconds: not on this task, which serves every call.
                 let peer = (target.kind, target.addr);
+                // (A preferred connection that has closed counts as none.)
                 let connecting = target.kind != TransportKind::Udp
-                    && target.conn.is_none()
                     && transports.connection_to(target.kind, target.addr).is_none();
                 if connecting || self.connecting.contains_key(&peer) {
                     self.send_when_connected(peer, t);
