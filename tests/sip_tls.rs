@@ -11,40 +11,15 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::sync::Arc;
 use std::time::Duration;
 
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use support::gateway::Gateway;
 use support::sip_text::Msg;
 use support::sipp::{Sipp, loopback};
-use tokio_rustls::rustls::{ServerConfig, ServerConnection, StreamOwned, crypto::ring};
+use support::tls::Cert;
+use tokio_rustls::rustls::{ServerConnection, StreamOwned};
 
 const LIMIT: Duration = Duration::from_secs(10);
-
-/// A self-signed certificate for 127.0.0.1 (and its PEM files in `dir`).
-struct Cert {
-    der: CertificateDer<'static>,
-    key: Vec<u8>,
-    cert_pem: std::path::PathBuf,
-    key_pem: std::path::PathBuf,
-}
-
-fn cert(dir: &std::path::Path, name: &str) -> Cert {
-    let pair = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
-    let (cert_pem, key_pem) = (
-        dir.join(format!("{name}.crt")),
-        dir.join(format!("{name}.key")),
-    );
-    std::fs::write(&cert_pem, pair.cert.pem()).unwrap();
-    std::fs::write(&key_pem, pair.signing_key.serialize_pem()).unwrap();
-    Cert {
-        der: pair.cert.der().clone(),
-        key: pair.signing_key.serialize_der(),
-        cert_pem,
-        key_pem,
-    }
-}
 
 /// One SIP message from a stream: headers to the blank line, then
 /// Content-Length bytes of body. `pending` keeps what was read beyond it.
@@ -75,26 +50,12 @@ fn read_msg(stream: &mut impl Read, pending: &mut Vec<u8>) -> Msg {
     }
 }
 
-fn server_config(cert: &Cert) -> Arc<ServerConfig> {
-    let provider = Arc::new(ring::default_provider());
-    let config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der.clone()],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key.clone())),
-        )
-        .unwrap();
-    Arc::new(config)
-}
-
 /// The TLS agent: answers one INVITE, then hangs up with an outcome.
 fn tls_agent(listener: TcpListener, cert: &Cert) -> Msg {
     let (tcp, _) = listener.accept().expect("the gateway connects");
     tcp.set_read_timeout(Some(LIMIT)).unwrap();
     let me = tcp.local_addr().unwrap();
-    let conn = ServerConnection::new(server_config(cert)).unwrap();
+    let conn = ServerConnection::new(cert.server_config()).unwrap();
     let mut tls = StreamOwned::new(conn, tcp);
     let mut pending = Vec::new();
 
@@ -169,8 +130,8 @@ fn gateway(agent: &TcpListener, own: &Cert, trusted: &Cert) -> Gateway {
 #[test]
 fn a_sips_agent_gets_the_call_over_tls_and_its_outcome_reaches_five9() {
     let dir = tempfile::tempdir().unwrap();
-    let agent_cert = cert(dir.path(), "agent");
-    let gateway_cert = cert(dir.path(), "gateway");
+    let agent_cert = Cert::new(dir.path(), "agent");
+    let gateway_cert = Cert::new(dir.path(), "gateway");
     let agent = TcpListener::bind("127.0.0.1:0").unwrap();
     let gw = gateway(&agent, &gateway_cert, &agent_cert);
     let agent_thread = std::thread::spawn(move || tls_agent(agent, &agent_cert));
@@ -206,8 +167,8 @@ fn a_sips_agent_gets_the_call_over_tls_and_its_outcome_reaches_five9() {
 #[test]
 fn an_agent_whose_certificate_is_not_trusted_gets_no_call() {
     let dir = tempfile::tempdir().unwrap();
-    let agent_cert = cert(dir.path(), "agent");
-    let stranger = cert(dir.path(), "stranger");
+    let agent_cert = Cert::new(dir.path(), "agent");
+    let stranger = Cert::new(dir.path(), "stranger");
     let agent = TcpListener::bind("127.0.0.1:0").unwrap();
     // Trusts another certificate than the agent's.
     let gw = gateway(&agent, &agent_cert, &stranger);
@@ -217,7 +178,7 @@ fn an_agent_whose_certificate_is_not_trusted_gets_no_call() {
         let (tcp, _) = agent.accept().expect("the gateway connects");
         tcp.set_read_timeout(Some(LIMIT)).unwrap();
         let mut tls = StreamOwned::new(
-            ServerConnection::new(server_config(&agent_cert)).unwrap(),
+            ServerConnection::new(agent_cert.server_config()).unwrap(),
             tcp,
         );
         let mut buf = [0u8; 1024];

@@ -17,6 +17,7 @@ use serde_json::json;
 use support::gateway::Gateway;
 use support::rtp::{PCMU, Packet, RtpPeer, ToneSender, analyse, decode, send_digits};
 use support::sip_text::{Msg, UdpPeer};
+use support::tls::Cert;
 use support::unique;
 use support::ws_agent::{AgentConn, WsAgent};
 use trunkline_media::g711;
@@ -354,6 +355,59 @@ fn mulaw_both_ways_marks_clear_and_an_end_that_composes_the_bye() {
         "the socket closes after stop"
     );
     gw.wait_for_log("outcome stored", SOON);
+}
+
+#[test]
+fn a_wss_agent_with_a_private_ca_streams_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = Cert::new(dir.path(), "agent");
+    let agent = WsAgent::bind_tls(cert.server_config());
+    assert!(agent.url("").starts_with("wss://"));
+    let gw = Gateway::builder("route-reason")
+        .policy_toml(&format!("default_agent = \"{}\"", agent.url("")))
+        .extra_toml(&format!(
+            "[websocket]\nca_path = \"{}\"\n",
+            cert.cert_pem.display()
+        ))
+        .start();
+    let (mut five9, mut conn) = connect(&gw, &agent);
+    conn.wait_for("start", SOON);
+    five9.speak();
+    conn.listen(Duration::from_millis(600));
+    let a = analyse(&as_packets(&conn.heard())).expect("caller audio over wss");
+    assert!((a.freq - CALLER_HZ).abs() < 3.0, "{a:?}");
+    five9.hang_up();
+    let stop = conn.wait_for("stop", SOON);
+    assert_eq!(stop["stop"]["reason"], "caller-hangup", "{stop}");
+}
+
+#[test]
+fn a_wss_agent_whose_certificate_is_not_trusted_gives_the_failure_answer() {
+    // Without `ca_path`, a self-signed agent fails the Mozilla roots: the
+    // caller gets the trunk's failure answer instead of a silent call.
+    let dir = tempfile::tempdir().unwrap();
+    let cert = Cert::new(dir.path(), "agent");
+    let agent = WsAgent::bind_tls(cert.server_config());
+    let gw = gateway(&agent.url(""));
+    // The agent side: its handshake fails when the gateway rejects the
+    // certificate (the panic stays in this thread).
+    let agent_side = std::thread::spawn(move || agent.accept(SOON));
+    let start = std::time::Instant::now();
+    let refused = Five9::call(&gw)
+        .err()
+        .expect("no answer for an untrusted agent");
+    assert_eq!(refused.status(), Some(503), "{}", refused.0);
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "refused at once, not after the connect timeout: {:?}",
+        start.elapsed()
+    );
+    assert!(agent_side.join().is_err(), "the TLS handshake failed");
+    let log = gw.log();
+    assert!(
+        log.contains("websocket connect") && log.contains("certificate"),
+        "{log}"
+    );
 }
 
 #[test]

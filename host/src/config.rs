@@ -429,6 +429,10 @@ impl Config {
         }
         config.store.resolve_paths(base);
         config.builtin.resolve_paths(base);
+        config
+            .websocket
+            .load_tls(base)
+            .map_err(ConfigError::Invalid)?;
         if let Some(tls) = config.sip.tls.as_mut() {
             for p in [&mut tls.cert_path, &mut tls.key_path] {
                 if p.is_relative() {
@@ -609,6 +613,32 @@ fn scalar_text(v: &toml::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_ca_files_resolve_against_the_config_and_a_bad_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let pair = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+        std::fs::write(dir.path().join("agents.pem"), pair.cert.pem()).unwrap();
+        let path = dir.path().join("trunkline.toml");
+        std::fs::write(
+            &path,
+            "[sip.tls_client]\nca_path = \"agents.pem\"\n\n[websocket]\nca_path = \"agents.pem\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&path).unwrap();
+        assert_eq!(
+            c.sip.tls_client.ca_path.as_deref(),
+            Some(dir.path().join("agents.pem").as_path())
+        );
+        assert!(c.websocket.tls.is_some(), "read once at start-up");
+
+        std::fs::write(&path, "[websocket]\nca_path = \"nowhere.pem\"\n").unwrap();
+        let error = Config::load(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("[websocket] ca_path") && error.contains("nowhere.pem"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn defaults_are_safe() {

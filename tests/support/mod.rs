@@ -10,6 +10,7 @@ pub mod redis;
 pub mod rtp;
 pub mod sip_text;
 pub mod sipp;
+pub mod tls;
 pub mod ws_agent;
 
 use std::collections::BTreeMap;

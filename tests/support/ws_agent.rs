@@ -2,31 +2,88 @@
 //! loopback that speaks the media-stream protocol as raw JSON (no types
 //! shared with the gateway, so the tests check the wire format itself).
 
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
+use tokio_rustls::rustls::{ServerConfig, ServerConnection, StreamOwned};
 use tungstenite::{Message, WebSocket};
+
+/// The agent's end of a connection: plain TCP (`ws://`) or TLS (`wss://`).
+pub enum AgentStream {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ServerConnection, TcpStream>>),
+}
+
+impl AgentStream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            AgentStream::Plain(tcp) => tcp,
+            AgentStream::Tls(tls) => tls.get_ref(),
+        }
+    }
+}
+
+impl Read for AgentStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            AgentStream::Plain(tcp) => tcp.read(buf),
+            AgentStream::Tls(tls) => tls.read(buf),
+        }
+    }
+}
+
+impl Write for AgentStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            AgentStream::Plain(tcp) => tcp.write(buf),
+            AgentStream::Tls(tls) => tls.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            AgentStream::Plain(tcp) => tcp.flush(),
+            AgentStream::Tls(tls) => tls.flush(),
+        }
+    }
+}
 
 /// Listens for the gateway's connections.
 pub struct WsAgent {
     listener: TcpListener,
     pub addr: SocketAddr,
+    tls: Option<Arc<ServerConfig>>,
 }
 
 impl WsAgent {
     pub fn bind() -> WsAgent {
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding the WebSocket agent");
         let addr = listener.local_addr().expect("local address");
-        WsAgent { listener, addr }
+        WsAgent {
+            listener,
+            addr,
+            tls: None,
+        }
+    }
+
+    /// An agent behind TLS (`wss://`) with this server configuration.
+    pub fn bind_tls(tls: Arc<ServerConfig>) -> WsAgent {
+        WsAgent {
+            tls: Some(tls),
+            ..WsAgent::bind()
+        }
     }
 
     /// The target a policy routes to (`fragment` such as
     /// `#audio=l16-16000`, or empty).
     pub fn url(&self, fragment: &str) -> String {
-        format!("ws://{}/agent{fragment}", self.addr)
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://{}/agent{fragment}", self.addr)
     }
 
     /// Accepts the gateway's next connection.
@@ -42,7 +99,15 @@ impl WsAgent {
         };
         tcp.set_nonblocking(false).expect("blocking");
         tcp.set_nodelay(true).expect("nodelay");
-        let ws = tungstenite::accept(tcp).expect("WebSocket handshake");
+        tcp.set_read_timeout(Some(limit)).expect("read timeout");
+        let stream = match &self.tls {
+            None => AgentStream::Plain(tcp),
+            Some(config) => {
+                let conn = ServerConnection::new(config.clone()).expect("TLS server");
+                AgentStream::Tls(Box::new(StreamOwned::new(conn, tcp)))
+            }
+        };
+        let ws = tungstenite::accept(stream).expect("WebSocket handshake");
         AgentConn {
             ws,
             media: Vec::new(),
@@ -53,7 +118,7 @@ impl WsAgent {
 
 /// One stream, agent side.
 pub struct AgentConn {
-    ws: WebSocket<TcpStream>,
+    ws: WebSocket<AgentStream>,
     /// Every `media` event received so far, in order.
     pub media: Vec<Value>,
     /// Every other event received so far, in order.
@@ -87,7 +152,8 @@ impl AgentConn {
                 return None;
             }
             self.ws
-                .get_mut()
+                .get_ref()
+                .tcp()
                 .set_read_timeout(Some(left))
                 .expect("read timeout");
             match self.ws.read() {
@@ -170,7 +236,7 @@ impl AgentConn {
 
     /// Goes away without a close frame (the TCP connection is shut).
     pub fn vanish(self) {
-        let tcp = self.ws.into_inner();
-        let _ = tcp.shutdown(std::net::Shutdown::Both);
+        let stream = self.ws.into_inner();
+        let _ = stream.tcp().shutdown(std::net::Shutdown::Both);
     }
 }

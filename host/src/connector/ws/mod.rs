@@ -65,6 +65,13 @@ pub struct WsSettings {
     /// Largest message accepted from the agent, in bytes; a bigger one
     /// closes the socket (and ends the call).
     pub max_message_bytes: usize,
+    /// PEM file of the CA certificates a `wss://` agent's certificate must
+    /// chain to (a private CA, say). Unset: the Mozilla root set.
+    pub ca_path: Option<std::path::PathBuf>,
+    /// The TLS client for `ca_path`, read once at start-up
+    /// ([`WsSettings::load_tls`]).
+    #[serde(skip)]
+    pub tls: Option<std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
 }
 
 impl Default for WsSettings {
@@ -76,7 +83,29 @@ impl Default for WsSettings {
             ping_interval_ms: 5_000,
             idle_timeout_ms: 20_000,
             max_message_bytes: 4 << 20,
+            ca_path: None,
+            tls: None,
         }
+    }
+}
+
+impl WsSettings {
+    /// Reads `ca_path` (relative to `base`) into the TLS client used for
+    /// `wss://` agents; a missing or unreadable file is an error naming it.
+    pub fn load_tls(&mut self, base: &std::path::Path) -> Result<(), String> {
+        let Some(path) = self.ca_path.as_mut() else {
+            return Ok(());
+        };
+        if path.is_relative() {
+            *path = base.join(&*path);
+        }
+        let settings = crate::transport::TlsClient {
+            ca_path: Some(path.clone()),
+        };
+        let config = crate::transport::client_config(&settings)
+            .map_err(|e| format!("[websocket] ca_path: {e}"))?;
+        self.tls = Some(std::sync::Arc::new(config));
+        Ok(())
     }
 }
 
@@ -145,8 +174,13 @@ async fn connect(url: &str, settings: &WsSettings) -> Result<Socket, String> {
         .max_message_size(Some(settings.max_message_bytes))
         .max_frame_size(Some(settings.max_message_bytes));
     let limit = Duration::from_millis(settings.connect_timeout_ms);
+    // wss:// with a configured CA; otherwise the Mozilla roots.
+    let tls = settings
+        .tls
+        .clone()
+        .map(tokio_tungstenite::Connector::Rustls);
     // Nagle off: 20 ms media frames must not wait for the previous ACK.
-    let handshake = tokio_tungstenite::connect_async_with_config(url, Some(config), true);
+    let handshake = tokio_tungstenite::connect_async_tls_with_config(url, Some(config), true, tls);
     match tokio::time::timeout(limit, handshake).await {
         Ok(Ok((socket, _response))) => Ok(socket),
         Ok(Err(e)) => Err(format!("websocket connect to {url}: {e}")),
