@@ -358,22 +358,26 @@ impl Engine {
         // Events under an SSRC other than the audio's are a stream of their
         // own (see `Leg::out_events`); everything else is the main stream.
         let in_ssrc = packet.ssrc();
-        let rewriter = match kind {
-            Payload::Event if src.audio_ssrc.is_some_and(|a| a != in_ssrc) => &mut dst.out_events,
-            Payload::Event => &mut dst.out,
-            _ => {
-                src.audio_ssrc = Some(in_ssrc);
-                &mut dst.out
-            }
+        let own_stream = kind == Payload::Event && src.audio_ssrc.is_some_and(|a| a != in_ssrc);
+        if kind != Payload::Event {
+            src.audio_ssrc = Some(in_ssrc);
+        }
+        let rewriter = if own_stream {
+            &mut dst.out_events
+        } else {
+            &mut dst.out
         };
         if !rewriter.rewrite(&mut packet, now) {
             bump(&stats.dropped_unroutable, 1);
             return None;
         }
         let payload_len = packet.payload().len();
-        dst.sent_packets = dst.sent_packets.wrapping_add(1);
-        dst.sent_octets = dst.sent_octets.wrapping_add(payload_len as u32);
-        dst.last_sent = Some((packet.timestamp(), now));
+        if !own_stream {
+            // Our sender reports describe the main stream only.
+            dst.sent_packets = dst.sent_packets.wrapping_add(1);
+            dst.sent_octets = dst.sent_octets.wrapping_add(payload_len as u32);
+            dst.last_sent = Some((packet.timestamp(), now));
+        }
 
         let (packets, bytes) = match from {
             LegId::A => (&stats.packets_a_to_b, &stats.bytes_a_to_b),

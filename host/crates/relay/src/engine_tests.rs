@@ -409,6 +409,11 @@ fn audio_under_another_ssrc_does_not_repeat_a_press() {
     for pair in audio_out.windows(2) {
         assert_eq!(pair[1].2, pair[0].2.wrapping_add(1), "{audio_out:?}");
     }
+    // Our sender reports toward the agent count the main stream only.
+    assert_eq!(
+        h.engine.legs[LegId::B.index()].sent_packets as usize,
+        audio_out.len() + 1
+    );
     let mut seen = std::mem::take(&mut h.events);
     h.wait(1500);
     seen.extend(h.tick());
