@@ -1,19 +1,24 @@
 //! From a verification to what the peer is sent: admit, challenge, or 403.
 //!
-//! The rule: missing or stale credentials are always challenged. Failed
-//! credentials get a fresh challenge (indistinguishable from the first
-//! one) `failures_before_forbidden` times per source address and Call-ID;
-//! the next failure is answered `403 Forbidden`, with nothing that says
-//! why. A success clears the count.
+//! First the lockout (see `lockout`) may refuse a request without looking
+//! at its credentials: a bare `403`, before any hashing.
 //!
-//! The 403 is courtesy, not defence: it stops a misconfigured peer from
-//! looping on 401s, but every attempt is one password guess whatever the
-//! answer, so brute force is a matter for rate limiting, not for this
-//! counter. That is also why the counter table may forget (it is bounded
-//! and evicts the oldest): forgetting costs a peer one extra challenge.
+//! Then the rule: missing or stale credentials are always challenged.
+//! Failed credentials get a fresh challenge (indistinguishable from the
+//! first one) `failures_before_forbidden` times per source address and
+//! Call-ID; the next failure is answered `403 Forbidden`, with nothing that
+//! says why. A success clears the count. A failure that starts a lockout
+//! block is answered `403` too.
+//!
+//! The per-Call-ID 403 is courtesy, not defence: it stops a misconfigured
+//! peer from looping on 401s, but a new Call-ID per guess never meets it;
+//! the lockout is what limits guessing. That is also why this counter table
+//! may forget (it is bounded and evicts the oldest): forgetting costs a
+//! peer one extra challenge.
 
 use super::credentials::CredentialStore;
-use super::nonce::unix_seconds;
+use super::lockout::{Blocks, Gate, Refusal};
+use super::nonce::{unix_millis, unix_seconds};
 use super::rules::Verification;
 use super::server::DigestAuth;
 use crate::message::{BuildError, SipMessage};
@@ -29,6 +34,29 @@ pub enum Admission {
     Admitted(String),
     /// Answer with this instead (401/407 challenge or 403).
     Rejected(Rejection),
+    /// Refused by the lockout without verifying anything: answer `403`
+    /// ([`Locked::response`]).
+    Locked(Locked),
+}
+
+/// A request the lockout refused unverified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Locked {
+    /// Blocked, or too soon after a failure.
+    pub refusal: Refusal,
+    /// Blocks this early attempt started (it counts toward them).
+    pub blocks: Blocks,
+}
+
+impl Locked {
+    /// The `403 Forbidden` owed to `request`, with `to_tag` on To.
+    pub fn response(
+        &self,
+        request: &SipMessage,
+        to_tag: Option<&str>,
+    ) -> Result<SipMessage, BuildError> {
+        request.reply(403, None, to_tag)
+    }
 }
 
 /// A response owed to a request that was not admitted.
@@ -40,6 +68,8 @@ pub struct Rejection {
     pub headers: Vec<(&'static str, String)>,
     /// What verification found, for logs and metrics; never sent.
     pub verification: Verification,
+    /// Lockout blocks this failure started (then the status is 403).
+    pub blocks: Blocks,
 }
 
 impl Rejection {
@@ -62,6 +92,16 @@ impl<S: CredentialStore> DigestAuth<S> {
     /// Verifies a new request from `source` and decides its answer (see the
     /// module docs for the rule).
     pub fn admit(&mut self, request: &SipMessage, source: IpAddr, now: SystemTime) -> Admission {
+        let now_ms = unix_millis(now);
+        let header = self.config.kind.credentials_header();
+        let credentials = request.header_values(header).next().is_some();
+        // Parsing only: nothing is hashed before the lockout has its say.
+        let username = self.credentials_for_realm(request).ok().map(|c| c.username);
+        let user = username.as_deref().map(|u| (self.config.realm.as_str(), u));
+        if let Gate::Refuse(refusal, blocks) = self.lockout.check(source, user, credentials, now_ms)
+        {
+            return Admission::Locked(Locked { refusal, blocks });
+        }
         let verification = self.verify(request, now);
         // The framer validated the Call-ID; "" only for hand-built messages.
         let call_id = request.call_id().unwrap_or("");
@@ -71,15 +111,18 @@ impl<S: CredentialStore> DigestAuth<S> {
                 return Admission::Admitted(username.clone());
             }
             Verification::Invalid(_) => {
+                let user = username.as_deref().map(|u| (self.config.realm.as_str(), u));
+                let blocks = self.lockout.failed(source, user, now_ms);
                 let window = self.config.nonce_lifetime.as_secs();
                 let failures = self
                     .failures
                     .record(source, call_id, unix_seconds(now), window);
-                if failures > self.config.failures_before_forbidden {
+                if blocks.any() || failures > self.config.failures_before_forbidden {
                     return Admission::Rejected(Rejection {
                         status: 403,
                         headers: Vec::new(),
                         verification,
+                        blocks,
                     });
                 }
                 false
@@ -96,6 +139,7 @@ impl<S: CredentialStore> DigestAuth<S> {
                 .map(|value| (name, value))
                 .collect(),
             verification,
+            blocks: Blocks::default(),
         })
     }
 }
@@ -199,6 +243,13 @@ mod tests {
                         }
                         rejection.status
                     }
+                    Admission::Locked(locked) => {
+                        let response = locked.response(&request, Some("totag")).expect("builds");
+                        assert_eq!(response.status_code(), Some(403));
+                        let header = auth.config().kind.challenge_header();
+                        assert_eq!(response.header_values(header).count(), 0);
+                        403
+                    }
                 }
             })
             .collect()
@@ -285,6 +336,80 @@ mod tests {
         assert!(rejection.headers.iter().all(|(name, value)| {
             *name == "WWW-Authenticate" && value.ends_with(", stale=true")
         }));
+    }
+
+    fn lockout_trunk() -> DigestAuth<crate::auth::Credentials> {
+        let mut config = DigestConfig::new(REALM);
+        config.lockout.failures = 5;
+        config.lockout.block = std::time::Duration::from_secs(120);
+        trunk(config)
+    }
+
+    #[test]
+    fn new_call_ids_do_not_escape_the_lockout() {
+        let a: IpAddr = "192.0.2.1".parse().expect("ip");
+        let b: IpAddr = "192.0.2.2".parse().expect("ip");
+        let mut auth = lockout_trunk();
+        // Wrong guesses, each on a fresh Call-ID, 1 s apart: two free, the
+        // third within the 1 s backoff is refused unverified, and so on
+        // until the fifth counted attempt blocks the source.
+        let guesses = [
+            Step::wrong(a, "g1"),
+            Step::wrong(a, "g2"),
+            Step::wrong(a, "g3"),
+            Step::wrong(a, "g4").after(2),
+            Step::wrong(a, "g5").after(3),
+            Step::wrong(a, "g6").after(4),
+        ];
+        assert_eq!(
+            statuses(&mut auth, &guesses),
+            [401, 401, 403, 401, 403, 403]
+        );
+        // Blocked: no challenge, and the right password is refused.
+        let blocked = [
+            Step::none(a, "n1").after(5),
+            Step::right(a, "r1").after(6),
+            Step::right(a, "r2").after(120),
+        ];
+        assert_eq!(statuses(&mut auth, &blocked), [403, 403, 403]);
+        // Another source is not affected (it never failed).
+        assert_eq!(statuses(&mut auth, &[Step::right(b, "b1").after(6)]), [200]);
+        // The block ends 120 s after it started (at 3 s).
+        let request = Step::right(a, "r3").request(&auth);
+        let Admission::Locked(locked) = auth.admit(&request, a, at(T0 + 122)) else {
+            panic!("still blocked");
+        };
+        assert_eq!(locked.refusal, Refusal::Blocked(crate::auth::Scope::Source));
+        assert_eq!(
+            auth.admit(&request, a, at(T0 + 124)),
+            Admission::Admitted(USER.into())
+        );
+    }
+
+    #[test]
+    fn the_blocking_failure_says_so() {
+        let a: IpAddr = "192.0.2.1".parse().expect("ip");
+        let mut auth = lockout_trunk();
+        let mut blocks = Vec::new();
+        for (i, call_id) in ["c1", "c2", "c3", "c4", "c5"].into_iter().enumerate() {
+            let request = Step::wrong(a, call_id).request(&auth);
+            // Patient: each guess once the backoff (1, 2, 4 s) has passed.
+            let t = [0, 0, 1, 3, 7][i];
+            match auth.admit(&request, a, at(T0 + t)) {
+                Admission::Rejected(r) => blocks.push((r.status, r.blocks.source, r.blocks.user)),
+                other => panic!("guess {i}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            blocks,
+            [
+                (401, false, false),
+                (401, false, false),
+                (401, false, false),
+                (401, false, false),
+                (403, true, true)
+            ]
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use super::algorithm::Algorithm;
 use super::error::ConfigError;
+use super::lockout::LockoutConfig;
 use std::time::Duration;
 
 /// Whether the gateway challenges as a UAS (401) or as a proxy (407).
@@ -74,12 +75,16 @@ pub struct DigestConfig {
     pub failures_before_forbidden: u32,
     /// How many (source, Call-ID) failure counters to keep.
     pub failure_capacity: usize,
+    /// Online guessing: failures per source and per username across
+    /// Call-IDs, backoff, then a block (see `lockout`).
+    pub lockout: LockoutConfig,
 }
 
 impl DigestConfig {
     /// A config for `realm` with the defaults: SHA-256 then MD5, 401, nonces
     /// valid 300 s, RFC 2069 refused, 8192 nonces tracked, one failure
-    /// re-challenged then 403.
+    /// re-challenged then 403, and 10 failures a minute blocking a source
+    /// for 15 minutes.
     pub fn new(realm: impl Into<String>) -> DigestConfig {
         DigestConfig {
             realm: realm.into(),
@@ -90,6 +95,7 @@ impl DigestConfig {
             nonce_count_capacity: 8192,
             failures_before_forbidden: 1,
             failure_capacity: 4096,
+            lockout: LockoutConfig::default(),
         }
     }
 
@@ -108,6 +114,10 @@ impl DigestConfig {
         }
         if self.nonce_lifetime.as_secs() == 0 {
             return Err(ConfigError::ZeroLifetime);
+        }
+        let lockout = &self.lockout;
+        if lockout.failures > 0 && (lockout.window.as_secs() == 0 || lockout.block.as_secs() == 0) {
+            return Err(ConfigError::ZeroLockoutTime);
         }
         Ok(())
     }
@@ -148,6 +158,21 @@ mod tests {
                 Err(ConfigError::ZeroLifetime),
             ),
             (with(|c| c.realm = "\"quoted\" \\ realm".into()), Ok(())),
+            (
+                with(|c| c.lockout.window = Duration::ZERO),
+                Err(ConfigError::ZeroLockoutTime),
+            ),
+            (
+                with(|c| c.lockout.block = Duration::from_millis(10)),
+                Err(ConfigError::ZeroLockoutTime),
+            ),
+            (
+                with(|c| {
+                    c.lockout.failures = 0;
+                    c.lockout.block = Duration::ZERO;
+                }),
+                Ok(()),
+            ),
         ];
         for (config, expected) in table {
             assert_eq!(config.validate(), expected, "{config:?}");

@@ -47,6 +47,10 @@ pub enum ConfigError {
     /// A nonce lifetime of zero seconds makes every nonce stale on arrival.
     #[error("nonce lifetime must be at least one second")]
     ZeroLifetime,
+    /// A lockout whose window or block is under a second: it would never
+    /// count, or never block.
+    #[error("lockout window and block must be at least one second")]
+    ZeroLockoutTime,
 }
 
 /// The operating system could not provide randomness for a nonce key.

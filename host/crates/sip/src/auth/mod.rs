@@ -19,7 +19,11 @@
 //! - `server`: [`DigestAuth`]: challenges and the verification of answers.
 //! - `rules`: [`Verification`], [`Failure`], the `uri` and `nc` rules.
 //! - `admission`: [`DigestAuth::admit`]: challenge, admit, or 403 after
-//!   repeated failures per source and Call-ID.
+//!   repeated failures per source and Call-ID, or by the lockout.
+//! - `lockout`: [`LockoutConfig`]: online guessing limits per source and
+//!   username across Call-IDs (backoff, then a block).
+//! - `log_budget`: [`LogBudget`]: at most so many refusal log lines a
+//!   second, then a count of the rest.
 //! - `credentials`: [`Secret`], [`CredentialStore`], [`Credentials`].
 //! - `header`: [`DigestCredentials`] parsing and printing, challenge values.
 //! - `algorithm`: [`Algorithm`], [`ha1`], the response computation.
@@ -35,6 +39,8 @@ mod config;
 mod credentials;
 mod error;
 mod header;
+mod lockout;
+mod log_budget;
 mod nonce;
 mod replay;
 mod rules;
@@ -42,13 +48,15 @@ mod server;
 #[cfg(test)]
 mod test_support;
 
-pub use admission::{Admission, Rejection};
+pub use admission::{Admission, Locked, Rejection};
 pub use algorithm::{Algorithm, ha1};
 pub use allow_list::{Cidr, IpAllowList};
 pub use config::{ChallengeKind, DigestConfig};
 pub use credentials::{CredentialStore, Credentials, Secret};
 pub use error::{CidrError, ConfigError, CredentialsError, KeyError, SecretError};
 pub use header::DigestCredentials;
+pub use lockout::{Blocks, LockoutConfig, Refusal, Scope};
+pub use log_budget::{LogBudget, LogPermit};
 pub use nonce::NonceKey;
 pub use rules::{Failure, Verification};
 pub use server::DigestAuth;

@@ -1,16 +1,24 @@
 //! Stateless nonces: the gateway recognises its own nonces and their age
-//! without remembering any of them.
+//! without remembering any of them, and peers learn nothing from them.
 //!
-//! A nonce is `base64url(issued || salt || tag)`: `issued` is the unix time
-//! in seconds (8 bytes, big-endian), `salt` 8 bytes that make each nonce
-//! unique, `tag` the first 16 bytes of `HMAC-SHA256(key, issued || salt ||
-//! realm)`. 32 bytes, 43 characters. A 128-bit tag is as hard to forge as
-//! the key is to guess (RFC 2104 §5 allows truncation to half the output).
+//! A nonce is `base64url(masked || salt || tag)`: `salt` is 8 bytes that
+//! make each nonce unique, `masked` the unix time of issue in seconds (8
+//! bytes, big-endian) XORed with the first 8 bytes of `HMAC-SHA256(key,
+//! "mask" || salt)`, and `tag` the first 16 bytes of `HMAC-SHA256(key,
+//! issued || salt || realm)`. 32 bytes, 43 characters. Without the key a
+//! peer can read neither the gateway's clock nor how old a nonce is; with
+//! it the gateway unmasks the time and checks the tag. A 128-bit tag is as
+//! hard to forge as the key is to guess (RFC 2104 §5 allows truncation to
+//! half the output).
 //!
 //! Binding the realm stops a nonce issued for one trunk from being used on
-//! another that shares the key. The salt is `HMAC(key, counter)` rather
-//! than the counter itself, so nonces do not tell outsiders how many
-//! challenges the gateway has sent.
+//! another that shares the key. The salt is `HMAC(key, counter)` with a
+//! counter that starts at a random value, so nonces do not tell outsiders
+//! how many challenges the gateway has sent, and do not repeat across
+//! restarts with a configured key.
+//!
+//! The `opaque` of a challenge is derived from its nonce ([`NonceKey::opaque`]),
+//! so it changes with every challenge too.
 //!
 //! Without a table, a valid nonce can be reused until it expires; that is
 //! what nonce-count tracking ([`super::replay`]) is for.
@@ -19,7 +27,7 @@ use super::error::KeyError;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -68,16 +76,9 @@ impl NonceKey {
     /// restart then stop verifying; peers holding one get a fresh challenge
     /// (with `stale=true` when their password was right).
     pub fn generate() -> Result<NonceKey, KeyError> {
-        let mut bytes = [0u8; 40];
-        getrandom::fill(&mut bytes).map_err(|e| KeyError(e.to_string()))?;
         let mut key = [0u8; 32];
-        key.copy_from_slice(&bytes[..32]);
-        let mut counter = [0u8; 8];
-        counter.copy_from_slice(&bytes[32..]);
-        Ok(NonceKey {
-            key,
-            counter: AtomicU64::new(u64::from_be_bytes(counter)),
-        })
+        getrandom::fill(&mut key).map_err(|e| KeyError(e.to_string()))?;
+        Ok(NonceKey::from_secret(key))
     }
 
     /// A key from configuration, so that gateways behind one address accept
@@ -85,9 +86,13 @@ impl NonceKey {
     /// tracking stays per process, so a replay to another gateway is not
     /// caught within the nonce lifetime.
     pub fn from_secret(secret: [u8; 32]) -> NonceKey {
+        // Without OS randomness the counter starts at 0: salts then repeat
+        // after a restart, which only matters within a nonce lifetime.
+        let mut start = [0u8; 8];
+        let _ = getrandom::fill(&mut start);
         NonceKey {
             key: secret,
-            counter: AtomicU64::new(0),
+            counter: AtomicU64::new(u64::from_be_bytes(start)),
         }
     }
 
@@ -98,7 +103,7 @@ impl NonceKey {
 
     fn tag(&self, issued: u64, salt: &[u8; 8], realm: &str) -> HmacSha256 {
         let mut mac = self.mac();
-        mac.update(b"trunkline nonce v1\0");
+        mac.update(b"trunkline nonce v2\0");
         mac.update(&issued.to_be_bytes());
         mac.update(salt);
         mac.update(realm.as_bytes());
@@ -116,10 +121,20 @@ impl NonceKey {
         self.issue_with_salt(realm, unix_seconds(now), salt)
     }
 
+    /// What hides the time of issue of a nonce with this salt.
+    fn mask(&self, salt: &[u8; 8]) -> u64 {
+        let mut mac = self.mac();
+        mac.update(b"trunkline nonce mask\0");
+        mac.update(salt);
+        let mut mask = [0u8; 8];
+        mask.copy_from_slice(&mac.finalize().into_bytes()[..8]);
+        u64::from_be_bytes(mask)
+    }
+
     fn issue_with_salt(&self, realm: &str, issued: u64, salt: [u8; 8]) -> String {
         let tag = self.tag(issued, &salt, realm).finalize().into_bytes();
         let mut bytes = [0u8; NONCE_BYTES];
-        bytes[..8].copy_from_slice(&issued.to_be_bytes());
+        bytes[..8].copy_from_slice(&(issued ^ self.mask(&salt)).to_be_bytes());
         bytes[8..16].copy_from_slice(&salt);
         bytes[16..].copy_from_slice(&tag[..TAG_LEN]);
         URL_SAFE_NO_PAD.encode(bytes)
@@ -141,11 +156,11 @@ impl NonceKey {
             Ok(NONCE_BYTES) => {}
             _ => return NonceState::Foreign,
         }
-        let mut issued = [0u8; 8];
-        issued.copy_from_slice(&bytes[..8]);
-        let issued = u64::from_be_bytes(issued);
+        let mut masked = [0u8; 8];
+        masked.copy_from_slice(&bytes[..8]);
         let mut salt = [0u8; 8];
         salt.copy_from_slice(&bytes[8..16]);
+        let issued = u64::from_be_bytes(masked) ^ self.mask(&salt);
         if self
             .tag(issued, &salt, realm)
             .verify_truncated_left(&bytes[16..])
@@ -164,21 +179,31 @@ impl NonceKey {
     }
 }
 
+impl NonceKey {
+    /// The `opaque` sent with `nonce`. It carries nothing the nonce does not
+    /// (the nonce's tag already proves a challenge was ours) and is not
+    /// checked on the way back, as some UAs drop it; it is sent because
+    /// some UAs expect one. Derived from the nonce, so it changes with each
+    /// challenge and tells nothing about the realm or the gateway; short,
+    /// as SIPp keeps at most 63 characters.
+    pub(crate) fn opaque(&self, nonce: &str) -> String {
+        let mut mac = self.mac();
+        mac.update(b"trunkline opaque\0");
+        mac.update(nonce.as_bytes());
+        URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..12])
+    }
+}
+
 impl fmt::Debug for NonceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("NonceKey(<redacted>)")
     }
 }
 
-/// The `opaque` of a realm's challenges. It carries nothing (the nonce's tag
-/// already proves a challenge was ours) and is not checked on the way back;
-/// it is sent because some UAs expect one. Derived from the realm alone, so
-/// it survives restarts, and short: SIPp keeps at most 63 characters.
-pub(crate) fn opaque(realm: &str) -> String {
-    let mut hash = Sha256::new();
-    hash.update(b"trunkline opaque\0");
-    hash.update(realm.as_bytes());
-    URL_SAFE_NO_PAD.encode(&hash.finalize()[..12])
+/// Milliseconds since the unix epoch (0 before 1970).
+pub(crate) fn unix_millis(now: SystemTime) -> u64 {
+    now.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Seconds since the unix epoch; a clock set before 1970 reads as 0, which
@@ -202,8 +227,9 @@ mod tests {
     fn nonce_text_is_pinned() {
         let key = NonceKey::from_secret([7; 32]);
         let nonce = key.issue_with_salt("trunk.example", T0, [1, 2, 3, 4, 5, 6, 7, 8]);
-        // Recomputed with Python's hmac module: time, salt, then the tag.
-        assert_eq!(nonce, "AAAAAGYyS6oBAgMEBQYHCDdsFtcGB3a8QyjnYzlU6do");
+        // Recomputed with Python's hmac module: masked time, salt, tag.
+        assert_eq!(nonce, "QqFs-NlYGpcBAgMEBQYHCD6RQPu0hP3jM22QCINVrHk");
+        assert_eq!(key.opaque(&nonce), "AUDnN4VtkLEmogW6");
         assert_eq!(nonce.len(), NONCE_CHARS);
         assert!(
             nonce
@@ -279,9 +305,33 @@ mod tests {
     }
 
     #[test]
-    fn opaque_is_stable_and_short() {
-        assert_eq!(opaque("trunk.example"), opaque("trunk.example"));
-        assert_ne!(opaque("trunk.example"), opaque("other.example"));
-        assert_eq!(opaque("x").len(), 16);
+    fn opaque_follows_the_nonce() {
+        let key = NonceKey::from_secret([7; 32]);
+        let (a, b) = (key.issue("r", at(T0)), key.issue("r", at(T0)));
+        assert_eq!(key.opaque(&a), key.opaque(&a));
+        assert_ne!(key.opaque(&a), key.opaque(&b));
+        assert_ne!(key.opaque(&a), NonceKey::from_secret([8; 32]).opaque(&a));
+        assert_eq!(key.opaque(&a).len(), 16);
+    }
+
+    #[test]
+    fn nonces_do_not_show_the_clock() {
+        let key = NonceKey::from_secret([7; 32]);
+        // Issued one second apart with the same salt: only the key tells
+        // the times apart, so the first 8 bytes share no readable time.
+        let salt = [9; 8];
+        let (a, b) = (
+            key.issue_with_salt("r", T0, salt),
+            key.issue_with_salt("r", T0 + 1, salt),
+        );
+        let first8 = |n: &str| URL_SAFE_NO_PAD.decode(n).expect("base64")[..8].to_vec();
+        assert_ne!(first8(&a), T0.to_be_bytes());
+        // XOR of the masked times is exactly T0 ^ (T0 + 1): same mask.
+        let x = |n: &str| u64::from_be_bytes(first8(n).try_into().expect("8"));
+        assert_eq!(x(&a) ^ x(&b), T0 ^ (T0 + 1));
+        // With other salts the masks differ, and the time stays hidden.
+        let times: std::collections::HashSet<u64> =
+            (0..50).map(|_| x(&key.issue("r", at(T0)))).collect();
+        assert_eq!(times.len(), 50);
     }
 }

@@ -18,7 +18,7 @@ use super::config::DigestConfig;
 use super::credentials::CredentialStore;
 use super::error::{ConfigError, CredentialsError};
 use super::header::{DigestCredentials, challenge_value};
-use super::nonce::{NonceKey, NonceState, opaque, unix_seconds};
+use super::nonce::{NonceKey, NonceState, unix_seconds};
 use super::replay::NonceCounts;
 use super::rules::{Failure, Verification, parse_nc, uri_matches};
 use crate::message::SipMessage;
@@ -36,6 +36,8 @@ pub struct DigestAuth<S> {
     /// `None` when nonce-count tracking is off.
     pub(super) counts: Option<NonceCounts>,
     pub(super) failures: super::admission::FailureTracker,
+    /// Failures per source and username across Call-IDs.
+    pub(super) lockout: super::lockout::Lockout,
 }
 
 impl<S: CredentialStore> DigestAuth<S> {
@@ -45,12 +47,14 @@ impl<S: CredentialStore> DigestAuth<S> {
         let counts = (config.nonce_count_capacity > 0)
             .then(|| NonceCounts::new(config.nonce_count_capacity));
         let failures = super::admission::FailureTracker::new(config.failure_capacity);
+        let lockout = super::lockout::Lockout::new(config.lockout.clone());
         Ok(DigestAuth {
             config,
             key,
             store,
             counts,
             failures,
+            lockout,
         })
     }
 
@@ -70,7 +74,7 @@ impl<S: CredentialStore> DigestAuth<S> {
     /// [`ChallengeKind::challenge_header`]: super::ChallengeKind::challenge_header
     pub fn challenge(&self, now: SystemTime, stale: bool) -> Vec<String> {
         let nonce = self.key.issue(&self.config.realm, now);
-        let opaque = opaque(&self.config.realm);
+        let opaque = self.key.opaque(&nonce);
         self.config
             .algorithms
             .iter()
@@ -173,7 +177,7 @@ impl<S: CredentialStore> DigestAuth<S> {
     /// The first credentials line for our realm. Lines for other realms or
     /// schemes are someone else's (RFC 3261 §22.3); an unreadable line only
     /// counts when nothing usable is there.
-    fn credentials_for_realm(
+    pub(super) fn credentials_for_realm(
         &self,
         request: &SipMessage,
     ) -> Result<DigestCredentials, Verification> {
@@ -258,30 +262,33 @@ mod tests {
     /// Authorization headers SIPp 3.6.1 (Debian `sip-tester`) sent for
     /// `[authentication]` with `-au five9 -ap "s3cret pass"`, answering this
     /// trunk's MD5 challenge (key [`KEY`], issued at [`T0`]); responses
-    /// re-checked with Python's hashlib. SIPp hashes `uri="sip:" + remote
+    /// re-checked with Python's hashlib. Since nonces hide their time, the
+    /// nonce (and the opaque that goes with it) is the pinned one of
+    /// `nonce::tests::nonce_text_is_pinned` and the responses were
+    /// recomputed for it with hashlib, in SIPp's header layout. SIPp hashes `uri="sip:" + remote
     /// address` unless given `-auth_uri`, which RFC 2617 §3.2.2.5 forbids
     /// accepting. Offered SHA-256 first, SIPp 3.6.1 gives up ("authentication
     /// must use MD5 or AKAv1-MD5"): SIPp trunks need `algorithms = [Md5]`.
     #[test]
     fn sipp_answers() {
-        const NONCE: &str = "AAAAAGYyS6oBAgMEBQYHCDdsFtcGB3a8QyjnYzlU6do";
+        const NONCE: &str = "QqFs-NlYGpcBAgMEBQYHCD6RQPu0hP3jM22QCINVrHk";
         let sipp = |uri: &str, response: &str| {
             format!(
                 "Digest username=\"five9\",realm=\"trunk.example\",cnonce=\"6b8b4567\",\
                  nc=00000001,qop=auth,uri=\"{uri}\",nonce=\"{NONCE}\",\
-                 response=\"{response}\",algorithm=MD5,opaque=\"gLHeLouKEBDfpmEF\""
+                 response=\"{response}\",algorithm=MD5,opaque=\"AUDnN4VtkLEmogW6\""
             )
         };
         let request_uri = "sip:18005550100@127.0.0.1:5070";
         let table = [
             (
                 "with -auth_uri 18005550100@127.0.0.1:5070",
-                sipp(request_uri, "16ff15075a3f4c5b4bde6d277d2e1f20"),
+                sipp(request_uri, "eb7620184b94e7feb212fa56769ead94"),
                 Verification::Ok(USER.into()),
             ),
             (
                 "without -auth_uri",
-                sipp("sip:127.0.0.1:5070", "ffb46b3b6e952afb9f1a8ae15f8c6eea"),
+                sipp("sip:127.0.0.1:5070", "8ea0e6c4fbae6891601ab789a58e0928"),
                 Verification::Invalid(Failure::UriMismatch),
             ),
         ];
@@ -289,7 +296,10 @@ mod tests {
             let mut config = DigestConfig::new(REALM);
             config.algorithms = vec![Algorithm::Md5];
             let mut auth = trunk(config);
-            assert!(auth.challenge(at(T0), false)[0].contains("opaque=\"gLHeLouKEBDfpmEF\""));
+            let challenge = &auth.challenge(at(T0), false)[0];
+            let nonce = challenge.split("nonce=\"").nth(1).map(|r| &r[..43]);
+            let opaque = format!("opaque=\"{}\"", auth.key.opaque(nonce.expect("a nonce")));
+            assert!(challenge.contains(&opaque), "{challenge}");
             let msg = request(request_uri, "c", &[("Authorization", &value)]);
             assert_eq!(auth.verify(&msg, at(T0 + 5)), expected, "{what}");
         }
