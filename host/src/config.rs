@@ -248,6 +248,33 @@ pub struct TrunkAuth {
     /// Seconds a nonce stays valid.
     #[serde(default = "default_nonce_secs")]
     pub nonce_secs: u64,
+    /// Online guessing: failed digest answers (counted per source address
+    /// across Call-IDs, and per username) within `lockout_window_secs` that
+    /// block the source for `lockout_block_secs`: every INVITE from it then
+    /// gets `403`, the right password included. From half this many
+    /// failures on, each next attempt must wait 1 s, 2 s, 4 s... or gets
+    /// `403` unchecked. A username's count only ever refuses sources that
+    /// failed themselves. `0` turns the lockout off.
+    #[serde(default = "default_lockout_failures")]
+    pub lockout_failures: u32,
+    /// The window `lockout_failures` are counted in, in seconds.
+    #[serde(default = "default_lockout_window_secs")]
+    pub lockout_window_secs: u64,
+    /// How long a block lasts, in seconds.
+    #[serde(default = "default_lockout_block_secs")]
+    pub lockout_block_secs: u64,
+}
+
+fn default_lockout_failures() -> u32 {
+    10
+}
+
+fn default_lockout_window_secs() -> u64 {
+    60
+}
+
+fn default_lockout_block_secs() -> u64 {
+    900
 }
 
 fn default_algorithms() -> Vec<String> {
@@ -510,6 +537,15 @@ impl Config {
             if t.allow.is_empty() && t.auth.is_none() {
                 return Err(ConfigError::Invalid(format!(
                     "trunk `{}` admits nobody: set `allow` (CIDRs) and/or `[trunk.auth]`",
+                    t.name
+                )));
+            }
+            if let Some(a) = &t.auth
+                && a.lockout_failures > 0
+                && (a.lockout_window_secs == 0 || a.lockout_block_secs == 0)
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "trunk `{}`: lockout_window_secs and lockout_block_secs must be at least 1 (or lockout_failures = 0)",
                     t.name
                 )));
             }

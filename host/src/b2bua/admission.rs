@@ -2,19 +2,35 @@
 //! IP allow-lists and/or digest authentication, per trunk.
 //!
 //! Unknown sources get `403`; a failed digest attempt gets a fresh challenge
-//! and the next failure from the same source and Call-ID a `403`. Nothing
-//! about the reason leaves the gateway beyond the status (it is logged).
+//! and the next failure from the same source and Call-ID a `403`. Across
+//! Call-IDs the digest lockout (`[trunk.auth] lockout_*`) backs off, then
+//! blocks a guessing source: `403` before anything is hashed. Nothing about
+//! the reason leaves the gateway beyond the status (it is logged).
+//!
+//! Refusals are logged at INFO within a budget ([`REFUSAL_LINES_PER_SEC`]);
+//! past it they are counted and the count is logged with the next line
+//! written. A block that starts is logged at WARN, once per block, within
+//! its own budget.
 
 use std::net::IpAddr;
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use trunkline_sip::auth::{
-    Admission as DigestAdmission, Algorithm, ChallengeKind, Credentials, DigestAuth, DigestConfig,
-    IpAllowList, NonceKey, Secret,
+    Admission as DigestAdmission, Algorithm, Blocks, ChallengeKind, Credentials, DigestAuth,
+    DigestConfig, IpAllowList, LockoutConfig, LogBudget, LogPermit, NonceKey, Refusal, Secret,
 };
 use trunkline_sip::message::SipMessage;
 
+use super::stats::GatewayStats;
 use crate::config::TrunkConfig;
+
+/// INFO lines about refused INVITEs per second; a 20,000-INVITE flood then
+/// writes a few dozen lines, not 20,000.
+pub(crate) const REFUSAL_LINES_PER_SEC: u32 = 10;
+/// WARN lines about lockout blocks per second (one per block started), so
+/// a botnet getting blocked address by address cannot flood the log either.
+const BLOCK_LINES_PER_SEC: u32 = 5;
 
 /// The verdict on a new INVITE.
 #[derive(Debug)]
@@ -37,6 +53,11 @@ struct TrunkGate {
 /// The admission rules of every trunk, in config order.
 pub(crate) struct Gatekeeper {
     gates: Vec<TrunkGate>,
+    stats: Arc<GatewayStats>,
+    /// INFO lines about refusals.
+    refusal_log: LogBudget,
+    /// WARN lines about blocks that start.
+    block_log: LogBudget,
 }
 
 /// Why the trunks' admission settings cannot be used.
@@ -48,7 +69,10 @@ pub(crate) struct AdmissionError {
 }
 
 impl Gatekeeper {
-    pub(crate) fn new(trunks: &[TrunkConfig]) -> Result<Gatekeeper, AdmissionError> {
+    pub(crate) fn new(
+        trunks: &[TrunkConfig],
+        stats: Arc<GatewayStats>,
+    ) -> Result<Gatekeeper, AdmissionError> {
         let err = |t: &TrunkConfig, message: String| AdmissionError {
             trunk: t.name.clone(),
             message,
@@ -75,6 +99,12 @@ impl Gatekeeper {
                         ChallengeKind::Www
                     };
                     config.nonce_lifetime = Duration::from_secs(a.nonce_secs);
+                    config.lockout = LockoutConfig {
+                        failures: a.lockout_failures,
+                        window: Duration::from_secs(a.lockout_window_secs),
+                        block: Duration::from_secs(a.lockout_block_secs),
+                        ..LockoutConfig::default()
+                    };
                     let mut users = Credentials::new();
                     for (user, password) in &a.users {
                         users.insert(&a.realm, user, Secret::password(password.clone()));
@@ -92,7 +122,13 @@ impl Gatekeeper {
             };
             gates.push(TrunkGate { allow, digest });
         }
-        Ok(Gatekeeper { gates })
+        let second = Duration::from_secs(1);
+        Ok(Gatekeeper {
+            gates,
+            stats,
+            refusal_log: LogBudget::new(REFUSAL_LINES_PER_SEC, second),
+            block_log: LogBudget::new(BLOCK_LINES_PER_SEC, second),
+        })
     }
 
     /// Decides for one INVITE from `source`.
@@ -122,26 +158,77 @@ impl Gatekeeper {
                 .or_else(|| self.gates.iter().position(digest_only))
         });
         let Some(index) = chosen else {
-            tracing::info!(%source, "INVITE from a source no trunk admits; 403");
+            if self.log_refusal() {
+                tracing::info!(%source, "INVITE from a source no trunk admits; 403");
+            }
             return forbidden(invite);
         };
-        match self.gates[index].digest.as_mut() {
-            None => Verdict::Trunk(index),
-            Some(digest) => match digest.admit(invite, source, now) {
-                DigestAdmission::Admitted(user) => {
-                    tracing::debug!(%source, user, "digest authentication passed");
-                    Verdict::Trunk(index)
-                }
-                DigestAdmission::Rejected(rejection) => {
+        let Some(digest) = self.gates[index].digest.as_mut() else {
+            return Verdict::Trunk(index);
+        };
+        let block = digest.config().lockout.block;
+        match digest.admit(invite, source, now) {
+            DigestAdmission::Admitted(user) => {
+                tracing::debug!(%source, user, "digest authentication passed");
+                Verdict::Trunk(index)
+            }
+            DigestAdmission::Rejected(rejection) => {
+                self.blocks_started(source, rejection.blocks, block);
+                if self.log_refusal() {
                     tracing::info!(%source, status = rejection.status,
                         verification = ?rejection.verification, "digest authentication: refused");
-                    let to_tag = trunkline_sip::message::new_tag();
-                    match rejection.response(invite, Some(&to_tag)) {
-                        Ok(r) => Verdict::Refuse(Box::new(r)),
-                        Err(_) => forbidden(invite),
-                    }
                 }
-            },
+                let to_tag = trunkline_sip::message::new_tag();
+                match rejection.response(invite, Some(&to_tag)) {
+                    Ok(r) => Verdict::Refuse(Box::new(r)),
+                    Err(_) => forbidden(invite),
+                }
+            }
+            DigestAdmission::Locked(locked) => {
+                self.blocks_started(source, locked.blocks, block);
+                let reason = match locked.refusal {
+                    Refusal::Blocked(_) => "blocked",
+                    Refusal::Backoff(_) => "backoff",
+                };
+                self.stats.lockout_refusal(reason);
+                if self.log_refusal() {
+                    tracing::info!(%source, refusal = ?locked.refusal,
+                        "digest authentication: refused unchecked (lockout); 403");
+                }
+                forbidden(invite)
+            }
+        }
+    }
+
+    /// Whether a refusal may be logged now; writes the summary of the ones
+    /// left out first.
+    fn log_refusal(&mut self) -> bool {
+        match self.refusal_log.permit(Instant::now()) {
+            LogPermit::Log { suppressed } => {
+                if suppressed > 0 {
+                    tracing::info!(suppressed, "refused INVITEs not logged (over the log budget)");
+                }
+                true
+            }
+            LogPermit::Suppress => false,
+        }
+    }
+
+    /// Counts the blocks a request started and says so at WARN.
+    fn blocks_started(&mut self, source: IpAddr, blocks: Blocks, block: Duration) {
+        if !blocks.any() {
+            return;
+        }
+        if blocks.source {
+            self.stats.lockout("source");
+        }
+        if blocks.user {
+            self.stats.lockout("user");
+        }
+        if let LogPermit::Log { suppressed } = self.block_log.permit(Instant::now()) {
+            tracing::warn!(%source, source_blocked = blocks.source, user_blocked = blocks.user,
+                block_secs = block.as_secs(), suppressed,
+                "digest authentication: too many failures; blocked");
         }
     }
 }

@@ -230,7 +230,8 @@ pub async fn start(
     }
     let media =
         MediaPlane::new(&config.media, advertise).map_err(|e| anyhow::anyhow!("media: {e}"))?;
-    let gatekeeper = Gatekeeper::new(&config.trunks)?;
+    let stats = Arc::new(super::stats::GatewayStats::default());
+    let gatekeeper = Gatekeeper::new(&config.trunks, stats.clone())?;
     let timer_config = Timers {
         t1: Duration::from_millis(config.gateway.t1_ms.max(1)),
         ..Timers::default()
@@ -255,7 +256,7 @@ pub async fn start(
         ports,
         next_key: initial_key(),
         draining: false,
-        stats: Arc::new(super::stats::GatewayStats::default()),
+        stats,
     };
     let handle = GatewayHandle {
         events: events_tx.clone(),

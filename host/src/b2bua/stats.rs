@@ -13,6 +13,8 @@ pub struct GatewayStats {
     responses: Mutex<BTreeMap<u16, u64>>,
     store_errors: AtomicU64,
     connector: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    lockouts: Mutex<BTreeMap<&'static str, u64>>,
+    lockout_refusals: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 /// A copy of every counter.
@@ -29,6 +31,11 @@ pub struct GatewayStatsSnapshot {
     /// Connector events by kind (`websocket`, `builtin`) and what
     /// (`connect-failed`, `closed`, …).
     pub connector_events: BTreeMap<(&'static str, &'static str), u64>,
+    /// Digest lockout blocks started, by scope (`source`, `user`).
+    pub lockouts: BTreeMap<&'static str, u64>,
+    /// INVITEs the digest lockout refused unverified, by reason
+    /// (`blocked`, `backoff`).
+    pub lockout_refusals: BTreeMap<&'static str, u64>,
 }
 
 impl GatewayStatsSnapshot {
@@ -69,6 +76,14 @@ impl GatewayStats {
         bump(&self.connector, (kind, what));
     }
 
+    pub(crate) fn lockout(&self, scope: &'static str) {
+        bump(&self.lockouts, scope);
+    }
+
+    pub(crate) fn lockout_refusal(&self, reason: &'static str) {
+        bump(&self.lockout_refusals, reason);
+    }
+
     /// Reads every counter.
     pub fn snapshot(&self) -> GatewayStatsSnapshot {
         GatewayStatsSnapshot {
@@ -77,6 +92,8 @@ impl GatewayStats {
             responses_sent: copy(&self.responses),
             store_errors: self.store_errors.load(Ordering::Relaxed),
             connector_events: copy(&self.connector),
+            lockouts: copy(&self.lockouts),
+            lockout_refusals: copy(&self.lockout_refusals),
         }
     }
 }
