@@ -24,6 +24,7 @@ const TOOLS: &[(&str, &str)] = &[
     ("sipp", "sip-tester"),
     ("redis-server", "redis-server"),
     ("kamailio", "kamailio"),
+    ("svcrack", "sipvicious"),
 ];
 
 /// Runs the checks in order, stopping at the first failure.
