@@ -206,7 +206,10 @@ impl Gatekeeper {
         match self.refusal_log.permit(Instant::now()) {
             LogPermit::Log { suppressed } => {
                 if suppressed > 0 {
-                    tracing::info!(suppressed, "refused INVITEs not logged (over the log budget)");
+                    tracing::info!(
+                        suppressed,
+                        "refused INVITEs not logged (over the log budget)"
+                    );
                 }
                 true
             }

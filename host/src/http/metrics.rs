@@ -177,15 +177,18 @@ impl Exporter {
             e,
             "auth_lockouts",
             "Digest lockout blocks started, by scope (source, user).",
-            ["source", "user"]
-                .map(|k| (l1("scope", k), g.lockouts.get(k).copied().unwrap_or(0))),
+            ["source", "user"].map(|k| (l1("scope", k), g.lockouts.get(k).copied().unwrap_or(0))),
         )?;
         counters(
             e,
             "auth_lockout_refusals",
             "INVITEs the digest lockout refused with 403 without checking credentials, by reason (blocked, backoff).",
-            ["blocked", "backoff"]
-                .map(|k| (l1("reason", k), g.lockout_refusals.get(k).copied().unwrap_or(0))),
+            ["blocked", "backoff"].map(|k| {
+                (
+                    l1("reason", k),
+                    g.lockout_refusals.get(k).copied().unwrap_or(0),
+                )
+            }),
         )
     }
 
