@@ -757,4 +757,25 @@ mod tests {
         let opus = Config::parse("[media]\nagent_codecs = ['opus']\n");
         assert!(matches!(opus, Err(ConfigError::Invalid(m)) if m.contains("opus")));
     }
+
+    #[test]
+    fn lockout_keys_default_and_are_checked() {
+        let trunk = |auth: &str| {
+            Config::parse(&format!(
+                "[[trunk]]\nname='a'\npolicy='p'\n[trunk.auth]\nrealm='r'\nusers={{ u = 'p' }}\n{auth}"
+            ))
+        };
+        let auth = trunk("").unwrap().trunks[0].auth.clone().unwrap();
+        assert_eq!(
+            (
+                auth.lockout_failures,
+                auth.lockout_window_secs,
+                auth.lockout_block_secs
+            ),
+            (10, 60, 900)
+        );
+        let zero = trunk("lockout_block_secs = 0\n");
+        assert!(matches!(zero, Err(ConfigError::Invalid(m)) if m.contains("lockout")));
+        assert!(trunk("lockout_failures = 0\nlockout_block_secs = 0\n").is_ok());
+    }
 }
