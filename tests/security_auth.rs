@@ -23,8 +23,8 @@ const SOON: Duration = Duration::from_secs(10);
 const REALM: &str = "trunkline";
 const USER: &str = "five9";
 const PASSWORD: &str = "Tr0ub4dor-and-3";
-/// The test budget: 5 failures in 120 s block for 120 s (long enough to
-/// outlast the test on a slow machine).
+/// The test budget: 5 failures in 600 s block for 600 s (windows long
+/// enough that a slow machine cannot stretch the test past them).
 const BUDGET: usize = 5;
 
 /// A digest trunk (MD5, which SIPVicious speaks) whose calls go to the
@@ -35,7 +35,7 @@ fn gateway(failures: usize) -> Gateway {
         .trunk_toml(&format!(
             "allow = []\n[trunk.auth]\nrealm = \"{REALM}\"\nalgorithms = [\"MD5\"]\n\
              users = {{ {USER} = \"{PASSWORD}\" }}\nlockout_failures = {failures}\n\
-             lockout_window_secs = 120\nlockout_block_secs = 120\n"
+             lockout_window_secs = 600\nlockout_block_secs = 600\n"
         ))
         .start()
 }
@@ -319,6 +319,10 @@ fn refusal_log_lines_stay_within_their_budget() {
     let started = Instant::now();
     const FLOOD: usize = 400;
     for i in 0..FLOOD {
+        // In bursts of 20, so that no socket buffer overflows on the way.
+        if i % 20 == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         peer.send(&format!(
             "INVITE sip:+14155550100@{gw} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-flood{i}\r\n\
              Max-Forwards: 70\r\nFrom: <sip:a@{me}>;tag=t{i}\r\nTo: <sip:+14155550100@{gw}>\r\n\

@@ -230,7 +230,7 @@ impl Gatekeeper {
         }
         if let LogPermit::Log { suppressed } = self.block_log.permit(Instant::now()) {
             tracing::warn!(%source, source_blocked = blocks.source, user_blocked = blocks.user,
-                block_secs = block.as_secs(), suppressed,
+                block_secs = block.as_secs(), blocks_not_logged = suppressed,
                 "digest authentication: too many failures; blocked");
         }
     }
