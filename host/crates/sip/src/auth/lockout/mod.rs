@@ -24,8 +24,11 @@
 //!
 //! With the defaults (10 failures in 60 s, blocked 900 s) a patient
 //! attacker who respects the backoff reaches the 10th failure 31 s in and
-//! is blocked: 10 guesses per 931 s, about 39 per hour per source (the test
-//! `guesses_per_hour_with_the_defaults` plays the best strategies).
+//! is blocked: 10 guesses per 931 s, 40 in the first hour and about 39 an
+//! hour after, per source. Hammering gets 20 an hour (5 free guesses, then
+//! its early attempts block it), and staying under the block by pausing
+//! for the window 30 (the backoff keeps doubling). The test
+//! `guesses_per_hour_with_the_defaults` plays these strategies.
 //!
 //! # Usernames, and locking out the real peer
 //! Per-username counts catch an attacker spread over many addresses. But a
