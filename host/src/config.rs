@@ -170,6 +170,18 @@ pub struct GatewaySettings {
     /// On SIGTERM: how long calls in progress may go on (new calls get
     /// `503`) before the rest are ended through `conclude`, in seconds.
     pub drain_secs: u64,
+    /// Server transactions open at once, in all. Past it, requests are
+    /// answered statelessly (an admitted INVITE gets `503` with
+    /// Retry-After) and nothing is kept.
+    pub max_transactions: usize,
+    /// Server transactions open at once from one source IP.
+    pub max_transactions_per_source: usize,
+    /// How long a DNS look-up (an agent named by host name) may take, in
+    /// milliseconds, before the call fails with `503`.
+    pub dns_timeout_ms: u64,
+    /// How long a look-up's answer is reused, in seconds (a failure: a
+    /// fifth of it, at least 1 s).
+    pub dns_cache_secs: u64,
 }
 
 impl Default for GatewaySettings {
@@ -182,6 +194,10 @@ impl Default for GatewaySettings {
             session_expires_secs: 1800,
             refer_timeout_secs: 8,
             drain_secs: 30,
+            max_transactions: 50_000,
+            max_transactions_per_source: 10_000,
+            dns_timeout_ms: 2_000,
+            dns_cache_secs: 60,
         }
     }
 }

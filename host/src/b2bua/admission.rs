@@ -167,3 +167,13 @@ fn forbidden(invite: &SipMessage) -> Verdict {
         Err(_) => Verdict::Drop,
     }
 }
+
+impl Gatekeeper {
+    /// Whether `source` is on some trunk's IP allow-list: a peer whose Via
+    /// may be believed when choosing where responses go.
+    pub(crate) fn lists(&self, source: IpAddr) -> bool {
+        self.gates
+            .iter()
+            .any(|g| !g.allow.blocks().is_empty() && g.allow.contains(source))
+    }
+}

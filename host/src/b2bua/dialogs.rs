@@ -218,7 +218,13 @@ impl Gateway {
         };
         if self
             .table
-            .start_server_invite(now, key.clone(), reliability, Wire::new(to.clone(), trying))
+            .start_server_invite(
+                now,
+                key.clone(),
+                reliability,
+                Wire::new(to.clone(), trying),
+                to.addr.ip(),
+            )
             .is_ok()
         {
             let _ = self

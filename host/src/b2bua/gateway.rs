@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use trunkline_relay::MediaEvent;
 use trunkline_sip::dialog::{self, DialogId};
-use trunkline_sip::message::{Method, SipMessage};
+use trunkline_sip::message::{Method, SipMessage, ViaTrust};
 use trunkline_sip::transaction::{
-    Event, Reliability, Routed, SentBy, Timers, TransactionKey, Transactions, Transmit,
+    Event, Reliability, Routed, SentBy, TableError, Timers, TransactionKey, Transactions, Transmit,
 };
 
 use super::admission::Gatekeeper;
@@ -27,7 +27,7 @@ use super::wire::Wire;
 use crate::config::Config;
 use crate::policy::{EndReason, PolicyRegistry};
 use crate::store::OutcomeStore;
-use crate::transport::{Inbound, Target, TransportKind, Transports, reply_target};
+use crate::transport::{Inbound, Resolver, Target, TransportKind, Transports, reply_target};
 
 /// Something for the core from outside the SIP sockets.
 #[derive(Debug)]
@@ -193,6 +193,8 @@ pub(crate) struct Gateway {
     connecting: HashMap<(TransportKind, SocketAddr), mpsc::UnboundedSender<Transmit<Wire>>>,
     /// Our address for Via, Contact and SDP.
     pub(crate) advertise: IpAddr,
+    /// Agent host names, looked up off this task.
+    pub(crate) resolver: Resolver,
     /// Our listening port per transport.
     pub(crate) ports: HashMap<TransportKind, u16>,
     next_key: CallKey,
@@ -236,6 +238,12 @@ pub async fn start(
         ..Timers::default()
     };
     let (events_tx, mut events_rx) = mpsc::channel(1024);
+    let config_dns = (config.gateway.dns_timeout_ms, config.gateway.dns_cache_secs);
+    let mut table = Transactions::new(timer_config);
+    table.limit_servers(trunkline_sip::transaction::ServerLimits {
+        total: config.gateway.max_transactions.max(1),
+        per_source: config.gateway.max_transactions_per_source.max(1),
+    });
     let mut gw = Gateway {
         config,
         registry,
@@ -243,7 +251,7 @@ pub async fn start(
         transports,
         media,
         gatekeeper,
-        table: Transactions::new(timer_config),
+        table,
         timer_config,
         calls: HashMap::new(),
         by_dialog: HashMap::new(),
@@ -251,6 +259,10 @@ pub async fn start(
         timers: BinaryHeap::new(),
         events_tx: events_tx.clone(),
         connecting: HashMap::new(),
+        resolver: Resolver::new(
+            Duration::from_millis(config_dns.0.max(1)),
+            Duration::from_secs(config_dns.1),
+        ),
         advertise,
         ports,
         next_key: initial_key(),
@@ -282,7 +294,7 @@ pub async fn start(
             };
             tokio::select! {
                 msg = inbound.recv() => match msg {
-                    Some(m) => gw.on_inbound(m).await,
+                    Some(m) => gw.on_inbound(m),
                     None => break,
                 },
                 Some(ev) = events_rx.recv() => gw.on_event(ev),
@@ -295,6 +307,7 @@ pub async fn start(
                 }
             }
             gw.flush().await;
+            gw.stats.set_transactions(gw.table.len());
         }
         gw.transports.shutdown().await;
     });
@@ -457,7 +470,7 @@ impl Gateway {
         });
     }
 
-    async fn on_inbound(&mut self, inbound: Inbound) {
+    fn on_inbound(&mut self, inbound: Inbound) {
         tracing::trace!(kind = ?inbound.kind, source = %inbound.source,
             "SIP in\n{}", crate::redact::redact_message(&inbound.msg.to_string()));
         let reliability = if inbound.kind == TransportKind::Udp {
@@ -466,14 +479,21 @@ impl Gateway {
             Reliability::Reliable
         };
         if inbound.msg.is_request() {
-            let reply_to = match reply_target(&inbound).await {
+            // Nothing here may wait (no DNS): one request must not hold up
+            // every other call's signalling.
+            let trust = if self.gatekeeper.lists(inbound.source.ip()) {
+                ViaTrust::Admitted
+            } else {
+                ViaTrust::Unadmitted
+            };
+            let reply_to = match reply_target(&inbound, trust) {
                 Ok(t) => t,
                 Err(e) => {
                     tracing::debug!(source = %inbound.source, error = %e, "request with no reply route; dropped");
                     return;
                 }
             };
-            self.on_request(inbound.msg, reply_to, inbound.source, reliability);
+            self.on_request(inbound.msg, reply_to, inbound.source, reliability, trust);
         } else {
             let mut from = Target::new(inbound.kind, inbound.source);
             from.conn = inbound.conn;
@@ -487,6 +507,7 @@ impl Gateway {
         reply_to: Target,
         source: SocketAddr,
         reliability: Reliability,
+        trust: ViaTrust,
     ) {
         let now = Instant::now();
         let Some(method) = msg.method().cloned() else {
@@ -528,18 +549,20 @@ impl Gateway {
                 self.on_in_dialog(now, key, wire, reliability)
             }
             Method::Invite => self.on_new_invite(now, key, wire, source, reliability),
-            Method::Options => {
-                let reply = dialog::answer_options(&msg).ok();
-                self.respond_once(now, key, reliability, &reply_to, reply);
-            }
-            Method::Extension(_) => {
-                let reply = msg.reply(501, None, None).ok();
-                self.respond_once(now, key, reliability, &reply_to, reply);
-            }
             _ => {
-                // BYE, INFO, NOTIFY... outside any dialog.
-                let reply = msg.reply(481, None, None).ok();
-                self.respond_once(now, key, reliability, &reply_to, reply);
+                let reply = match method {
+                    Method::Options => dialog::answer_options(&msg).ok(),
+                    Method::Extension(_) => msg.reply(501, None, None).ok(),
+                    // BYE, INFO, NOTIFY... outside any dialog.
+                    _ => msg.reply(481, None, None).ok(),
+                };
+                if trust == ViaTrust::Admitted {
+                    self.respond_once(now, key, reliability, &reply_to, reply);
+                } else if let Some(reply) = reply {
+                    // Nobody we know: answered once, and nothing is kept
+                    // (a retransmission is answered again, one for one).
+                    self.send_now(Wire::new(reply_to, reply));
+                }
             }
         }
     }
@@ -554,12 +577,20 @@ impl Gateway {
         reply: Option<SipMessage>,
     ) {
         let Some(reply) = reply else { return };
-        if self
+        match self
             .table
-            .start_server(now, key.clone(), reliability)
-            .is_err()
+            .start_server(now, key.clone(), reliability, to.addr.ip())
         {
-            return;
+            Ok(()) => {}
+            Err(TableError::Overloaded(why)) => {
+                // Past the caps: the answer still goes out, once, and no
+                // transaction is kept for it.
+                self.stats.overloaded();
+                tracing::debug!(%why, "no room for a server transaction: answered statelessly");
+                self.send_now(Wire::new(to.clone(), reply));
+                return;
+            }
+            Err(_) => return,
         }
         let status = reply.status_code().unwrap_or(500);
         let _ = self

@@ -13,6 +13,8 @@ pub struct GatewayStats {
     responses: Mutex<BTreeMap<u16, u64>>,
     store_errors: AtomicU64,
     connector: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    transactions: AtomicU64,
+    overloaded: AtomicU64,
 }
 
 /// A copy of every counter.
@@ -29,6 +31,11 @@ pub struct GatewayStatsSnapshot {
     /// Connector events by kind (`websocket`, `builtin`) and what
     /// (`connect-failed`, `closed`, …).
     pub connector_events: BTreeMap<(&'static str, &'static str), u64>,
+    /// SIP transactions open (client and server).
+    pub transactions: u64,
+    /// Requests answered statelessly (or dropped) because the caps on open
+    /// server transactions were reached.
+    pub overloaded: u64,
 }
 
 impl GatewayStatsSnapshot {
@@ -69,6 +76,14 @@ impl GatewayStats {
         bump(&self.connector, (kind, what));
     }
 
+    pub(crate) fn set_transactions(&self, open: usize) {
+        self.transactions.store(open as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn overloaded(&self) {
+        self.overloaded.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Reads every counter.
     pub fn snapshot(&self) -> GatewayStatsSnapshot {
         GatewayStatsSnapshot {
@@ -77,6 +92,8 @@ impl GatewayStats {
             responses_sent: copy(&self.responses),
             store_errors: self.store_errors.load(Ordering::Relaxed),
             connector_events: copy(&self.connector),
+            transactions: self.transactions.load(Ordering::Relaxed),
+            overloaded: self.overloaded.load(Ordering::Relaxed),
         }
     }
 }

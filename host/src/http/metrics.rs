@@ -159,6 +159,18 @@ impl Exporter {
             "SIP responses sent, by status code (retransmissions included).",
             g.responses_sent.iter().map(|(s, n)| (l1("status", s), *n)),
         )?;
+        gauge(
+            e,
+            "sip_transactions_open",
+            "SIP transactions in progress (client and server).",
+            gauge_value(g.transactions),
+        )?;
+        counter(
+            e,
+            "sip_overload_refusals",
+            "Requests answered statelessly or dropped: the caps on open server transactions were reached.",
+            g.overloaded,
+        )?;
         counter(
             e,
             "outcome_store_errors",
