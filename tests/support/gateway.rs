@@ -43,6 +43,7 @@ pub struct GatewayBuilder {
     media_toml: String,
     extra_toml: String,
     env: Vec<(String, String)>,
+    wrapper: Vec<String>,
 }
 
 impl GatewayBuilder {
@@ -81,6 +82,14 @@ impl GatewayBuilder {
     /// An environment variable for the process.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Runs the binary through `argv` (`argv… trunkline run --config …`),
+    /// e.g. `unshare` to give it a mount namespace of its own. The wrapper
+    /// must `exec` the binary so the pid stays the gateway's.
+    pub fn wrapped(mut self, argv: &[&str]) -> Self {
+        self.wrapper = argv.iter().map(|a| (*a).to_owned()).collect();
         self
     }
 
@@ -130,7 +139,7 @@ impl GatewayBuilder {
         let config_path = dir.path().join("trunkline.toml");
         std::fs::write(&config_path, config).unwrap();
         let log = dir.path().join("trunkline.log");
-        let child = spawn(&config_path, &log, &self.env);
+        let child = spawn(&config_path, &log, &self.env, &self.wrapper);
         let gw = Gateway {
             child,
             sip,
@@ -145,8 +154,20 @@ impl GatewayBuilder {
     }
 }
 
-fn spawn(config: &std::path::Path, log: &std::path::Path, env: &[(String, String)]) -> Child {
-    let mut cmd = Command::new(trunkline_bin());
+fn spawn(
+    config: &std::path::Path,
+    log: &std::path::Path,
+    env: &[(String, String)],
+    wrapper: &[String],
+) -> Child {
+    let mut cmd = match wrapper.split_first() {
+        None => Command::new(trunkline_bin()),
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(trunkline_bin());
+            c
+        }
+    };
     cmd.args(["run", "--config"])
         .arg(config)
         .env("RUST_LOG", "info,trunkline=debug")
@@ -256,7 +277,7 @@ impl Gateway {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let before = self.log().matches("SIP listening").count();
-        self.child = spawn(&self.config_path, &self.log, &[]);
+        self.child = spawn(&self.config_path, &self.log, &[], &[]);
         let start = Instant::now();
         while self.log().matches("SIP listening").count() <= before {
             assert!(
@@ -297,5 +318,19 @@ impl Drop for Gateway {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Gateway {
+    /// The value of one `/metrics` series (`name{labels}` exactly as
+    /// exported); 0 when absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        let r = super::http::get(self.http, "/metrics", None);
+        assert_eq!(r.status, 200, "{r}");
+        r.body
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|v| v.split(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
     }
 }
