@@ -25,8 +25,9 @@ pub struct RelayConfig {
     /// IP may latch for this long, and only when the SDP address is private
     /// or unusable (NAT mode, see [`crate::latch`]).
     pub learning_window: Duration,
-    /// A latched source silent for this long may be replaced by another port
-    /// on the SDP's IP (a NAT rebinding mid-call).
+    /// A latched source silent for this long may be replaced by another
+    /// trusted source: another port on the SDP's IP, or in NAT mode on the
+    /// signalling IP (a NAT rebinding mid-call; see [`crate::latch`]).
     pub relatch_after: Duration,
     /// Interval between the relay's own RTCP sender reports on each leg;
     /// `None` sends none. RTCP is terminated per leg, never forwarded.

@@ -16,9 +16,10 @@
 //! port, not in the next call's audio. So a freed pair first *cools* in a
 //! FIFO; pairs are drawn at random from the *free* set only, and when that
 //! is empty the older half of the cooling FIFO moves into it. A freed pair
-//! is thus reused only after every pair that was free before it has been
-//! handed out once, or more than half the pool has been freed since (unless
-//! it is the only pair left, as before). Each allocation costs O(1)
+//! is thus never handed out while a pair that was free before it is still
+//! unused, and the more recently freed half of the cooling pairs always
+//! stays back: the pair freed last is reused last, as with the round-robin
+//! this replaced, unless it is the only one left. Each allocation costs O(1)
 //! amortised: a pair moves from cooling to free once per use.
 
 use std::collections::VecDeque;
