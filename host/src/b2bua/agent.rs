@@ -144,6 +144,7 @@ impl Gateway {
         let events = self.events_tx.clone();
         let started = match call.media.as_mut() {
             Some(media) => {
+                let media = media.with_agent_ip(invite.target.addr.ip());
                 self.media
                     .start(media, response.body(), key, events, GatewayEvent::Media)
             }

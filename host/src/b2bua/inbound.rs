@@ -131,7 +131,7 @@ impl Gateway {
                 return;
             }
         };
-        let media = match self.media.open(msg.body(), call_key) {
+        let media = match self.media.open(msg.body(), source.ip(), call_key) {
             Ok(m) => m,
             Err(MediaFailure {
                 status,

@@ -6,6 +6,10 @@
 //! plus telephone-event; an offer without PCMU/PCMA gets `488` with a
 //! Warning. Toward the agent the trunk's agent codecs are offered; when the
 //! legs end up on different laws the relay transcodes.
+//!
+//! Each leg tells the relay the IP its peer's SIP comes from (the INVITE's
+//! source, the agent's SIP address): with it the relay latches a leg only
+//! to sources that peer vouches for (see `trunkline_relay::latch`).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -87,10 +91,12 @@ impl MediaPlane {
         self.pool.clone()
     }
 
-    /// Checks the caller's offer and reserves ports for both legs.
+    /// Checks the caller's offer (its INVITE came from `caller_ip`) and
+    /// reserves ports for both legs.
     pub(crate) fn open(
         &self,
         caller_offer: &[u8],
+        caller_ip: IpAddr,
         session_id: u64,
     ) -> Result<CallMedia, MediaFailure> {
         if caller_offer.is_empty() {
@@ -128,6 +134,8 @@ impl MediaPlane {
         let agent_offer = build_offer(&agent_local, &self.agent_codecs, Direction::SendRecv)
             .map_err(|_| MediaFailure::not_acceptable("no agent codecs configured"))?;
         Ok(CallMedia {
+            caller_ip,
+            agent_ip: None,
             caller_local,
             caller_answer,
             caller_neg,
@@ -154,7 +162,8 @@ impl MediaPlane {
             .take()
             .ok_or_else(|| MediaFailure::not_acceptable("media already started"))?;
         let a = LegParams::from_negotiated(&media.caller_neg)
-            .map_err(|_| MediaFailure::not_acceptable("caller codec is not G.711"))?;
+            .map_err(|_| MediaFailure::not_acceptable("caller codec is not G.711"))?
+            .with_signalling_ip(media.caller_ip);
         let agent_leg = match media.tap.take() {
             // A WebSocket or builtin agent: no SDP, the tap is the leg.
             Some(end) => Leg::tap(end),
@@ -169,6 +178,7 @@ impl MediaPlane {
                     MediaFailure::not_acceptable("the agent's SDP answer does not match the offer")
                 })?;
                 let b = LegParams::from_negotiated(&agent_neg)
+                    .map(|b| media.agent_params(b))
                     .map_err(|_| MediaFailure::not_acceptable("agent codec is not G.711"))?;
                 Leg::udp(agent_ports, b)
             }
@@ -199,6 +209,10 @@ impl MediaPlane {
 /// One call's media: the negotiated legs and, once the agent answered, the
 /// running relay session.
 pub(crate) struct CallMedia {
+    /// Where the caller's INVITE came from.
+    caller_ip: IpAddr,
+    /// The SIP agent's address, once known (none for taps).
+    agent_ip: Option<IpAddr>,
     caller_local: LocalMedia,
     caller_answer: SessionDescription,
     caller_neg: Negotiated,
@@ -212,6 +226,20 @@ pub(crate) struct CallMedia {
 }
 
 impl CallMedia {
+    /// Records the SIP agent's address (before [`MediaPlane::start`]).
+    pub(crate) fn with_agent_ip(&mut self, ip: IpAddr) -> &mut CallMedia {
+        self.agent_ip = Some(ip);
+        self
+    }
+
+    /// Agent-leg parameters with the agent's signalling IP, when known.
+    fn agent_params(&self, params: LegParams) -> LegParams {
+        match self.agent_ip {
+            Some(ip) => params.with_signalling_ip(ip),
+            None => params,
+        }
+    }
+
     /// The SDP offer for the agent's INVITE.
     pub(crate) fn agent_offer(&self) -> String {
         self.agent_offer.to_string()
@@ -248,7 +276,7 @@ impl CallMedia {
                 warning: Some(e.warning("trunkline")),
             })?;
         if let (Some(session), Ok(params)) = (&self.session, LegParams::from_negotiated(&neg)) {
-            let _ = session.update(LegId::A, params);
+            let _ = session.update(LegId::A, params.with_signalling_ip(self.caller_ip));
         }
         self.caller_answer = answer.clone();
         self.caller_neg = neg;
@@ -267,7 +295,7 @@ impl CallMedia {
                 warning: Some(e.warning("trunkline")),
             })?;
         if let (Some(session), Ok(params)) = (&self.session, LegParams::from_negotiated(&neg)) {
-            let _ = session.update(LegId::B, params);
+            let _ = session.update(LegId::B, self.agent_params(params));
         }
         Ok(answer.to_string())
     }
