@@ -143,9 +143,11 @@ impl Five9 {
             len = body.len(),
         ));
         let cid = self.call_id.clone();
-        let last = self.sip.wait_for_msg("final answer to the INVITE", SOON * 2, |m| {
-            m.header("Call-ID") == Some(cid.as_str()) && m.status().is_some_and(|s| s >= 200)
-        });
+        let last = self
+            .sip
+            .wait_for_msg("final answer to the INVITE", SOON * 2, |m| {
+                m.header("Call-ID") == Some(cid.as_str()) && m.status().is_some_and(|s| s >= 200)
+            });
         if last.status() == Some(200) {
             self.ok = Some(last.clone());
             self.sip.send(&self.in_dialog("ACK", cseq, "", None));
@@ -270,13 +272,29 @@ impl Agent {
         let body = sdp(self.rtp.addr, PCMA);
         self.sip
             .send(&reply_to(&inv, "200 OK", Some("agent"), &extra, &body));
-        self.sip
-            .wait_for_msg("ACK of the agent's 200", SOON, |m| m.method() == Some("ACK"));
+        self.sip.wait_for_msg("ACK of the agent's 200", SOON, |m| {
+            m.method() == Some("ACK")
+        });
         self.invite = Some(inv);
     }
 
     fn media_target(&self) -> SocketAddr {
         self.invite.as_ref().expect("answered").rtp_target()
+    }
+
+    /// A BYE in the agent's dialog (CSeq 1), as sent from `me`.
+    fn bye_from(&self, me: SocketAddr) -> String {
+        let inv = self.invite.as_ref().expect("answered");
+        format!(
+            "BYE {target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={b};rport\r\n\
+             Max-Forwards: 70\r\nFrom: {from};tag=agent\r\nTo: {to}\r\nCall-ID: {cid}\r\n\
+             CSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+            target = inv.contact_uri().expect("the gateway's Contact"),
+            b = branch(),
+            from = inv.header("To").expect("To"),
+            to = inv.header("From").expect("From"),
+            cid = inv.header("Call-ID").expect("Call-ID"),
+        )
     }
 }
 
@@ -366,7 +384,10 @@ fn foreign_reinvite_and_bye_get_403_and_change_nothing() {
     let f9_sip = bind_peer(loopback().ip(), "0.0.0.0:0".parse().expect("placeholder"));
     let allow = format!("allow = [\"{}/32\"]\n", f9_sip.me.ip());
     let gw = Gateway::start("route-reason", &policy_toml(&agent), &allow);
-    let mut five9 = Five9::new(SipPeer { gw: gw.sip, ..f9_sip });
+    let mut five9 = Five9::new(SipPeer {
+        gw: gw.sip,
+        ..f9_sip
+    });
     let f9_rtp = RtpPeer::bind();
     connect(&gw, &mut five9, &mut agent, f9_rtp.addr);
     let _to_agent = f9_rtp.send_tone(five9.media_target(), PCMU, TONE_HZ);
@@ -427,9 +448,21 @@ fn foreign_reinvite_and_bye_get_403_and_change_nothing() {
         m.header("CSeq") == Some(want.as_str())
     });
     assert_eq!(refused.status(), Some(403), "{refused:?}");
+    let to_agent = agent.sip.collect(Duration::from_millis(500));
     assert!(
-        agent.sip.recv(Duration::from_millis(500)).is_none(),
-        "no BYE reaches the agent"
+        to_agent.iter().all(|(_, m)| m.method() != Some("BYE")),
+        "no BYE reaches the agent: {to_agent:?}"
+    );
+    // The agent's dialog is no softer: a BYE as if from the agent, 403.
+    attacker.send(&agent.bye_from(attacker.me));
+    let refused = attacker.wait_for_msg("403 to the agent-leg BYE", SOON, |m| {
+        m.header("CSeq") == Some("1 BYE")
+    });
+    assert_eq!(refused.status(), Some(403), "{refused:?}");
+    let to_five9 = five9.sip.collect(Duration::from_millis(500));
+    assert!(
+        to_five9.iter().all(|(_, m)| m.method() != Some("BYE")),
+        "no BYE reaches Five9: {to_five9:?}"
     );
     let call = listed_call(&gw, &five9.call_id).expect("the call is still listed");
     assert_eq!(call["state"], "connected", "{call}");
@@ -455,9 +488,8 @@ fn foreign_reinvite_and_bye_get_403_and_change_nothing() {
         .sip
         .wait_for_msg("BYE to the agent", SOON, |m| m.method() == Some("BYE"));
     agent.sip.send(&reply_to(&bye, "200 OK", None, "", ""));
-    let gone = support::within_two_seconds(|| {
-        listed_call(&gw, &five9.call_id).is_none().then_some(())
-    });
+    let gone =
+        support::within_two_seconds(|| listed_call(&gw, &five9.call_id).is_none().then_some(()));
     assert!(gone.is_some(), "the call ended with Five9's BYE");
 }
 
@@ -501,11 +533,16 @@ fn digest_trunk_challenges_a_media_move_and_accepts_it_with_credentials() {
         .to_owned();
     assert_eq!(param(&www, "realm").as_deref(), Some(REALM), "{www}");
     let (at_f9, _, at_moved) = listen(&f9_rtp, &agent.rtp, Some(&moved), Duration::from_secs(1));
-    assert_tone("agent -> Five9's old address while challenged", &at_f9, PCMU);
+    assert_tone(
+        "agent -> Five9's old address while challenged",
+        &at_f9,
+        PCMU,
+    );
     assert!(at_moved.is_empty(), "no RTP to the new address yet");
+    // (1.6 s after it: a retransmission would have come at 0.5 and 1.5 s.)
     let again = five9.sip.collect(Duration::from_millis(600));
     assert!(
-        again.is_empty(),
+        again.iter().all(|(_, m)| m.status() != Some(401)),
         "the challenge is not retransmitted: {again:?}"
     );
 
@@ -520,8 +557,12 @@ fn digest_trunk_challenges_a_media_move_and_accepts_it_with_credentials() {
     // What queued up before the move (the old tone) is not listened to.
     f9_rtp.drain();
     agent.rtp.drain();
-    let (at_old, at_agent, at_new) =
-        listen(&f9_rtp, &agent.rtp, Some(&moved), Duration::from_millis(1500));
+    let (at_old, at_agent, at_new) = listen(
+        &f9_rtp,
+        &agent.rtp,
+        Some(&moved),
+        Duration::from_millis(1500),
+    );
     assert_tone("agent -> Five9's new address", &at_new, PCMU);
     assert_tone("Five9's new address -> agent", &at_agent, PCMA);
     assert!(

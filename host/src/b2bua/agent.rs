@@ -267,7 +267,7 @@ impl Gateway {
             return;
         };
         if let Some(&(key, Leg::Caller)) = self.by_dialog.get(&id)
-            && self.from_dialog_peer(key, Leg::Caller, msg, origin)
+            && self.admit_in_dialog(key, Leg::Caller, msg, origin)
         {
             self.caller_acked(key);
         }

@@ -36,7 +36,7 @@ impl Gateway {
         };
         // Only whoever sent the INVITE (or the trunk's allowed sources)
         // may cancel it.
-        if !self.from_dialog_peer(call_key, Leg::Caller, &wire.msg, origin) {
+        if !self.admit_in_dialog(call_key, Leg::Caller, &wire.msg, origin) {
             return;
         }
         let reply = wire.msg.reply(200, None, None).ok();
@@ -82,7 +82,7 @@ impl Gateway {
         let _span = self.call_span(call_key).entered();
         // Before the dialog sees it (its CSeq would move): the peer's own,
         // and credentials again for an offer that moves the media.
-        if !self.from_dialog_peer(call_key, leg, &msg, origin)
+        if !self.admit_in_dialog(call_key, leg, &msg, origin)
             || !self.media_move_authorised(call_key, leg, &msg, origin)
         {
             return;

@@ -50,7 +50,7 @@ impl Gateway {
     /// established peer or (the caller's leg) a source the trunk's
     /// allow-list admits. When it does not, it has been answered `403` (or
     /// dropped, for an ACK) and must go no further.
-    pub(crate) fn from_dialog_peer(
+    pub(crate) fn admit_in_dialog(
         &mut self,
         key: CallKey,
         leg: Leg,

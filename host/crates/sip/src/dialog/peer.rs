@@ -209,14 +209,36 @@ mod tests {
         let five9 = allow(&["198.51.100.0/28"]);
         let none = IpAllowList::default();
         // (method, source, conn, peer, allowed, verdict)
-        let cases: Vec<(Method, &str, Option<u64>, &DialogPeer<u64>, &IpAllowList, _)> = vec![
+        type Case<'a> = (
+            Method,
+            &'a str,
+            Option<u64>,
+            &'a DialogPeer<u64>,
+            &'a IpAllowList,
+            SourceVerdict,
+        );
+        let cases: Vec<Case> = vec![
             // The peer itself, from any port, whatever the list says.
             (Method::Bye, "198.51.100.20", None, &udp, &none, Accept),
             (Method::Invite, "198.51.100.20", None, &udp, &five9, Accept),
-            (Method::Ack, "::ffff:198.51.100.20", None, &udp, &none, Accept),
+            (
+                Method::Ack,
+                "::ffff:198.51.100.20",
+                None,
+                &udp,
+                &none,
+                Accept,
+            ),
             // Another address of the trunk's allow-list.
             (Method::Bye, "198.51.100.9", None, &udp, &five9, Accept),
-            (Method::Update, "198.51.100.9", Some(3), &tcp, &five9, Accept),
+            (
+                Method::Update,
+                "198.51.100.9",
+                Some(3),
+                &tcp,
+                &five9,
+                Accept,
+            ),
             // Anyone else: 403, or nothing for an ACK.
             (Method::Bye, "203.0.113.66", None, &udp, &five9, Forbid),
             (Method::Invite, "203.0.113.66", None, &udp, &none, Forbid),
@@ -263,7 +285,10 @@ mod tests {
         assert!(agent.reliable());
         assert!(!agent.is_peer(ip("10.1.1.5"), None));
         assert!(agent.is_peer(ip("10.1.1.5"), Some(5)));
-        assert!(agent.is_peer(ip("192.0.2.1"), Some(4)), "its own connection");
+        assert!(
+            agent.is_peer(ip("192.0.2.1"), Some(4)),
+            "its own connection"
+        );
     }
 
     #[test]
@@ -297,9 +322,18 @@ mod tests {
         let away = Some(addr("203.0.113.66:5004"));
         assert!(needs_reauth(&Method::Invite, true, away, now));
         assert!(needs_reauth(&Method::Update, true, away, now));
-        assert!(!needs_reauth(&Method::Invite, false, away, now), "allow-list trunk");
-        assert!(!needs_reauth(&Method::Invite, true, now, now), "same address");
-        assert!(!needs_reauth(&Method::Info, true, away, now), "no offer in INFO");
+        assert!(
+            !needs_reauth(&Method::Invite, false, away, now),
+            "allow-list trunk"
+        );
+        assert!(
+            !needs_reauth(&Method::Invite, true, now, now),
+            "same address"
+        );
+        assert!(
+            !needs_reauth(&Method::Info, true, away, now),
+            "no offer in INFO"
+        );
         assert!(!needs_reauth(&Method::Bye, true, away, now));
     }
 
