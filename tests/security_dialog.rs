@@ -578,3 +578,151 @@ fn digest_trunk_challenges_a_media_move_and_accepts_it_with_credentials() {
         .wait_for_msg("BYE to the agent", SOON, |m| m.method() == Some("BYE"));
     agent.sip.send(&reply_to(&bye, "200 OK", None, "", ""));
 }
+
+/// Five9 over one TCP connection, framing what it reads by Content-Length.
+struct TcpFive9 {
+    stream: std::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+impl TcpFive9 {
+    fn send(&mut self, text: &str) {
+        use std::io::Write;
+        self.stream.write_all(text.as_bytes()).expect("writing");
+    }
+
+    /// The next message `want` accepts within `limit`; panics otherwise.
+    fn wait_for(&mut self, what: &str, limit: Duration, want: impl Fn(&Msg) -> bool) -> Msg {
+        use std::io::Read;
+        let until = std::time::Instant::now() + limit;
+        let mut chunk = [0; 8192];
+        loop {
+            while let Some(m) = self.frame() {
+                if want(&m) {
+                    return m;
+                }
+            }
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            assert!(!left.is_zero(), "no {what} over TCP within {limit:?}");
+            let step = left.min(Duration::from_millis(100));
+            self.stream.set_read_timeout(Some(step)).expect("timeout");
+            match self.stream.read(&mut chunk) {
+                Ok(0) => panic!("the gateway closed the connection before {what}"),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(e) => panic!("reading from the gateway: {e}"),
+            }
+        }
+    }
+
+    fn frame(&mut self) -> Option<Msg> {
+        let head_end = self.buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+        let head = Msg(String::from_utf8_lossy(&self.buf[..head_end]).into_owned());
+        let length: usize = head
+            .header("Content-Length")
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0);
+        if self.buf.len() < head_end + length {
+            return None;
+        }
+        let whole: Vec<u8> = self.buf.drain(..head_end + length).collect();
+        Some(Msg(String::from_utf8_lossy(&whole).into_owned()))
+    }
+}
+
+/// A call set up over TCP takes its requests over TCP only: a BYE sent as
+/// a datagram from Five9's own IP (what a blind attacker can forge) gets
+/// 403 and the call stays; the BYE over TCP ends it. (A digest trunk, so
+/// no allow-list vouches for the address.)
+#[test]
+fn tcp_dialog_refuses_a_datagram_from_the_peers_ip() {
+    let mut agent = Agent::new();
+    let trunk = format!(
+        "allow = []\n[trunk.auth]\nrealm = \"{REALM}\"\nalgorithms = [\"SHA-256\"]\n\
+         users = {{ {USER} = \"{PASSWORD}\" }}\n"
+    );
+    let gw = Gateway::start("route-reason", &policy_toml(&agent), &trunk);
+    let stream =
+        std::net::TcpStream::connect_timeout(&gw.sip, SOON).expect("TCP connect to the gateway");
+    stream.set_nodelay(true).expect("nodelay");
+    let me = stream.local_addr().expect("local address");
+    let mut five9 = TcpFive9 {
+        stream,
+        buf: Vec::new(),
+    };
+    let (gw_sip, call_id, tag) = (gw.sip, unique("f9tcp"), unique("tag"));
+    let uri = format!("sip:+14155550100@{gw_sip}");
+    let body = sdp(RtpPeer::bind().addr, PCMU);
+    let request =
+        |method: &str, uri: &str, b: &str, cseq: u32, to: &str, extra: &str, body: &str| {
+            format!(
+                "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch={b}\r\nMax-Forwards: 70\r\n\
+             From: <sip:+14155550123@five9.example.com>;tag={tag}\r\nTo: {to}\r\n\
+             Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n\
+             Contact: <sip:five9@{me};transport=tcp>\r\n{extra}Content-Length: {len}\r\n\r\n{body}",
+                len = body.len()
+            )
+        };
+    let plain_to = format!("<{uri}>");
+    let sdp_type = "Content-Type: application/sdp\r\n";
+    let (to, target) = std::thread::scope(|s| {
+        let answering = s.spawn(|| agent.answer(gw_sip));
+        let b = branch();
+        five9.send(&request("INVITE", &uri, &b, 1, &plain_to, sdp_type, &body));
+        let challenge = five9.wait_for("401", SOON, |m| m.status().is_some_and(|s| s >= 200));
+        assert_eq!(challenge.status(), Some(401), "{challenge:?}");
+        let to = challenge.header("To").expect("To").to_owned();
+        five9.send(&request("ACK", &uri, &b, 1, &to, "", ""));
+        let www = challenge.header("WWW-Authenticate").expect("a challenge");
+        let auth = format!(
+            "Authorization: {}\r\n{sdp_type}",
+            authorization(www, "INVITE", &uri)
+        );
+        five9.send(&request(
+            "INVITE",
+            &uri,
+            &branch(),
+            2,
+            &plain_to,
+            &auth,
+            &body,
+        ));
+        let ok = five9.wait_for("200", SOON * 2, |m| m.status().is_some_and(|s| s >= 200));
+        assert_eq!(ok.status(), Some(200), "{ok:?}");
+        answering.join().expect("the agent answered");
+        let (to, target) = (
+            ok.header("To").expect("To"),
+            ok.contact_uri().expect("Contact"),
+        );
+        five9.send(&request("ACK", target, &branch(), 2, to, "", ""));
+        (to.to_owned(), target.to_owned())
+    });
+    let (to, target) = (to.as_str(), target.as_str());
+
+    // The datagram, from Five9's IP (another port): 403, nothing else.
+    let udp = bind_peer(me.ip(), gw_sip);
+    let bye = request("BYE", target, &branch(), 3, to, "", "")
+        .replace("SIP/2.0/TCP", "SIP/2.0/UDP")
+        .replace(&me.to_string(), &udp.me.to_string());
+    udp.send(&bye);
+    let refused = udp.wait_for_msg("403 to the datagram BYE", SOON, |m| m.status().is_some());
+    assert_eq!(refused.status(), Some(403), "{refused:?}");
+    let at_agent = agent.sip.collect(Duration::from_millis(500));
+    assert!(
+        at_agent.iter().all(|(_, m)| m.method() != Some("BYE")),
+        "the call stays: {at_agent:?}"
+    );
+    assert!(listed_call(&gw, &call_id).is_some(), "still listed");
+
+    // The same BYE over the connection: 200, and the agent's BYE.
+    five9.send(&request("BYE", target, &branch(), 3, to, "", ""));
+    let ok = five9.wait_for("200 to the BYE", SOON, |m| {
+        m.header("CSeq") == Some("3 BYE") && m.status().is_some()
+    });
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    let bye = agent
+        .sip
+        .wait_for_msg("BYE to the agent", SOON, |m| m.method() == Some("BYE"));
+    agent.sip.send(&reply_to(&bye, "200 OK", None, "", ""));
+}
