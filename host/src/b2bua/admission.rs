@@ -177,3 +177,56 @@ impl Gatekeeper {
             .any(|g| !g.allow.blocks().is_empty() && g.allow.contains(source))
     }
 }
+
+/// The answer to credentials asked again inside a dialog (a re-INVITE or
+/// UPDATE that moves the media on a digest trunk).
+#[derive(Debug)]
+pub(crate) enum Reauth {
+    /// Valid credentials for the trunk (or nothing to check): go on.
+    Admitted,
+    /// Refused: send this instead, a fresh 401/407 challenge in the
+    /// trunk's realm or 403 after repeated failures (`None`: no response
+    /// can be built from the request; it is dropped).
+    Refuse(Option<Box<SipMessage>>),
+}
+
+impl Gatekeeper {
+    /// Trunk `trunk`'s allow-list; `None` for an index out of range.
+    pub(crate) fn allow_list(&self, trunk: usize) -> Option<&IpAllowList> {
+        self.gates.get(trunk).map(|g| &g.allow)
+    }
+
+    /// Whether trunk `trunk` authenticates with digest.
+    pub(crate) fn has_digest(&self, trunk: usize) -> bool {
+        self.gates.get(trunk).is_some_and(|g| g.digest.is_some())
+    }
+
+    /// Checks the credentials of in-dialog `request` from `source` for
+    /// trunk `trunk`, the way a new INVITE's are (failures count alike).
+    pub(crate) fn reauthenticate(
+        &mut self,
+        trunk: usize,
+        request: &SipMessage,
+        source: IpAddr,
+        now: SystemTime,
+    ) -> Reauth {
+        let Some(digest) = self.gates.get_mut(trunk).and_then(|g| g.digest.as_mut()) else {
+            return Reauth::Admitted;
+        };
+        match digest.admit(request, source, now) {
+            DigestAdmission::Admitted(user) => {
+                tracing::debug!(%source, user, "in-dialog digest authentication passed");
+                Reauth::Admitted
+            }
+            DigestAdmission::Rejected(rejection) => {
+                tracing::debug!(%source, status = rejection.status,
+                    verification = ?rejection.verification, "in-dialog request challenged");
+                // In a dialog the request's To already carries our tag.
+                let response = rejection
+                    .response(request, None)
+                    .or_else(|_| request.reply(403, None, None));
+                Reauth::Refuse(response.ok().map(Box::new))
+            }
+        }
+    }
+}

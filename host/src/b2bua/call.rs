@@ -5,13 +5,14 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use trunkline_sip::dialog::{Dialog, DialogId, Negotiated, SessionTimer};
+use trunkline_sip::dialog::{Dialog, DialogId, DialogPeer, Negotiated, SessionTimer};
 use trunkline_sip::message::SipMessage;
 use trunkline_sip::transaction::TransactionKey;
 
 use super::media::CallMedia;
 use super::wire::Wire;
 use crate::policy::{Attribute, Call as PolicyCall, EndReason, Header, PolicyVersion};
+use crate::transport::ConnId;
 
 /// The gateway's handle for a call (also its Trunkline call id, in hex).
 pub(crate) type CallKey = u64;
@@ -66,6 +67,9 @@ pub(crate) struct Call {
     pub(crate) caller_ok: Option<Wire>,
     /// Whether the caller is still on the line (no BYE/CANCEL from them).
     pub(crate) caller_up: bool,
+    /// Where the admitted INVITE came from (address, TCP/TLS connection):
+    /// with the trunk's allow-list, who may send in the caller's dialog.
+    pub(crate) caller_peer: DialogPeer<ConnId>,
 
     /// The policy's extra headers for the agent's INVITE.
     pub(crate) agent_extra: Vec<Header>,
@@ -73,6 +77,9 @@ pub(crate) struct Call {
     pub(crate) agent_invite: Option<Wire>,
     pub(crate) agent_tx: Option<TransactionKey>,
     pub(crate) agent_dialog: Option<Dialog>,
+    /// The agent we called and where its 2xx came from: who may send in
+    /// the agent's dialog. `None` until a SIP agent is called.
+    pub(crate) agent_peer: Option<DialogPeer<ConnId>>,
     /// The ACK we sent for the agent's 2xx, re-sent on retransmitted 2xx.
     pub(crate) agent_ack: Option<Wire>,
     pub(crate) agent_up: bool,

@@ -201,6 +201,8 @@ pub(crate) struct Gateway {
     /// Shutting down: new INVITEs get `503`.
     pub(crate) draining: bool,
     pub(crate) stats: Arc<super::stats::GatewayStats>,
+    /// Paces the log lines about refused in-dialog requests (`peers`).
+    pub(crate) refusal_log: dialog::LogBudget,
 }
 
 /// Starts the SIP core: binds the listeners and spawns the task. It stops
@@ -268,6 +270,7 @@ pub async fn start(
         next_key: initial_key(),
         draining: false,
         stats: Arc::new(super::stats::GatewayStats::default()),
+        refusal_log: dialog::LogBudget::new(super::peers::REFUSAL_LOG_INTERVAL),
     };
     let handle = GatewayHandle {
         events: events_tx.clone(),
@@ -537,16 +540,22 @@ impl Gateway {
             Routed::Unmatched(w) => w,
         };
         let msg = wire.msg.clone();
+        // The packet's own source, for the in-dialog checks (`peers`).
+        let origin = super::peers::Origin {
+            addr: source,
+            kind: reply_to.kind,
+            conn: reply_to.conn,
+        };
         match method {
-            Method::Ack => self.on_ack(&msg),
-            Method::Cancel => self.on_cancel(now, key, wire, reliability),
+            Method::Ack => self.on_ack(&msg, &origin),
+            Method::Cancel => self.on_cancel(now, key, wire, reliability, &origin),
             _ if msg
                 .to()
                 .ok()
                 .and_then(|t| t.tag().map(str::to_owned))
                 .is_some() =>
             {
-                self.on_in_dialog(now, key, wire, reliability)
+                self.on_in_dialog(now, key, wire, reliability, &origin)
             }
             Method::Invite => self.on_new_invite(now, key, wire, source, reliability),
             _ => {

@@ -3,7 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
-use trunkline_sip::dialog;
+use trunkline_sip::dialog::{self, DialogPeer};
 use trunkline_sip::message::{Host, Method, Scheme, SipMessage, Uri, new_branch, new_tag};
 use trunkline_sip::transaction::{AckBuilder, Reliability, TableError, TransactionKey};
 
@@ -180,10 +180,12 @@ impl Gateway {
             caller_dialog: None,
             caller_ok: None,
             caller_up: true,
+            caller_peer: DialogPeer::new(source.ip(), reply_to.conn),
             agent_extra: Vec::new(),
             agent_invite: None,
             agent_tx: None,
             agent_dialog: None,
+            agent_peer: None,
             agent_ack: None,
             agent_up: false,
             rang: false,
@@ -290,6 +292,7 @@ impl Gateway {
                     // Keeps the call until the INVITE transaction ends, so
                     // an answer racing a CANCEL still gets its ACK and BYE.
                     call.pending.push(agent_key.clone());
+                    call.agent_peer = Some(DialogPeer::new(addr.ip(), None));
                     call.agent_invite = Some(wire);
                     call.agent_tx = Some(agent_key);
                 }

@@ -11,7 +11,7 @@
 //! source, the agent's SIP address): with it the relay latches a leg only
 //! to sources that peer vouches for (see `trunkline_relay::latch`).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -133,12 +133,14 @@ impl MediaPlane {
         let agent_local = LocalMedia::new(self.ip, agent_ports.rtp_port(), session_id);
         let agent_offer = build_offer(&agent_local, &self.agent_codecs, Direction::SendRecv)
             .map_err(|_| MediaFailure::not_acceptable("no agent codecs configured"))?;
+        let caller_remote = rtp_address(&offer, &caller_neg);
         Ok(CallMedia {
             caller_ip,
             agent_ip: None,
             caller_local,
             caller_answer,
             caller_neg,
+            caller_remote,
             agent_local,
             agent_offer,
             ports: Some((caller_ports, agent_ports)),
@@ -216,6 +218,10 @@ pub(crate) struct CallMedia {
     caller_local: LocalMedia,
     caller_answer: SessionDescription,
     caller_neg: Negotiated,
+    /// Where the caller's accepted offers last put its RTP (a hold to
+    /// `0.0.0.0` keeps the address before it): what a re-offer is
+    /// compared with to tell whether it moves the media.
+    caller_remote: Option<SocketAddr>,
     agent_local: LocalMedia,
     agent_offer: SessionDescription,
     ports: Option<(PortAllocation, PortAllocation)>,
@@ -279,8 +285,24 @@ impl CallMedia {
             let _ = session.update(LegId::A, params.with_signalling_ip(self.caller_ip));
         }
         self.caller_answer = answer.clone();
+        if let Some(addr) = rtp_address(&offer, &neg) {
+            self.caller_remote = Some(addr);
+        }
         self.caller_neg = neg;
         Ok(answer.to_string())
+    }
+
+    /// The caller's RTP address from its accepted offers.
+    pub(crate) fn caller_remote(&self) -> Option<SocketAddr> {
+        self.caller_remote
+    }
+
+    /// Where a new offer from the caller would put its RTP, changing
+    /// nothing; `None` when it has no usable address or will be refused.
+    pub(crate) fn caller_offer_address(&self, sdp: &[u8]) -> Option<SocketAddr> {
+        let offer = parse(sdp).ok()?;
+        let (_, neg) = answer_g711(&offer, &self.caller_local, &[Law::Ulaw, Law::Alaw]).ok()?;
+        rtp_address(&offer, &neg)
     }
 
     /// A new offer from the agent: answered with our agent-leg codecs.
@@ -308,6 +330,14 @@ impl CallMedia {
             });
         }
     }
+}
+
+/// The RTP address of the negotiated section of `sdp` (`None` for
+/// `0.0.0.0` or port 0), whatever its direction.
+fn rtp_address(sdp: &SessionDescription, neg: &Negotiated) -> Option<SocketAddr> {
+    sdp.media
+        .get(neg.media_index)
+        .and_then(|m| sdp.rtp_address(m))
 }
 
 fn parse(sdp: &[u8]) -> Result<SessionDescription, MediaFailure> {
