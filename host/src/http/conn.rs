@@ -15,6 +15,10 @@
 //! waits for a head, so it also bounds the keep-alive pause and a long idle
 //! timeout could not go with a short header one.
 //!
+//! On shutdown the listener closes; idle connections and heads still
+//! arriving are dropped at once, and a request being served gets
+//! [`SHUTDOWN_GRACE`] to be answered.
+//!
 //! Beyond `max_connections`, a new connection gets a canned `503` (written
 //! only if the socket takes it at once) and is closed, before any of its
 //! bytes are read.
@@ -326,8 +330,13 @@ async fn connection(
             }
             _ = tracker.earlier.notified() => {}
             _ = shutdown.wait_for(|s| *s), if grace_until.is_none() => {
-                // Idle connections close now; a request in progress ends
-                // with its answer (keep-alive is off from here).
+                // A head still arriving is dropped like a connection not
+                // yet accepted (hyper would wait for it); idle connections
+                // close now; a request in progress ends with its answer
+                // (keep-alive is off from here).
+                if tracker.current().0 == Phase::Head {
+                    return;
+                }
                 conn.as_mut().graceful_shutdown();
                 grace_until = Some(Instant::now() + SHUTDOWN_GRACE);
             }

@@ -78,7 +78,9 @@ fn path_is_secret(path: &str) -> bool {
     })
 }
 
-/// `message` with every `` `…` `` and `"…"` segment replaced.
+/// `message` with every `` `…` `` and `"…"` segment replaced, except the
+/// parser's syntax tokens (`` `#` ``, `` `=` ``: one or two punctuation
+/// characters, which no secret of the length the config requires is).
 fn redact_quoted(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
@@ -90,8 +92,13 @@ fn redact_quoted(message: &str) -> String {
             out.push_str(REDACTED);
             return out;
         };
+        let inner = &rest[open + 1..open + 1 + len];
         out.push_str(&rest[..=open]);
-        out.push_str(REDACTED);
+        if inner.len() <= 2 && inner.bytes().all(|b| b.is_ascii_punctuation()) {
+            out.push_str(inner);
+        } else {
+            out.push_str(REDACTED);
+        }
         out.push(quote);
         rest = &rest[open + 1 + len + 1..];
     }
@@ -189,6 +196,10 @@ mod tests {
         assert_eq!(
             redact_quoted("invalid type: integer `1234`, unclosed `x"),
             format!("invalid type: integer `{REDACTED}`, unclosed {REDACTED}")
+        );
+        assert_eq!(
+            redact_quoted("expected newline, `#`, found `x9`"),
+            format!("expected newline, `#`, found `{REDACTED}`")
         );
     }
 
