@@ -317,7 +317,7 @@ fn live_calls(n: usize) -> (Gateway, Vec<support::sipp::Running>, Vec<String>) {
         peers.push(
             Sipp::new("five9_uac.xml", loopback())
                 .remote(gw.sip)
-                .set("session_id", &format!("sess-sec-{i}"))
+                .set("session_id", format!("sess-sec-{i}"))
                 .spawn(),
         );
     }

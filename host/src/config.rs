@@ -757,4 +757,41 @@ mod tests {
         let opus = Config::parse("[media]\nagent_codecs = ['opus']\n");
         assert!(matches!(opus, Err(ConfigError::Invalid(m)) if m.contains("opus")));
     }
+
+    #[test]
+    fn http_limits_default_and_are_checked() {
+        let h = Config::parse("").unwrap().http;
+        assert_eq!(
+            (
+                h.header_timeout_secs,
+                h.body_timeout_secs,
+                h.idle_timeout_secs
+            ),
+            (10, 30, 60)
+        );
+        assert_eq!(h.max_connections, 1024);
+        for bad in [
+            "header_timeout_secs = 0",
+            "idle_timeout_secs = 3601",
+            "max_connections = 0",
+        ] {
+            let e = Config::parse(&format!("[http]\n{bad}\n"));
+            let key = bad.split(' ').next().unwrap();
+            assert!(
+                matches!(e, Err(ConfigError::Invalid(m)) if m.contains(key)),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn parse_errors_never_quote_a_secret() {
+        let text = "[[trunk]]\nname = 'a'\npolicy = 'p'\n[trunk.auth]\nrealm = 'r'\n\
+                    [trunk.auth.users]\nfive9 = \"pa55-w0rd-secret\n";
+        let Err(ConfigError::Parse { message, .. }) = Config::parse(text) else {
+            panic!("a parse error");
+        };
+        assert!(message.starts_with("line 7"), "{message}");
+        assert!(!message.contains("pa55"), "{message}");
+    }
 }
