@@ -40,7 +40,8 @@ pub enum ConfigError {
     Parse {
         /// The file.
         path: PathBuf,
-        /// What the TOML parser said, with line and column.
+        /// What the TOML parser said, with line and column (the source
+        /// line is not quoted, and secrets on it are redacted).
         message: String,
     },
     /// The file parsed, but a value is not usable.
@@ -213,6 +214,18 @@ pub struct HttpSettings {
     /// API keys: who may call the control and Handoff APIs, and which
     /// tenant's calls and records each key sees.
     pub keys: Vec<ApiKey>,
+    /// Seconds a client has to send a request's head (request line and
+    /// headers), from the connection's start or from the first byte of a
+    /// later request; past it the connection is closed (slowloris).
+    pub header_timeout_secs: u64,
+    /// Seconds from the end of a request's head to its answer: the body
+    /// must arrive within this, or the connection is closed.
+    pub body_timeout_secs: u64,
+    /// Seconds a keep-alive connection may sit between requests.
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; further ones get `503` and are closed
+    /// at once, counted in `trunkline_http_connections_refused_total`.
+    pub max_connections: usize,
 }
 
 impl Default for HttpSettings {
@@ -221,6 +234,10 @@ impl Default for HttpSettings {
             listen: ([127, 0, 0, 1], 8080).into(),
             enabled: true,
             keys: Vec::new(),
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            idle_timeout_secs: 60,
+            max_connections: 1024,
         }
     }
 }
@@ -468,7 +485,8 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: PathBuf::from("<text>"),
-            message: e.to_string(),
+            // Never toml's Display: it quotes the line, secrets and all.
+            message: crate::redact::config_error(text, &e),
         })?;
         config.check()?;
         Ok(config)
@@ -547,6 +565,24 @@ impl Config {
         self.builtin
             .check()
             .map_err(|e| ConfigError::Invalid(format!("builtin: {e}")))?;
+        let h = &self.http;
+        for (name, secs) in [
+            ("header_timeout_secs", h.header_timeout_secs),
+            ("body_timeout_secs", h.body_timeout_secs),
+            ("idle_timeout_secs", h.idle_timeout_secs),
+        ] {
+            if !(1..=3600).contains(&secs) {
+                return Err(ConfigError::Invalid(format!(
+                    "http.{name} = {secs} is outside 1..=3600"
+                )));
+            }
+        }
+        if !(1..=1_000_000).contains(&h.max_connections) {
+            return Err(ConfigError::Invalid(format!(
+                "http.max_connections = {} is outside 1..=1000000",
+                h.max_connections
+            )));
+        }
         let mut keys = std::collections::HashSet::new();
         for k in &self.http.keys {
             if k.key.len() < 16 {
@@ -736,5 +772,42 @@ mod tests {
         assert!(matches!(bad_ports, Err(ConfigError::Invalid(m)) if m.contains("media ports")));
         let opus = Config::parse("[media]\nagent_codecs = ['opus']\n");
         assert!(matches!(opus, Err(ConfigError::Invalid(m)) if m.contains("opus")));
+    }
+
+    #[test]
+    fn http_limits_default_and_are_checked() {
+        let h = Config::parse("").unwrap().http;
+        assert_eq!(
+            (
+                h.header_timeout_secs,
+                h.body_timeout_secs,
+                h.idle_timeout_secs
+            ),
+            (10, 30, 60)
+        );
+        assert_eq!(h.max_connections, 1024);
+        for bad in [
+            "header_timeout_secs = 0",
+            "idle_timeout_secs = 3601",
+            "max_connections = 0",
+        ] {
+            let e = Config::parse(&format!("[http]\n{bad}\n"));
+            let key = bad.split(' ').next().unwrap();
+            assert!(
+                matches!(e, Err(ConfigError::Invalid(m)) if m.contains(key)),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn parse_errors_never_quote_a_secret() {
+        let text = "[[trunk]]\nname = 'a'\npolicy = 'p'\n[trunk.auth]\nrealm = 'r'\n\
+                    [trunk.auth.users]\nfive9 = \"pa55-w0rd-secret\n";
+        let Err(ConfigError::Parse { message, .. }) = Config::parse(text) else {
+            panic!("a parse error");
+        };
+        assert!(message.starts_with("line 7"), "{message}");
+        assert!(!message.contains("pa55"), "{message}");
     }
 }

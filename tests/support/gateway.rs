@@ -40,6 +40,7 @@ pub struct GatewayBuilder {
     policy_toml: String,
     trunk_toml: String,
     gateway_toml: String,
+    http_toml: String,
     media_toml: String,
     extra_toml: String,
     env: Vec<(String, String)>,
@@ -62,6 +63,12 @@ impl GatewayBuilder {
     /// Lines added to `[gateway]`.
     pub fn gateway_toml(mut self, body: &str) -> Self {
         self.gateway_toml = body.to_owned();
+        self
+    }
+
+    /// Lines added to `[http]` (timeouts, `max_connections`).
+    pub fn http_toml(mut self, body: &str) -> Self {
+        self.http_toml = body.to_owned();
         self
     }
 
@@ -126,12 +133,13 @@ impl GatewayBuilder {
         };
         let config = format!(
             "[policy]\ndir = \"policies\"\n\n[sip]\nudp = \"{sip}\"\ntcp = \"{sip}\"\n\n\
-             [http]\nlisten = \"{http}\"\n\n\
+             [http]\nlisten = \"{http}\"\n{ht}\n\n\
              [[http.keys]]\nname = \"five9\"\nkey = \"{TEST_KEY}\"\ntenant = \"five9\"\n\n\
              [[http.keys]]\nname = \"acme\"\nkey = \"{OTHER_TENANT_KEY}\"\ntenant = \"acme\"\n\n\
              [gateway]\nring_timeout_secs = 10\n{gw}\n\n[policies.{policy}]\n{pt}\n\n\
              [[trunk]]\nname = \"five9\"\npolicy = \"{policy}\"\n{allow}{tt}\n{media}{store}\n{extra}",
             gw = self.gateway_toml,
+            ht = self.http_toml,
             pt = self.policy_toml,
             tt = self.trunk_toml,
             extra = self.extra_toml,

@@ -45,8 +45,8 @@ pub enum GatewayEvent {
         /// The result.
         reply: oneshot::Sender<Result<(), ControlError>>,
     },
-    /// One call's state, if it is active.
-    GetCall(String, oneshot::Sender<Option<CallInfo>>),
+    /// One call's state, if it is active and of tenant `.1` (`None`: any).
+    GetCall(String, Option<String>, oneshot::Sender<Option<CallInfo>>),
     /// Every active call.
     ListCalls(oneshot::Sender<Vec<CallInfo>>),
     /// How many calls are active.
@@ -121,16 +121,21 @@ impl GatewayHandle {
         self.events.send(ev).await.is_ok()
     }
 
-    /// Active call `call_id`.
-    pub async fn call(&self, call_id: &str) -> Option<CallInfo> {
+    /// Active call `call_id`, if it belongs to `tenant` (`None`: any
+    /// tenant); `Err(Stopped)` once the core has stopped. An unknown id and
+    /// another tenant's call take the same path and give the same `None`,
+    /// so neither the answer nor its timing tells them apart.
+    pub async fn call(
+        &self,
+        call_id: &str,
+        tenant: Option<&str>,
+    ) -> Result<Option<CallInfo>, ControlError> {
         let (tx, rx) = oneshot::channel();
-        if !self
-            .send(GatewayEvent::GetCall(call_id.to_owned(), tx))
-            .await
-        {
-            return None;
+        let ev = GatewayEvent::GetCall(call_id.to_owned(), tenant.map(str::to_owned), tx);
+        if !self.send(ev).await {
+            return Err(ControlError::Stopped);
         }
-        rx.await.ok().flatten()
+        rx.await.map_err(|_| ControlError::Stopped)
     }
 
     /// Every active call.
@@ -197,7 +202,6 @@ pub(crate) struct Gateway {
     pub(crate) resolver: Resolver,
     /// Our listening port per transport.
     pub(crate) ports: HashMap<TransportKind, u16>,
-    next_key: CallKey,
     /// Shutting down: new INVITEs get `503`.
     pub(crate) draining: bool,
     pub(crate) stats: Arc<super::stats::GatewayStats>,
@@ -267,7 +271,6 @@ pub async fn start(
         ),
         advertise,
         ports,
-        next_key: initial_key(),
         draining: false,
         stats: Arc::new(super::stats::GatewayStats::default()),
         refusal_log: dialog::LogBudget::new(super::peers::REFUSAL_LOG_INTERVAL),
@@ -324,19 +327,16 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Call keys start from the clock so ids differ across restarts.
-fn initial_key() -> CallKey {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(1);
-    nanos & 0x0000_ffff_ffff_ffff
-}
-
 impl Gateway {
+    /// A random key no live call has (a clash is a 2^-64 chance per call,
+    /// so the loop all but never runs twice).
     pub(crate) fn new_key(&mut self) -> CallKey {
-        self.next_key = self.next_key.wrapping_add(1);
-        self.next_key
+        loop {
+            let key = super::call::random_key();
+            if !self.calls.contains_key(&key) {
+                return key;
+            }
+        }
     }
 
     fn next_deadline(&mut self) -> Option<Instant> {
@@ -681,10 +681,15 @@ impl Gateway {
             } => {
                 let _ = reply.send(self.on_control(&call_id, order));
             }
-            GatewayEvent::GetCall(call_id, reply) => {
+            GatewayEvent::GetCall(call_id, tenant, reply) => {
                 let info = super::call::parse_call_id(&call_id)
                     .and_then(|k| self.calls.get(&k))
                     .filter(|c| c.phase != super::call::Phase::Ending)
+                    .filter(|c| {
+                        tenant
+                            .as_deref()
+                            .is_none_or(|t| self.config.trunks[c.trunk].tenant() == t)
+                    })
                     .map(|c| self.call_info(c));
                 let _ = reply.send(info);
             }
