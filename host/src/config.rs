@@ -40,7 +40,8 @@ pub enum ConfigError {
     Parse {
         /// The file.
         path: PathBuf,
-        /// What the TOML parser said, with line and column.
+        /// What the TOML parser said, with line and column (the source
+        /// line is not quoted, and secrets on it are redacted).
         message: String,
     },
     /// The file parsed, but a value is not usable.
@@ -170,6 +171,18 @@ pub struct GatewaySettings {
     /// On SIGTERM: how long calls in progress may go on (new calls get
     /// `503`) before the rest are ended through `conclude`, in seconds.
     pub drain_secs: u64,
+    /// Server transactions open at once, in all. Past it, requests are
+    /// answered statelessly (an admitted INVITE gets `503` with
+    /// Retry-After) and nothing is kept.
+    pub max_transactions: usize,
+    /// Server transactions open at once from one source IP.
+    pub max_transactions_per_source: usize,
+    /// How long a DNS look-up (an agent named by host name) may take, in
+    /// milliseconds, before the call fails with `503`.
+    pub dns_timeout_ms: u64,
+    /// How long a look-up's answer is reused, in seconds (a failure: a
+    /// fifth of it, at least 1 s).
+    pub dns_cache_secs: u64,
 }
 
 impl Default for GatewaySettings {
@@ -182,6 +195,10 @@ impl Default for GatewaySettings {
             session_expires_secs: 1800,
             refer_timeout_secs: 8,
             drain_secs: 30,
+            max_transactions: 50_000,
+            max_transactions_per_source: 10_000,
+            dns_timeout_ms: 2_000,
+            dns_cache_secs: 60,
         }
     }
 }
@@ -197,6 +214,18 @@ pub struct HttpSettings {
     /// API keys: who may call the control and Handoff APIs, and which
     /// tenant's calls and records each key sees.
     pub keys: Vec<ApiKey>,
+    /// Seconds a client has to send a request's head (request line and
+    /// headers), from the connection's start or from the first byte of a
+    /// later request; past it the connection is closed (slowloris).
+    pub header_timeout_secs: u64,
+    /// Seconds from the end of a request's head to its answer: the body
+    /// must arrive within this, or the connection is closed.
+    pub body_timeout_secs: u64,
+    /// Seconds a keep-alive connection may sit between requests.
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; further ones get `503` and are closed
+    /// at once, counted in `trunkline_http_connections_refused_total`.
+    pub max_connections: usize,
 }
 
 impl Default for HttpSettings {
@@ -205,6 +234,10 @@ impl Default for HttpSettings {
             listen: ([127, 0, 0, 1], 8080).into(),
             enabled: true,
             keys: Vec::new(),
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            idle_timeout_secs: 60,
+            max_connections: 1024,
         }
     }
 }
@@ -479,7 +512,8 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: PathBuf::from("<text>"),
-            message: e.to_string(),
+            // Never toml's Display: it quotes the line, secrets and all.
+            message: crate::redact::config_error(text, &e),
         })?;
         config.check()?;
         Ok(config)
@@ -567,6 +601,24 @@ impl Config {
         self.builtin
             .check()
             .map_err(|e| ConfigError::Invalid(format!("builtin: {e}")))?;
+        let h = &self.http;
+        for (name, secs) in [
+            ("header_timeout_secs", h.header_timeout_secs),
+            ("body_timeout_secs", h.body_timeout_secs),
+            ("idle_timeout_secs", h.idle_timeout_secs),
+        ] {
+            if !(1..=3600).contains(&secs) {
+                return Err(ConfigError::Invalid(format!(
+                    "http.{name} = {secs} is outside 1..=3600"
+                )));
+            }
+        }
+        if !(1..=1_000_000).contains(&h.max_connections) {
+            return Err(ConfigError::Invalid(format!(
+                "http.max_connections = {} is outside 1..=1000000",
+                h.max_connections
+            )));
+        }
         let mut keys = std::collections::HashSet::new();
         for k in &self.http.keys {
             if k.key.len() < 16 {
@@ -777,5 +829,42 @@ mod tests {
         let zero = trunk("lockout_block_secs = 0\n");
         assert!(matches!(zero, Err(ConfigError::Invalid(m)) if m.contains("lockout")));
         assert!(trunk("lockout_failures = 0\nlockout_block_secs = 0\n").is_ok());
+    }
+
+    #[test]
+    fn http_limits_default_and_are_checked() {
+        let h = Config::parse("").unwrap().http;
+        assert_eq!(
+            (
+                h.header_timeout_secs,
+                h.body_timeout_secs,
+                h.idle_timeout_secs
+            ),
+            (10, 30, 60)
+        );
+        assert_eq!(h.max_connections, 1024);
+        for bad in [
+            "header_timeout_secs = 0",
+            "idle_timeout_secs = 3601",
+            "max_connections = 0",
+        ] {
+            let e = Config::parse(&format!("[http]\n{bad}\n"));
+            let key = bad.split(' ').next().unwrap();
+            assert!(
+                matches!(e, Err(ConfigError::Invalid(m)) if m.contains(key)),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn parse_errors_never_quote_a_secret() {
+        let text = "[[trunk]]\nname = 'a'\npolicy = 'p'\n[trunk.auth]\nrealm = 'r'\n\
+                    [trunk.auth.users]\nfive9 = \"pa55-w0rd-secret\n";
+        let Err(ConfigError::Parse { message, .. }) = Config::parse(text) else {
+            panic!("a parse error");
+        };
+        assert!(message.starts_with("line 7"), "{message}");
+        assert!(!message.contains("pa55"), "{message}");
     }
 }

@@ -12,6 +12,13 @@
 //!   scheme and user but lose `response`, `nonce` and `cnonce`; headers whose
 //!   names look like credentials (`*token*`, `*secret*`, `*password*`,
 //!   `*api-key*`, `*apikey*`) lose their value.
+//!
+//! Config parse errors are rendered by [`config_error`], which never
+//! quotes the file (see `toml_error`).
+
+mod toml_error;
+
+pub use toml_error::config_error;
 
 use std::collections::HashMap;
 use std::io::{self, Write};

@@ -40,9 +40,11 @@ pub struct GatewayBuilder {
     policy_toml: String,
     trunk_toml: String,
     gateway_toml: String,
+    http_toml: String,
     media_toml: String,
     extra_toml: String,
     env: Vec<(String, String)>,
+    wrapper: Vec<String>,
 }
 
 impl GatewayBuilder {
@@ -64,6 +66,12 @@ impl GatewayBuilder {
         self
     }
 
+    /// Lines added to `[http]` (timeouts, `max_connections`).
+    pub fn http_toml(mut self, body: &str) -> Self {
+        self.http_toml = body.to_owned();
+        self
+    }
+
     /// The `[media]` body.
     pub fn media_toml(mut self, body: &str) -> Self {
         self.media_toml = body.to_owned();
@@ -81,6 +89,14 @@ impl GatewayBuilder {
     /// An environment variable for the process.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Runs the binary through `argv` (`argv… trunkline run --config …`),
+    /// e.g. `unshare` to give it a mount namespace of its own. The wrapper
+    /// must `exec` the binary so the pid stays the gateway's.
+    pub fn wrapped(mut self, argv: &[&str]) -> Self {
+        self.wrapper = argv.iter().map(|a| (*a).to_owned()).collect();
         self
     }
 
@@ -117,12 +133,13 @@ impl GatewayBuilder {
         };
         let config = format!(
             "[policy]\ndir = \"policies\"\n\n[sip]\nudp = \"{sip}\"\ntcp = \"{sip}\"\n\n\
-             [http]\nlisten = \"{http}\"\n\n\
+             [http]\nlisten = \"{http}\"\n{ht}\n\n\
              [[http.keys]]\nname = \"five9\"\nkey = \"{TEST_KEY}\"\ntenant = \"five9\"\n\n\
              [[http.keys]]\nname = \"acme\"\nkey = \"{OTHER_TENANT_KEY}\"\ntenant = \"acme\"\n\n\
              [gateway]\nring_timeout_secs = 10\n{gw}\n\n[policies.{policy}]\n{pt}\n\n\
              [[trunk]]\nname = \"five9\"\npolicy = \"{policy}\"\n{allow}{tt}\n{media}{store}\n{extra}",
             gw = self.gateway_toml,
+            ht = self.http_toml,
             pt = self.policy_toml,
             tt = self.trunk_toml,
             extra = self.extra_toml,
@@ -130,7 +147,7 @@ impl GatewayBuilder {
         let config_path = dir.path().join("trunkline.toml");
         std::fs::write(&config_path, config).unwrap();
         let log = dir.path().join("trunkline.log");
-        let child = spawn(&config_path, &log, &self.env);
+        let child = spawn(&config_path, &log, &self.env, &self.wrapper);
         let gw = Gateway {
             child,
             sip,
@@ -145,8 +162,20 @@ impl GatewayBuilder {
     }
 }
 
-fn spawn(config: &std::path::Path, log: &std::path::Path, env: &[(String, String)]) -> Child {
-    let mut cmd = Command::new(trunkline_bin());
+fn spawn(
+    config: &std::path::Path,
+    log: &std::path::Path,
+    env: &[(String, String)],
+    wrapper: &[String],
+) -> Child {
+    let mut cmd = match wrapper.split_first() {
+        None => Command::new(trunkline_bin()),
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(trunkline_bin());
+            c
+        }
+    };
     cmd.args(["run", "--config"])
         .arg(config)
         .env("RUST_LOG", "info,trunkline=debug")
@@ -256,7 +285,7 @@ impl Gateway {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let before = self.log().matches("SIP listening").count();
-        self.child = spawn(&self.config_path, &self.log, &[]);
+        self.child = spawn(&self.config_path, &self.log, &[], &[]);
         let start = Instant::now();
         while self.log().matches("SIP listening").count() <= before {
             assert!(
@@ -297,5 +326,19 @@ impl Drop for Gateway {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Gateway {
+    /// The value of one `/metrics` series (`name{labels}` exactly as
+    /// exported); 0 when absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        let r = super::http::get(self.http, "/metrics", None);
+        assert_eq!(r.status, 200, "{r}");
+        r.body
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|v| v.split(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
     }
 }

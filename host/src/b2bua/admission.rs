@@ -186,11 +186,7 @@ impl Gatekeeper {
             }
             DigestAdmission::Locked(locked) => {
                 self.blocks_started(source, locked.blocks, block);
-                let reason = match locked.refusal {
-                    Refusal::Blocked(_) => "blocked",
-                    Refusal::Backoff(_) => "backoff",
-                };
-                self.stats.lockout_refusal(reason);
+                self.stats.lockout_refusal(refusal_reason(locked.refusal));
                 if self.log_refusal() {
                     tracing::info!(%source, refusal = ?locked.refusal,
                         "digest authentication: refused unchecked (lockout); 403");
@@ -236,6 +232,14 @@ impl Gatekeeper {
     }
 }
 
+/// The `reason` label of a lockout refusal on `/metrics`.
+fn refusal_reason(refusal: Refusal) -> &'static str {
+    match refusal {
+        Refusal::Blocked(_) => "blocked",
+        Refusal::Backoff(_) => "backoff",
+    }
+}
+
 /// The realm named in the request's credentials, if any.
 fn credentials_realm(invite: &SipMessage) -> Option<String> {
     let value = invite
@@ -255,5 +259,78 @@ fn forbidden(invite: &SipMessage) -> Verdict {
     match invite.reply(403, None, Some(&tag)) {
         Ok(r) => Verdict::Refuse(Box::new(r)),
         Err(_) => Verdict::Drop,
+    }
+}
+
+impl Gatekeeper {
+    /// Whether `source` is on some trunk's IP allow-list: a peer whose Via
+    /// may be believed when choosing where responses go.
+    pub(crate) fn lists(&self, source: IpAddr) -> bool {
+        self.gates
+            .iter()
+            .any(|g| !g.allow.blocks().is_empty() && g.allow.contains(source))
+    }
+}
+
+/// The answer to credentials asked again inside a dialog (a re-INVITE or
+/// UPDATE that moves the media on a digest trunk).
+#[derive(Debug)]
+pub(crate) enum Reauth {
+    /// Valid credentials for the trunk (or nothing to check): go on.
+    Admitted,
+    /// Refused: send this instead, a fresh 401/407 challenge in the
+    /// trunk's realm or 403 after repeated failures (`None`: no response
+    /// can be built from the request; it is dropped).
+    Refuse(Option<Box<SipMessage>>),
+}
+
+impl Gatekeeper {
+    /// Trunk `trunk`'s allow-list; `None` for an index out of range.
+    pub(crate) fn allow_list(&self, trunk: usize) -> Option<&IpAllowList> {
+        self.gates.get(trunk).map(|g| &g.allow)
+    }
+
+    /// Whether trunk `trunk` authenticates with digest.
+    pub(crate) fn has_digest(&self, trunk: usize) -> bool {
+        self.gates.get(trunk).is_some_and(|g| g.digest.is_some())
+    }
+
+    /// Checks the credentials of in-dialog `request` from `source` for
+    /// trunk `trunk`, the way a new INVITE's are (failures count alike).
+    pub(crate) fn reauthenticate(
+        &mut self,
+        trunk: usize,
+        request: &SipMessage,
+        source: IpAddr,
+        now: SystemTime,
+    ) -> Reauth {
+        let Some(digest) = self.gates.get_mut(trunk).and_then(|g| g.digest.as_mut()) else {
+            return Reauth::Admitted;
+        };
+        let block = digest.config().lockout.block;
+        match digest.admit(request, source, now) {
+            DigestAdmission::Admitted(user) => {
+                tracing::debug!(%source, user, "in-dialog digest authentication passed");
+                Reauth::Admitted
+            }
+            DigestAdmission::Locked(locked) => {
+                self.blocks_started(source, locked.blocks, block);
+                self.stats.lockout_refusal(refusal_reason(locked.refusal));
+                tracing::debug!(%source, refusal = ?locked.refusal,
+                    "in-dialog request refused unchecked (lockout)");
+                let response = locked.response(request, None);
+                Reauth::Refuse(response.ok().map(Box::new))
+            }
+            DigestAdmission::Rejected(rejection) => {
+                self.blocks_started(source, rejection.blocks, block);
+                tracing::debug!(%source, status = rejection.status,
+                    verification = ?rejection.verification, "in-dialog request challenged");
+                // In a dialog the request's To already carries our tag.
+                let response = rejection
+                    .response(request, None)
+                    .or_else(|_| request.reply(403, None, None));
+                Reauth::Refuse(response.ok().map(Box::new))
+            }
+        }
     }
 }

@@ -51,7 +51,7 @@ impl Gateway {
             Event::Response { status, response } if is_agent_invite => match status {
                 100 => {}
                 101..=199 => self.on_agent_ringing(key),
-                200..=299 => self.on_agent_answer(key, &response.msg),
+                200..=299 => self.on_agent_answer(key, &response),
                 _ => {
                     tracing::info!(call_id = %call.id(), status, "agent refused the call");
                     self.fail_before_answer(key, caller_status_for(status));
@@ -100,7 +100,8 @@ impl Gateway {
         }
     }
 
-    fn on_agent_answer(&mut self, key: CallKey, response: &SipMessage) {
+    fn on_agent_answer(&mut self, key: CallKey, answer: &Wire) {
+        let response = answer.msg.as_ref();
         let Some(mut call) = self.calls.remove(&key) else {
             return;
         };
@@ -131,6 +132,14 @@ impl Gateway {
             self.send_now(wire.clone());
             call.agent_ack = Some(wire);
         }
+        // The agent may answer from another address than the one called,
+        // and over the connection it will send its requests on.
+        if let Some(peer) = call.agent_peer.as_mut() {
+            peer.add(answer.target.addr.ip());
+            if let Some(conn) = answer.target.conn {
+                peer.set_conn(conn);
+            }
+        }
         self.by_dialog
             .insert(agent_dialog.id().clone(), (key, Leg::Agent));
         call.agent_dialog = Some(agent_dialog);
@@ -144,6 +153,7 @@ impl Gateway {
         let events = self.events_tx.clone();
         let started = match call.media.as_mut() {
             Some(media) => {
+                let media = media.with_agent_ip(invite.target.addr.ip());
                 self.media
                     .start(media, response.body(), key, events, GatewayEvent::Media)
             }
@@ -252,11 +262,14 @@ impl Gateway {
     }
 
     /// The ACK for a 2xx (end to end, new branch): the caller confirms.
-    pub(crate) fn on_ack(&mut self, msg: &SipMessage) {
+    /// An ACK from anyone but the caller's peer is dropped (`peers`).
+    pub(crate) fn on_ack(&mut self, msg: &SipMessage, origin: &super::peers::Origin) {
         let Some(id) = DialogId::of_received(msg) else {
             return;
         };
-        if let Some(&(key, Leg::Caller)) = self.by_dialog.get(&id) {
+        if let Some(&(key, Leg::Caller)) = self.by_dialog.get(&id)
+            && self.admit_in_dialog(key, Leg::Caller, msg, origin)
+        {
             self.caller_acked(key);
         }
     }

@@ -5,13 +5,14 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use trunkline_sip::dialog::{Dialog, DialogId, Negotiated, SessionTimer};
+use trunkline_sip::dialog::{Dialog, DialogId, DialogPeer, Negotiated, SessionTimer};
 use trunkline_sip::message::SipMessage;
 use trunkline_sip::transaction::TransactionKey;
 
 use super::media::CallMedia;
 use super::wire::Wire;
 use crate::policy::{Attribute, Call as PolicyCall, EndReason, Header, PolicyVersion};
+use crate::transport::ConnId;
 
 /// The gateway's handle for a call (also its Trunkline call id, in hex).
 pub(crate) type CallKey = u64;
@@ -66,6 +67,9 @@ pub(crate) struct Call {
     pub(crate) caller_ok: Option<Wire>,
     /// Whether the caller is still on the line (no BYE/CANCEL from them).
     pub(crate) caller_up: bool,
+    /// Where the admitted INVITE came from (address, TCP/TLS connection):
+    /// with the trunk's allow-list, who may send in the caller's dialog.
+    pub(crate) caller_peer: DialogPeer<ConnId>,
 
     /// The policy's extra headers for the agent's INVITE.
     pub(crate) agent_extra: Vec<Header>,
@@ -73,6 +77,9 @@ pub(crate) struct Call {
     pub(crate) agent_invite: Option<Wire>,
     pub(crate) agent_tx: Option<TransactionKey>,
     pub(crate) agent_dialog: Option<Dialog>,
+    /// The agent we called and where its 2xx came from: who may send in
+    /// the agent's dialog. `None` until a SIP agent is called.
+    pub(crate) agent_peer: Option<DialogPeer<ConnId>>,
     /// The ACK we sent for the agent's 2xx, re-sent on retransmitted 2xx.
     pub(crate) agent_ack: Option<Wire>,
     pub(crate) agent_up: bool,
@@ -146,14 +153,40 @@ impl Call {
     }
 }
 
-/// `tl-` and 16 hex digits.
+/// `tl-` and 16 lowercase hex digits.
 pub(crate) fn format_call_id(key: CallKey) -> String {
     format!("tl-{key:016x}")
 }
 
-/// The inverse of [`format_call_id`].
+/// The inverse of [`format_call_id`]: exactly `tl-` and 16 lowercase hex
+/// digits, so one call has one spelling.
 pub(crate) fn parse_call_id(id: &str) -> Option<CallKey> {
-    u64::from_str_radix(id.strip_prefix("tl-")?, 16).ok()
+    let hex = id.strip_prefix("tl-")?;
+    if hex.len() != 16 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// A fresh call key: 64 random bits from the OS, so ids say nothing about
+/// how many calls there were and one tenant cannot guess another's.
+pub(crate) fn random_key() -> CallKey {
+    match getrandom::u64() {
+        Ok(k) => k,
+        Err(e) => {
+            // Not seen on Linux after boot. std's hasher is keyed from the
+            // OS at start-up: a counter through it still cannot be guessed.
+            use std::hash::BuildHasher;
+            use std::sync::atomic::{AtomicU64, Ordering};
+            static KEYED: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+                std::sync::OnceLock::new();
+            static COUNT: AtomicU64 = AtomicU64::new(0);
+            tracing::warn!(error = %e, "OS randomness failed: call id from the keyed hasher");
+            KEYED
+                .get_or_init(Default::default)
+                .hash_one(COUNT.fetch_add(1, Ordering::Relaxed))
+        }
+    }
 }
 
 /// The headers of a message, as the policy types.
@@ -178,5 +211,33 @@ mod tests {
         }
         assert_eq!(parse_call_id("tl-zz"), None);
         assert_eq!(parse_call_id("12"), None);
+        for other_spelling in [
+            "tl-1",
+            "tl-00000000000000001",
+            "tl-000000000000000A",
+            "tl-+00000000000000a",
+            "TL-000000000000000a",
+            "tl- 00000000000000a",
+        ] {
+            assert_eq!(parse_call_id(other_spelling), None, "{other_spelling}");
+        }
+    }
+
+    #[test]
+    fn random_keys_differ_in_about_half_their_bits() {
+        let keys: Vec<CallKey> = (0..64).map(|_| random_key()).collect();
+        let mut flips = 0;
+        for pair in keys.windows(2) {
+            assert_ne!(pair[0], pair[1]);
+            assert_ne!(pair[0].wrapping_add(1), pair[1], "sequential");
+            flips += (pair[0] ^ pair[1]).count_ones();
+        }
+        // 63 pairs × 32 expected flipped bits; sequential or clock-based
+        // keys would flip a handful.
+        let mean = f64::from(flips) / 63.0;
+        assert!(
+            (24.0..=40.0).contains(&mean),
+            "{mean} bits differ on average"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! Requests inside either dialog (BYE, re-INVITE, UPDATE, INFO, NOTIFY,
-//! REFER, ACK), CANCEL, and where our in-dialog requests go.
+//! REFER, ACK), CANCEL, and where our in-dialog requests go. Each is first
+//! checked against who may send it (`peers`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -10,6 +11,7 @@ use trunkline_sip::transaction::{Reliability, TransactionKey};
 
 use super::call::{Leg, Phase, policy_headers};
 use super::gateway::{CallTimer, Gateway};
+use super::peers::Origin;
 use super::wire::Wire;
 use crate::policy::EndReason;
 use crate::transport::{Target, TransportKind};
@@ -21,6 +23,7 @@ impl Gateway {
         key: TransactionKey,
         wire: Wire,
         reliability: Reliability,
+        origin: &Origin,
     ) {
         let to = wire.target.clone();
         let call = key
@@ -31,6 +34,11 @@ impl Gateway {
             self.respond_once(now, key, reliability, &to, reply);
             return;
         };
+        // Only whoever sent the INVITE (or the trunk's allowed sources)
+        // may cancel it.
+        if !self.admit_in_dialog(call_key, Leg::Caller, &wire.msg, origin) {
+            return;
+        }
         let reply = wire.msg.reply(200, None, None).ok();
         self.respond_once(now, key, reliability, &to, reply);
         let Some(call) = self.calls.get_mut(&call_key) else {
@@ -60,6 +68,7 @@ impl Gateway {
         key: TransactionKey,
         wire: Wire,
         reliability: Reliability,
+        origin: &Origin,
     ) {
         let msg = wire.msg.clone();
         let to = wire.target.clone();
@@ -71,6 +80,13 @@ impl Gateway {
             return;
         };
         let _span = self.call_span(call_key).entered();
+        // Before the dialog sees it (its CSeq would move): the peer's own,
+        // and credentials again for an offer that moves the media.
+        if !self.admit_in_dialog(call_key, leg, &msg, origin)
+            || !self.media_move_authorised(call_key, leg, &msg, origin)
+        {
+            return;
+        }
         let Some(incoming) = self
             .calls
             .get_mut(&call_key)
@@ -218,7 +234,13 @@ impl Gateway {
         };
         if self
             .table
-            .start_server_invite(now, key.clone(), reliability, Wire::new(to.clone(), trying))
+            .start_server_invite(
+                now,
+                key.clone(),
+                reliability,
+                Wire::new(to.clone(), trying),
+                to.addr.ip(),
+            )
             .is_ok()
         {
             let _ = self

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use trunkline_relay::MediaEvent;
 use trunkline_sip::dialog::{self, DialogId};
-use trunkline_sip::message::{Method, SipMessage};
+use trunkline_sip::message::{Method, SipMessage, ViaTrust};
 use trunkline_sip::transaction::{
-    Event, Reliability, Routed, SentBy, Timers, TransactionKey, Transactions, Transmit,
+    Event, Reliability, Routed, SentBy, TableError, Timers, TransactionKey, Transactions, Transmit,
 };
 
 use super::admission::Gatekeeper;
@@ -27,7 +27,7 @@ use super::wire::Wire;
 use crate::config::Config;
 use crate::policy::{EndReason, PolicyRegistry};
 use crate::store::OutcomeStore;
-use crate::transport::{Inbound, Target, TransportKind, Transports, reply_target};
+use crate::transport::{Inbound, Resolver, Target, TransportKind, Transports, reply_target};
 
 /// Something for the core from outside the SIP sockets.
 #[derive(Debug)]
@@ -45,8 +45,8 @@ pub enum GatewayEvent {
         /// The result.
         reply: oneshot::Sender<Result<(), ControlError>>,
     },
-    /// One call's state, if it is active.
-    GetCall(String, oneshot::Sender<Option<CallInfo>>),
+    /// One call's state, if it is active and of tenant `.1` (`None`: any).
+    GetCall(String, Option<String>, oneshot::Sender<Option<CallInfo>>),
     /// Every active call.
     ListCalls(oneshot::Sender<Vec<CallInfo>>),
     /// How many calls are active.
@@ -121,16 +121,21 @@ impl GatewayHandle {
         self.events.send(ev).await.is_ok()
     }
 
-    /// Active call `call_id`.
-    pub async fn call(&self, call_id: &str) -> Option<CallInfo> {
+    /// Active call `call_id`, if it belongs to `tenant` (`None`: any
+    /// tenant); `Err(Stopped)` once the core has stopped. An unknown id and
+    /// another tenant's call take the same path and give the same `None`,
+    /// so neither the answer nor its timing tells them apart.
+    pub async fn call(
+        &self,
+        call_id: &str,
+        tenant: Option<&str>,
+    ) -> Result<Option<CallInfo>, ControlError> {
         let (tx, rx) = oneshot::channel();
-        if !self
-            .send(GatewayEvent::GetCall(call_id.to_owned(), tx))
-            .await
-        {
-            return None;
+        let ev = GatewayEvent::GetCall(call_id.to_owned(), tenant.map(str::to_owned), tx);
+        if !self.send(ev).await {
+            return Err(ControlError::Stopped);
         }
-        rx.await.ok().flatten()
+        rx.await.map_err(|_| ControlError::Stopped)
     }
 
     /// Every active call.
@@ -193,12 +198,15 @@ pub(crate) struct Gateway {
     connecting: HashMap<(TransportKind, SocketAddr), mpsc::UnboundedSender<Transmit<Wire>>>,
     /// Our address for Via, Contact and SDP.
     pub(crate) advertise: IpAddr,
+    /// Agent host names, looked up off this task.
+    pub(crate) resolver: Resolver,
     /// Our listening port per transport.
     pub(crate) ports: HashMap<TransportKind, u16>,
-    next_key: CallKey,
     /// Shutting down: new INVITEs get `503`.
     pub(crate) draining: bool,
     pub(crate) stats: Arc<super::stats::GatewayStats>,
+    /// Paces the log lines about refused in-dialog requests (`peers`).
+    pub(crate) refusal_log: dialog::LogBudget,
 }
 
 /// Starts the SIP core: binds the listeners and spawns the task. It stops
@@ -237,6 +245,12 @@ pub async fn start(
         ..Timers::default()
     };
     let (events_tx, mut events_rx) = mpsc::channel(1024);
+    let config_dns = (config.gateway.dns_timeout_ms, config.gateway.dns_cache_secs);
+    let mut table = Transactions::new(timer_config);
+    table.limit_servers(trunkline_sip::transaction::ServerLimits {
+        total: config.gateway.max_transactions.max(1),
+        per_source: config.gateway.max_transactions_per_source.max(1),
+    });
     let mut gw = Gateway {
         config,
         registry,
@@ -244,7 +258,7 @@ pub async fn start(
         transports,
         media,
         gatekeeper,
-        table: Transactions::new(timer_config),
+        table,
         timer_config,
         calls: HashMap::new(),
         by_dialog: HashMap::new(),
@@ -252,11 +266,15 @@ pub async fn start(
         timers: BinaryHeap::new(),
         events_tx: events_tx.clone(),
         connecting: HashMap::new(),
+        resolver: Resolver::new(
+            Duration::from_millis(config_dns.0.max(1)),
+            Duration::from_secs(config_dns.1),
+        ),
         advertise,
         ports,
-        next_key: initial_key(),
         draining: false,
         stats,
+        refusal_log: dialog::LogBudget::new(super::peers::REFUSAL_LOG_INTERVAL),
     };
     let handle = GatewayHandle {
         events: events_tx.clone(),
@@ -283,7 +301,7 @@ pub async fn start(
             };
             tokio::select! {
                 msg = inbound.recv() => match msg {
-                    Some(m) => gw.on_inbound(m).await,
+                    Some(m) => gw.on_inbound(m),
                     None => break,
                 },
                 Some(ev) = events_rx.recv() => gw.on_event(ev),
@@ -296,6 +314,7 @@ pub async fn start(
                 }
             }
             gw.flush().await;
+            gw.stats.set_transactions(gw.table.len());
         }
         gw.transports.shutdown().await;
     });
@@ -309,19 +328,16 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Call keys start from the clock so ids differ across restarts.
-fn initial_key() -> CallKey {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(1);
-    nanos & 0x0000_ffff_ffff_ffff
-}
-
 impl Gateway {
+    /// A random key no live call has (a clash is a 2^-64 chance per call,
+    /// so the loop all but never runs twice).
     pub(crate) fn new_key(&mut self) -> CallKey {
-        self.next_key = self.next_key.wrapping_add(1);
-        self.next_key
+        loop {
+            let key = super::call::random_key();
+            if !self.calls.contains_key(&key) {
+                return key;
+            }
+        }
     }
 
     fn next_deadline(&mut self) -> Option<Instant> {
@@ -458,7 +474,7 @@ impl Gateway {
         });
     }
 
-    async fn on_inbound(&mut self, inbound: Inbound) {
+    fn on_inbound(&mut self, inbound: Inbound) {
         tracing::trace!(kind = ?inbound.kind, source = %inbound.source,
             "SIP in\n{}", crate::redact::redact_message(&inbound.msg.to_string()));
         let reliability = if inbound.kind == TransportKind::Udp {
@@ -467,14 +483,21 @@ impl Gateway {
             Reliability::Reliable
         };
         if inbound.msg.is_request() {
-            let reply_to = match reply_target(&inbound).await {
+            // Nothing here may wait (no DNS): one request must not hold up
+            // every other call's signalling.
+            let trust = if self.gatekeeper.lists(inbound.source.ip()) {
+                ViaTrust::Admitted
+            } else {
+                ViaTrust::Unadmitted
+            };
+            let reply_to = match reply_target(&inbound, trust) {
                 Ok(t) => t,
                 Err(e) => {
                     tracing::debug!(source = %inbound.source, error = %e, "request with no reply route; dropped");
                     return;
                 }
             };
-            self.on_request(inbound.msg, reply_to, inbound.source, reliability);
+            self.on_request(inbound.msg, reply_to, inbound.source, reliability, trust);
         } else {
             let mut from = Target::new(inbound.kind, inbound.source);
             from.conn = inbound.conn;
@@ -488,6 +511,7 @@ impl Gateway {
         reply_to: Target,
         source: SocketAddr,
         reliability: Reliability,
+        trust: ViaTrust,
     ) {
         let now = Instant::now();
         let Some(method) = msg.method().cloned() else {
@@ -517,30 +541,38 @@ impl Gateway {
             Routed::Unmatched(w) => w,
         };
         let msg = wire.msg.clone();
+        // The packet's own source, for the in-dialog checks (`peers`).
+        let origin = super::peers::Origin {
+            addr: source,
+            kind: reply_to.kind,
+            conn: reply_to.conn,
+        };
         match method {
-            Method::Ack => self.on_ack(&msg),
-            Method::Cancel => self.on_cancel(now, key, wire, reliability),
+            Method::Ack => self.on_ack(&msg, &origin),
+            Method::Cancel => self.on_cancel(now, key, wire, reliability, &origin),
             _ if msg
                 .to()
                 .ok()
                 .and_then(|t| t.tag().map(str::to_owned))
                 .is_some() =>
             {
-                self.on_in_dialog(now, key, wire, reliability)
+                self.on_in_dialog(now, key, wire, reliability, &origin)
             }
             Method::Invite => self.on_new_invite(now, key, wire, source, reliability),
-            Method::Options => {
-                let reply = dialog::answer_options(&msg).ok();
-                self.respond_once(now, key, reliability, &reply_to, reply);
-            }
-            Method::Extension(_) => {
-                let reply = msg.reply(501, None, None).ok();
-                self.respond_once(now, key, reliability, &reply_to, reply);
-            }
             _ => {
-                // BYE, INFO, NOTIFY... outside any dialog.
-                let reply = msg.reply(481, None, None).ok();
-                self.respond_once(now, key, reliability, &reply_to, reply);
+                let reply = match method {
+                    Method::Options => dialog::answer_options(&msg).ok(),
+                    Method::Extension(_) => msg.reply(501, None, None).ok(),
+                    // BYE, INFO, NOTIFY... outside any dialog.
+                    _ => msg.reply(481, None, None).ok(),
+                };
+                if trust == ViaTrust::Admitted {
+                    self.respond_once(now, key, reliability, &reply_to, reply);
+                } else if let Some(reply) = reply {
+                    // Nobody we know: answered once, and nothing is kept
+                    // (a retransmission is answered again, one for one).
+                    self.send_now(Wire::new(reply_to, reply));
+                }
             }
         }
     }
@@ -555,12 +587,20 @@ impl Gateway {
         reply: Option<SipMessage>,
     ) {
         let Some(reply) = reply else { return };
-        if self
+        match self
             .table
-            .start_server(now, key.clone(), reliability)
-            .is_err()
+            .start_server(now, key.clone(), reliability, to.addr.ip())
         {
-            return;
+            Ok(()) => {}
+            Err(TableError::Overloaded(why)) => {
+                // Past the caps: the answer still goes out, once, and no
+                // transaction is kept for it.
+                self.stats.overloaded();
+                tracing::debug!(%why, "no room for a server transaction: answered statelessly");
+                self.send_now(Wire::new(to.clone(), reply));
+                return;
+            }
+            Err(_) => return,
         }
         let status = reply.status_code().unwrap_or(500);
         let _ = self
@@ -642,10 +682,15 @@ impl Gateway {
             } => {
                 let _ = reply.send(self.on_control(&call_id, order));
             }
-            GatewayEvent::GetCall(call_id, reply) => {
+            GatewayEvent::GetCall(call_id, tenant, reply) => {
                 let info = super::call::parse_call_id(&call_id)
                     .and_then(|k| self.calls.get(&k))
                     .filter(|c| c.phase != super::call::Phase::Ending)
+                    .filter(|c| {
+                        tenant
+                            .as_deref()
+                            .is_none_or(|t| self.config.trunks[c.trunk].tenant() == t)
+                    })
                     .map(|c| self.call_info(c));
                 let _ = reply.send(info);
             }

@@ -3,9 +3,9 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
-use trunkline_sip::dialog;
+use trunkline_sip::dialog::{self, DialogPeer};
 use trunkline_sip::message::{Host, Method, Scheme, SipMessage, Uri, new_branch, new_tag};
-use trunkline_sip::transaction::{AckBuilder, Reliability, TransactionKey};
+use trunkline_sip::transaction::{AckBuilder, Reliability, TableError, TransactionKey};
 
 use super::admission::Verdict;
 use super::call::CallKey;
@@ -37,22 +37,53 @@ impl Gateway {
                 .iter()
                 .map(|h| (h.name.as_str(), h.value.as_str())),
         ));
+        let caller_tag = new_tag();
+        // Refusals before admission are sent once, statelessly (RFC 3261
+        // §26.3.2.4 allows it for requests a UAS does not process): no
+        // transaction, so no retransmissions to amplify and no state to
+        // fill. A retransmitted INVITE is answered again, one for one.
+        let stateless = |gw: &Gateway, status: u16, warning: Option<&str>| {
+            if let Ok(mut r) = msg.reply(status, None, Some(&caller_tag)) {
+                if let Some(w) = warning {
+                    let _ = r.push_header("Warning", w);
+                }
+                if status == 503 {
+                    let _ = r.push_header("Retry-After", "5");
+                }
+                gw.send_now(Wire::new(reply_to.clone(), r));
+            }
+        };
+        if self.draining {
+            stateless(self, 503, Some("399 trunkline \"Shutting down\""));
+            return;
+        }
+        let trunk = match self.gatekeeper.admit(&msg, source.ip(), SystemTime::now()) {
+            Verdict::Trunk(i) => i,
+            Verdict::Refuse(r) => {
+                self.send_now(Wire::new(reply_to.clone(), *r));
+                return;
+            }
+            Verdict::Drop => return,
+        };
         let Ok(trying) = msg.reply(100, None, None) else {
             return;
         };
-        if self
-            .table
-            .start_server_invite(
-                now,
-                key.clone(),
-                reliability,
-                Wire::new(reply_to.clone(), trying),
-            )
-            .is_err()
-        {
-            return;
+        match self.table.start_server_invite(
+            now,
+            key.clone(),
+            reliability,
+            Wire::new(reply_to.clone(), trying),
+            source.ip(),
+        ) {
+            Ok(()) => {}
+            Err(TableError::Overloaded(why)) => {
+                self.stats.overloaded();
+                tracing::warn!(%source, %why, "no room for the INVITE's transaction: 503");
+                stateless(self, 503, Some("399 trunkline \"Overloaded\""));
+                return;
+            }
+            Err(_) => return,
         }
-        let caller_tag = new_tag();
         let refuse =
             |gw: &mut Gateway, status: u16, reason: Option<&str>, warning: Option<&str>| {
                 if let Ok(mut r) = msg.reply(status, reason, Some(&caller_tag)) {
@@ -64,25 +95,6 @@ impl Gateway {
                             .send_response(now, &key, status, Wire::new(reply_to.clone(), r));
                 }
             };
-
-        if self.draining {
-            refuse(self, 503, None, Some("399 trunkline \"Shutting down\""));
-            return;
-        }
-        let trunk = match self.gatekeeper.admit(&msg, source.ip(), SystemTime::now()) {
-            Verdict::Trunk(i) => i,
-            Verdict::Refuse(r) => {
-                let status = r.status_code().unwrap_or(403);
-                let _ =
-                    self.table
-                        .send_response(now, &key, status, Wire::new(reply_to.clone(), *r));
-                return;
-            }
-            Verdict::Drop => {
-                refuse(self, 500, None, None);
-                return;
-            }
-        };
         // RFC 4028: an interval below our minimum gets 422 before anything
         // else happens, so the caller can retry with a larger one.
         if let Ok(dialog::UasTimer::TooSmall { min_se }) =
@@ -119,7 +131,7 @@ impl Gateway {
                 return;
             }
         };
-        let media = match self.media.open(msg.body(), call_key) {
+        let media = match self.media.open(msg.body(), source.ip(), call_key) {
             Ok(m) => m,
             Err(MediaFailure {
                 status,
@@ -168,10 +180,12 @@ impl Gateway {
             caller_dialog: None,
             caller_ok: None,
             caller_up: true,
+            caller_peer: DialogPeer::new(source.ip(), reply_to.conn),
             agent_extra: Vec::new(),
             agent_invite: None,
             agent_tx: None,
             agent_dialog: None,
+            agent_peer: None,
             agent_ack: None,
             agent_up: false,
             rang: false,
@@ -221,19 +235,9 @@ impl Gateway {
                 let events = self.events_tx.clone();
                 // Our sockets speak one address family: prefer its records.
                 let want_v4 = self.advertise.is_ipv4();
+                let resolver = self.resolver.clone();
                 tokio::spawn(async move {
-                    let result = match tokio::net::lookup_host((host.as_str(), port)).await {
-                        Ok(addrs) => {
-                            let addrs: Vec<SocketAddr> = addrs.collect();
-                            addrs
-                                .iter()
-                                .find(|a| a.is_ipv4() == want_v4)
-                                .or(addrs.first())
-                                .copied()
-                                .ok_or_else(|| format!("`{host}` has no address"))
-                        }
-                        Err(e) => Err(format!("cannot resolve `{host}`: {e}")),
-                    };
+                    let result = resolver.lookup(&host, port, want_v4).await;
                     let _ = events
                         .send(GatewayEvent::AgentResolved(
                             call_key,
@@ -288,6 +292,7 @@ impl Gateway {
                     // Keeps the call until the INVITE transaction ends, so
                     // an answer racing a CANCEL still gets its ACK and BYE.
                     call.pending.push(agent_key.clone());
+                    call.agent_peer = Some(DialogPeer::new(addr.ip(), None));
                     call.agent_invite = Some(wire);
                     call.agent_tx = Some(agent_key);
                 }

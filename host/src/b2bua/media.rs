@@ -6,8 +6,12 @@
 //! plus telephone-event; an offer without PCMU/PCMA gets `488` with a
 //! Warning. Toward the agent the trunk's agent codecs are offered; when the
 //! legs end up on different laws the relay transcodes.
+//!
+//! Each leg tells the relay the IP its peer's SIP comes from (the INVITE's
+//! source, the agent's SIP address): with it the relay latches a leg only
+//! to sources that peer vouches for (see `trunkline_relay::latch`).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -87,10 +91,12 @@ impl MediaPlane {
         self.pool.clone()
     }
 
-    /// Checks the caller's offer and reserves ports for both legs.
+    /// Checks the caller's offer (its INVITE came from `caller_ip`) and
+    /// reserves ports for both legs.
     pub(crate) fn open(
         &self,
         caller_offer: &[u8],
+        caller_ip: IpAddr,
         session_id: u64,
     ) -> Result<CallMedia, MediaFailure> {
         if caller_offer.is_empty() {
@@ -127,10 +133,14 @@ impl MediaPlane {
         let agent_local = LocalMedia::new(self.ip, agent_ports.rtp_port(), session_id);
         let agent_offer = build_offer(&agent_local, &self.agent_codecs, Direction::SendRecv)
             .map_err(|_| MediaFailure::not_acceptable("no agent codecs configured"))?;
+        let caller_remote = rtp_address(&offer, &caller_neg);
         Ok(CallMedia {
+            caller_ip,
+            agent_ip: None,
             caller_local,
             caller_answer,
             caller_neg,
+            caller_remote,
             agent_local,
             agent_offer,
             ports: Some((caller_ports, agent_ports)),
@@ -154,7 +164,8 @@ impl MediaPlane {
             .take()
             .ok_or_else(|| MediaFailure::not_acceptable("media already started"))?;
         let a = LegParams::from_negotiated(&media.caller_neg)
-            .map_err(|_| MediaFailure::not_acceptable("caller codec is not G.711"))?;
+            .map_err(|_| MediaFailure::not_acceptable("caller codec is not G.711"))?
+            .with_signalling_ip(media.caller_ip);
         let agent_leg = match media.tap.take() {
             // A WebSocket or builtin agent: no SDP, the tap is the leg.
             Some(end) => Leg::tap(end),
@@ -169,6 +180,7 @@ impl MediaPlane {
                     MediaFailure::not_acceptable("the agent's SDP answer does not match the offer")
                 })?;
                 let b = LegParams::from_negotiated(&agent_neg)
+                    .map(|b| media.agent_params(b))
                     .map_err(|_| MediaFailure::not_acceptable("agent codec is not G.711"))?;
                 Leg::udp(agent_ports, b)
             }
@@ -199,9 +211,17 @@ impl MediaPlane {
 /// One call's media: the negotiated legs and, once the agent answered, the
 /// running relay session.
 pub(crate) struct CallMedia {
+    /// Where the caller's INVITE came from.
+    caller_ip: IpAddr,
+    /// The SIP agent's address, once known (none for taps).
+    agent_ip: Option<IpAddr>,
     caller_local: LocalMedia,
     caller_answer: SessionDescription,
     caller_neg: Negotiated,
+    /// Where the caller's accepted offers last put its RTP (a hold to
+    /// `0.0.0.0` keeps the address before it): what a re-offer is
+    /// compared with to tell whether it moves the media.
+    caller_remote: Option<SocketAddr>,
     agent_local: LocalMedia,
     agent_offer: SessionDescription,
     ports: Option<(PortAllocation, PortAllocation)>,
@@ -212,6 +232,20 @@ pub(crate) struct CallMedia {
 }
 
 impl CallMedia {
+    /// Records the SIP agent's address (before [`MediaPlane::start`]).
+    pub(crate) fn with_agent_ip(&mut self, ip: IpAddr) -> &mut CallMedia {
+        self.agent_ip = Some(ip);
+        self
+    }
+
+    /// Agent-leg parameters with the agent's signalling IP, when known.
+    fn agent_params(&self, params: LegParams) -> LegParams {
+        match self.agent_ip {
+            Some(ip) => params.with_signalling_ip(ip),
+            None => params,
+        }
+    }
+
     /// The SDP offer for the agent's INVITE.
     pub(crate) fn agent_offer(&self) -> String {
         self.agent_offer.to_string()
@@ -248,11 +282,27 @@ impl CallMedia {
                 warning: Some(e.warning("trunkline")),
             })?;
         if let (Some(session), Ok(params)) = (&self.session, LegParams::from_negotiated(&neg)) {
-            let _ = session.update(LegId::A, params);
+            let _ = session.update(LegId::A, params.with_signalling_ip(self.caller_ip));
         }
         self.caller_answer = answer.clone();
+        if let Some(addr) = rtp_address(&offer, &neg) {
+            self.caller_remote = Some(addr);
+        }
         self.caller_neg = neg;
         Ok(answer.to_string())
+    }
+
+    /// The caller's RTP address from its accepted offers.
+    pub(crate) fn caller_remote(&self) -> Option<SocketAddr> {
+        self.caller_remote
+    }
+
+    /// Where a new offer from the caller would put its RTP, changing
+    /// nothing; `None` when it has no usable address or will be refused.
+    pub(crate) fn caller_offer_address(&self, sdp: &[u8]) -> Option<SocketAddr> {
+        let offer = parse(sdp).ok()?;
+        let (_, neg) = answer_g711(&offer, &self.caller_local, &[Law::Ulaw, Law::Alaw]).ok()?;
+        rtp_address(&offer, &neg)
     }
 
     /// A new offer from the agent: answered with our agent-leg codecs.
@@ -267,7 +317,7 @@ impl CallMedia {
                 warning: Some(e.warning("trunkline")),
             })?;
         if let (Some(session), Ok(params)) = (&self.session, LegParams::from_negotiated(&neg)) {
-            let _ = session.update(LegId::B, params);
+            let _ = session.update(LegId::B, self.agent_params(params));
         }
         Ok(answer.to_string())
     }
@@ -280,6 +330,14 @@ impl CallMedia {
             });
         }
     }
+}
+
+/// The RTP address of the negotiated section of `sdp` (`None` for
+/// `0.0.0.0` or port 0), whatever its direction.
+fn rtp_address(sdp: &SessionDescription, neg: &Negotiated) -> Option<SocketAddr> {
+    sdp.media
+        .get(neg.media_index)
+        .and_then(|m| sdp.rtp_address(m))
 }
 
 fn parse(sdp: &[u8]) -> Result<SessionDescription, MediaFailure> {

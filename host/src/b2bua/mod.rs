@@ -5,6 +5,8 @@
 //! - `inbound` — a new INVITE: admission, `route`, the agent leg.
 //! - `agent` — the agent's answer or failure; the caller's ACK for our 2xx.
 //! - `dialogs` — in-dialog requests of either leg, CANCEL, request routing.
+//! - `peers` — who may send in a call's dialogs (the established peer, the
+//!   trunk's allow-list; credentials again for media moves); refusals.
 //! - `session` — RFC 4028 session timers toward the caller.
 //! - `ending` — `conclude`, the outcome to Five9 (BYE with headers or
 //!   REFER), the handoff record, tear-down.
@@ -27,6 +29,7 @@ mod ending;
 mod gateway;
 mod inbound;
 mod media;
+mod peers;
 mod session;
 mod stats;
 mod wire;

@@ -15,6 +15,8 @@ pub struct GatewayStats {
     connector: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     lockouts: Mutex<BTreeMap<&'static str, u64>>,
     lockout_refusals: Mutex<BTreeMap<&'static str, u64>>,
+    transactions: AtomicU64,
+    overloaded: AtomicU64,
 }
 
 /// A copy of every counter.
@@ -36,6 +38,11 @@ pub struct GatewayStatsSnapshot {
     /// INVITEs the digest lockout refused unverified, by reason
     /// (`blocked`, `backoff`).
     pub lockout_refusals: BTreeMap<&'static str, u64>,
+    /// SIP transactions open (client and server).
+    pub transactions: u64,
+    /// Requests answered statelessly (or dropped) because the caps on open
+    /// server transactions were reached.
+    pub overloaded: u64,
 }
 
 impl GatewayStatsSnapshot {
@@ -84,6 +91,14 @@ impl GatewayStats {
         bump(&self.lockout_refusals, reason);
     }
 
+    pub(crate) fn set_transactions(&self, open: usize) {
+        self.transactions.store(open as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn overloaded(&self) {
+        self.overloaded.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Reads every counter.
     pub fn snapshot(&self) -> GatewayStatsSnapshot {
         GatewayStatsSnapshot {
@@ -94,6 +109,8 @@ impl GatewayStats {
             connector_events: copy(&self.connector),
             lockouts: copy(&self.lockouts),
             lockout_refusals: copy(&self.lockout_refusals),
+            transactions: self.transactions.load(Ordering::Relaxed),
+            overloaded: self.overloaded.load(Ordering::Relaxed),
         }
     }
 }

@@ -28,6 +28,8 @@ use crate::policy::{LATENCY_BUCKETS, PolicyState};
 pub struct ApiCounters {
     handoff: Mutex<BTreeMap<&'static str, u64>>,
     requests: Mutex<BTreeMap<(String, u16), u64>>,
+    /// The listener's connections (open, refused, timed out).
+    pub(crate) connections: Arc<super::ConnCounters>,
 }
 
 impl ApiCounters {
@@ -158,6 +160,18 @@ impl Exporter {
             "sip_responses_sent",
             "SIP responses sent, by status code (retransmissions included).",
             g.responses_sent.iter().map(|(s, n)| (l1("status", s), *n)),
+        )?;
+        gauge(
+            e,
+            "sip_transactions_open",
+            "SIP transactions in progress (client and server).",
+            gauge_value(g.transactions),
+        )?;
+        counter(
+            e,
+            "sip_overload_refusals",
+            "Requests answered statelessly or dropped: the caps on open server transactions were reached.",
+            g.overloaded,
         )?;
         counter(
             e,
@@ -439,6 +453,20 @@ impl Exporter {
             requests
                 .into_iter()
                 .map(|((route, status), n)| (l2("route", route, "status", status), n)),
+        )?;
+        let c = &self.counters.connections;
+        gauge(e, "http_connections", "HTTP connections open.", c.open())?;
+        counter(
+            e,
+            "http_connections_refused",
+            "HTTP connections refused (503, closed) over [http] max_connections.",
+            c.refused(),
+        )?;
+        counters(
+            e,
+            "http_connections_timed_out",
+            "HTTP connections closed at a deadline, by phase (header, body, idle).",
+            c.timed_out().map(|(phase, n)| (l1("phase", phase), n)),
         )
     }
 }

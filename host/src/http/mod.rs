@@ -6,12 +6,14 @@
 //! - `status` — `/healthz`, `/readyz`, `/v1/policies`.
 //! - `metrics` — `/metrics`, read from the components' snapshots.
 //! - `body`, `error` — JSON bodies in, one JSON error shape out.
+//! - `conn` — the accept loop: connection cap, header/body/idle timeouts.
 //!
 //! `/v1/*` and `/handoff` need a key; `/healthz`, `/readyz` and `/metrics`
 //! do not (see `status`).
 
 mod auth;
 mod body;
+mod conn;
 mod control;
 mod error;
 mod handoff;
@@ -34,6 +36,7 @@ use crate::policy::PolicyRegistry;
 use crate::store::OutcomeStore;
 
 pub use auth::{Caller, Keys, Scope};
+pub use conn::ConnCounters;
 pub use error::ApiError;
 pub use metrics::ApiCounters;
 
@@ -67,7 +70,10 @@ pub(crate) struct AppState {
 
 /// The API's routes over `api`.
 pub fn router(api: ApiState) -> Router {
-    let counters = Arc::new(ApiCounters::default());
+    router_with(api, Arc::new(ApiCounters::default()))
+}
+
+fn router_with(api: ApiState, counters: Arc<ApiCounters>) -> Router {
     let state = AppState {
         keys: Arc::new(Keys::new(&api.config.http.keys)),
         metrics: Arc::new(metrics::registry(api.clone(), counters.clone())),
@@ -112,15 +118,22 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
     response
 }
 
-/// Serves the API on `listener` until `shutdown` turns true.
+/// Serves the API on `listener` until `shutdown` turns true, then lets the
+/// open connections finish (see `conn` for the limits they live under).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ApiState,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.wait_for(|s| *s).await;
-        })
-        .await
+    let limits = conn::Limits::new(&state.config.http);
+    let counters = Arc::new(ApiCounters::default());
+    let connections = counters.connections.clone();
+    conn::serve(
+        listener,
+        router_with(state, counters),
+        limits,
+        connections,
+        shutdown,
+    )
+    .await
 }

@@ -16,7 +16,8 @@
 //! - `tcp`: accepting TCP/TLS connections and opening outbound ones, one
 //!   connect at a time per peer.
 //! - `tls`: rustls configs from PEM files.
-//! - `reply`: [`reply_target`], where a response to a request goes.
+//! - `reply`: [`reply_target`], where a response to a request goes (no DNS).
+//! - `resolve`: [`Resolver`], host-name look-ups with a deadline and a cache.
 //! - `stats`: [`Counters`] per transport.
 //! - `error`: [`TransportError`].
 
@@ -24,6 +25,7 @@ mod config;
 mod conn;
 mod error;
 mod reply;
+mod resolve;
 mod stats;
 mod tcp;
 mod tls;
@@ -41,6 +43,7 @@ use trunkline_sip::message::{SipMessage, Transport};
 pub use config::{DEFAULT_SIP_PORT, DEFAULT_SIPS_PORT, ListenConfig, TlsClient, TlsListen};
 pub use error::TransportError;
 pub use reply::reply_target;
+pub use resolve::Resolver;
 pub use stats::{Counters, StatsSnapshot};
 pub use tls::{client_config, client_config_trusting};
 pub use transports::Transports;

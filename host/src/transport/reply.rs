@@ -1,61 +1,44 @@
 //! Where a response goes (RFC 3261 §18.2.2, RFC 3581 §4), as a [`Target`].
+//!
+//! Chosen without DNS and without awaiting anything: this runs on the
+//! signalling task for every request, before admission, so one request
+//! naming a host whose resolver never answers must not hold up the rest.
 
-use std::net::SocketAddr;
-
-use tokio::net::lookup_host;
-use trunkline_sip::message::{Destination, ResponseTarget, response_target};
+use trunkline_sip::message::{Host, ResponseTarget, ViaTrust, response_target};
 
 use super::{Inbound, Target, TransportError, TransportKind};
 
-/// The target for responses to `request`:
+/// The target for responses to `request` (`trust`: whether its source is
+/// a peer we admit; see [`ViaTrust`]):
 /// - TCP/TLS: the connection it came on; if that has closed, a new one to
-///   `received` and the sent-by port (a name is resolved; if that fails
-///   the source address is used, which still serves the open connection);
-/// - UDP: `maddr` if present, else `received` with `rport` (the NAT
-///   mapping the request came through), else sent-by, resolved if a name.
-pub async fn reply_target(request: &Inbound) -> Result<Target, TransportError> {
+///   the source IP at the sent-by port (the source port for peers not
+///   admitted);
+/// - UDP: the source IP, at the `rport` (the NAT mapping the request came
+///   through) or the sent-by port; the source port for peers not
+///   admitted. `maddr` only for a multicast literal from an admitted peer.
+pub fn reply_target(request: &Inbound, trust: ViaTrust) -> Result<Target, TransportError> {
     let via = request.msg.top_via().map_err(TransportError::NoVia)?;
-    let destination = match response_target(&via) {
+    let addr = match response_target(&via, request.source, trust) {
         ResponseTarget::SameConnection { fallback } => fallback,
-        ResponseTarget::Datagram(destination) => destination,
+        ResponseTarget::Datagram(addr) => addr,
     };
     // The transport the request came on decides, not its Via: a peer whose
     // Via names another transport is still best reached the way it is
     // actually talking to us.
     if request.kind == TransportKind::Udp {
-        let addr = match destination {
-            Destination::Addr(addr) => addr,
-            Destination::Name { host, port } => resolve(&host, port).await?,
-        };
         return Ok(Target::udp(addr));
     }
-    let (addr, name) = match destination {
-        Destination::Addr(addr) => (addr, None),
-        // Resolution only matters if the connection has closed meanwhile.
-        Destination::Name { host, port } => match resolve(&host, port).await {
-            Ok(addr) => (addr, Some(host)),
-            Err(_) => (request.source, Some(host)),
-        },
+    // A TLS reconnection checks the certificate against the sent-by name.
+    let tls_name = match &via.host {
+        Host::Domain(name) if request.kind == TransportKind::Tls => Some(name.clone()),
+        _ => None,
     };
     Ok(Target {
         kind: request.kind,
         addr,
         conn: request.conn,
-        tls_name: name.filter(|_| request.kind == TransportKind::Tls),
+        tls_name,
     })
-}
-
-/// The first address a name resolves to (RFC 3263 §5 SRV lookups are the
-/// caller's business: a Via sent-by names a host, not a domain).
-async fn resolve(host: &str, port: u16) -> Result<SocketAddr, TransportError> {
-    let error = |reason: String| TransportError::Resolve {
-        host: host.to_string(),
-        reason,
-    };
-    let mut addrs = lookup_host((host, port))
-        .await
-        .map_err(|e| error(e.to_string()))?;
-    addrs.next().ok_or_else(|| error("no address".to_string()))
 }
 
 #[cfg(test)]
@@ -65,6 +48,7 @@ mod tests {
     use trunkline_sip::message::{SipMessage, stamp_received};
 
     fn inbound(via: &str, kind: TransportKind, source: &str, stamp: bool) -> Inbound {
+        use std::net::SocketAddr;
         let text = format!(
             "OPTIONS sip:gw SIP/2.0\r\nVia: {via}\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:gw>\r\n\
              Call-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
@@ -83,19 +67,21 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn reply_targets() {
+    #[test]
+    fn reply_targets() {
         use TransportKind::{Tcp, Tls, Udp};
+        use ViaTrust::{Admitted, Unadmitted};
         let table = [
-            // (what, via, arrived over, source, stamped, kind, addr, conn)
+            // (what, via, arrived over, source, trust, kind, addr, conn, tls name)
             (
                 "UDP behind NAT: received + rport",
                 "SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK1;rport",
                 Udp,
                 "203.0.113.9:40000",
-                true,
+                Admitted,
                 Udp,
                 "203.0.113.9:40000",
+                None,
                 None,
             ),
             (
@@ -103,19 +89,21 @@ mod tests {
                 "SIP/2.0/UDP 10.0.0.5:5070;branch=z9hG4bK1",
                 Udp,
                 "203.0.113.9:40000",
-                true,
+                Admitted,
                 Udp,
                 "203.0.113.9:5070",
                 None,
+                None,
             ),
             (
-                "UDP sent-by a name, not stamped: resolved",
-                "SIP/2.0/UDP localhost:5999;branch=z9hG4bK1",
+                "UDP from a peer not admitted: the source, Via and maddr ignored",
+                "SIP/2.0/UDP victim.example:5070;branch=z9hG4bK1;maddr=black.hole.example",
                 Udp,
-                "127.0.0.1:5999",
-                false,
+                "203.0.113.9:40000",
+                Unadmitted,
                 Udp,
-                "localhost:5999",
+                "203.0.113.9:40000",
+                None,
                 None,
             ),
             (
@@ -123,37 +111,35 @@ mod tests {
                 "SIP/2.0/TCP edge.example.com;branch=z9hG4bK1",
                 Tcp,
                 "198.51.100.2:51000",
-                true,
+                Admitted,
                 Tcp,
                 "198.51.100.2:5060",
                 Some(ConnId(7)),
+                None,
             ),
             (
-                "TLS: default port 5061",
-                "SIP/2.0/TLS 198.51.100.2;branch=z9hG4bK1",
+                "TLS: default port 5061, the sent-by name for the certificate",
+                "SIP/2.0/TLS edge.example.com;branch=z9hG4bK1",
                 Tls,
                 "198.51.100.2:51000",
-                true,
+                Admitted,
                 Tls,
                 "198.51.100.2:5061",
                 Some(ConnId(7)),
+                Some("edge.example.com"),
             ),
         ];
-        for (what, via, arrived, source, stamp, kind, addr, conn) in table {
-            let target = reply_target(&inbound(via, arrived, source, stamp))
-                .await
+        for (what, via, arrived, source, trust, kind, addr, conn, name) in table {
+            let target = reply_target(&inbound(via, arrived, source, true), trust)
                 .unwrap_or_else(|e| panic!("{what}: {e}"));
-            let expected = match lookup_host(addr).await {
-                Ok(mut addrs) => addrs.next().expect("an address"),
-                Err(e) => panic!("{what}: {e}"),
-            };
             assert_eq!(
-                (target.kind, target.addr.port(), target.conn),
-                (kind, expected.port(), conn),
-                "{what}"
-            );
-            assert!(
-                target.addr.ip().is_loopback() || target.addr == expected,
+                (
+                    target.kind,
+                    target.addr,
+                    target.conn,
+                    target.tls_name.as_deref()
+                ),
+                (kind, addr.parse().expect("address"), conn, name),
                 "{what}"
             );
         }

@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
-use trunkline_sip::message::SipMessage;
+use trunkline_sip::message::{SipMessage, ViaTrust};
 
 use super::*;
 
@@ -84,7 +84,7 @@ async fn udp_request_is_stamped_and_its_response_reaches_the_client() {
         Some(Some(client_addr.port().to_string().as_str()))
     );
 
-    let target = reply_target(&inbound).await.expect("target");
+    let target = reply_target(&inbound, ViaTrust::Admitted).expect("target");
     assert_eq!(target, Target::udp(client_addr));
     let ok = inbound.msg.reply(200, None, Some("t1")).expect("reply");
     transports.send(&target, &ok).await.expect("sent");
@@ -380,7 +380,7 @@ async fn tls_round_trip() {
     let inbound = next(&mut server_rx).await;
     assert_eq!(inbound.kind, TransportKind::Tls);
     assert_eq!(inbound.msg.call_id(), Ok("call-1"));
-    let target = reply_target(&inbound).await.expect("target");
+    let target = reply_target(&inbound, ViaTrust::Admitted).expect("target");
     assert_eq!(
         (target.kind, target.conn),
         (TransportKind::Tls, inbound.conn)

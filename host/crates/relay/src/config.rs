@@ -1,7 +1,7 @@
 //! What a session is told: relay-wide settings, and each leg's parameters as
 //! offer/answer left them.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use trunkline_media::g711::Law;
@@ -21,11 +21,13 @@ pub struct RelayConfig {
     /// every [`MediaSession::update`](crate::MediaSession::update).
     pub media_timeout: Duration,
     /// After a leg's remote address is set (session start, or a re-INVITE
-    /// that changes it), the first valid RTP from *any* source latches for
-    /// this long; later, only the SDP's IP may latch (see [`crate::latch`]).
+    /// that changes it), a source on neither the SDP's IP nor the signalling
+    /// IP may latch for this long, and only when the SDP address is private
+    /// or unusable (NAT mode, see [`crate::latch`]).
     pub learning_window: Duration,
-    /// A latched source silent for this long may be replaced by another port
-    /// on the SDP's IP (a NAT rebinding mid-call).
+    /// A latched source silent for this long may be replaced by another
+    /// trusted source: another port on the SDP's IP, or in NAT mode on the
+    /// signalling IP (a NAT rebinding mid-call; see [`crate::latch`]).
     pub relatch_after: Duration,
     /// Interval between the relay's own RTCP sender reports on each leg;
     /// `None` sends none. RTCP is terminated per leg, never forwarded.
@@ -118,6 +120,11 @@ pub struct LegParams {
     /// The peer's direction from its latest SDP (`MediaState::peer`): media is
     /// relayed toward it only if it receives, and taken from it only if it sends.
     pub direction: Direction,
+    /// The IP the peer's SIP comes from (the caller's INVITE source, the
+    /// agent's SIP address). With an SDP address equal to it, only that IP
+    /// may latch; with a private SDP address, it is preferred over other
+    /// sources (see [`crate::latch`]). `None` when unknown.
+    pub signalling_ip: Option<IpAddr>,
 }
 
 impl LegParams {
@@ -130,6 +137,15 @@ impl LegParams {
             codec,
             telephone_event: None,
             direction: Direction::SendRecv,
+            signalling_ip: None,
+        }
+    }
+
+    /// The same parameters with the peer's signalling IP.
+    pub fn with_signalling_ip(self, ip: IpAddr) -> LegParams {
+        LegParams {
+            signalling_ip: Some(ip),
+            ..self
         }
     }
 
@@ -150,6 +166,7 @@ impl LegParams {
             },
             telephone_event: negotiated.telephone_event.as_ref().map(|c| c.payload_type),
             direction: negotiated.state.peer,
+            signalling_ip: None,
         })
     }
 }

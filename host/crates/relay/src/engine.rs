@@ -132,6 +132,7 @@ impl Leg {
         Leg {
             latch: Latch::new(
                 params.remote_rtp,
+                params.signalling_ip,
                 config.learning_window,
                 config.relatch_after,
                 now,
@@ -228,7 +229,10 @@ impl Engine {
         if leg.params == params {
             return; // a refresh (session timer) changes nothing
         }
-        if leg.latch.set_remote(params.remote_rtp, now) {
+        if leg
+            .latch
+            .set_remote(params.remote_rtp, params.signalling_ip, now)
+        {
             // Another peer, or the same one restarted: nothing learnt holds.
             leg.dtmf.reset();
             leg.in_ssrc = None;

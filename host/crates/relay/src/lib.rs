@@ -6,11 +6,12 @@
 //! complain (media timeout).
 //!
 //! # Layout
-//! - [`ports`]: [`PortPool`] of even RTP / odd RTCP ports, bound at
-//!   allocation, returned on drop; exhaustion maps to 503.
+//! - [`ports`]: [`PortPool`] of even RTP / odd RTCP ports, drawn at random,
+//!   bound at allocation, returned on drop; exhaustion maps to 503.
 //! - [`config`]: [`RelayConfig`] (timeouts, latching windows) and
 //!   [`LegParams`] (one leg's offer/answer outcome).
-//! - [`latch`]: symmetric RTP rules (learning window, strangers, re-latch).
+//! - [`latch`]: symmetric RTP rules: who may latch a leg (strict and NAT
+//!   modes from the SDP and signalling addresses), strangers, re-latch.
 //! - `engine`: the sans-IO per-call state machine: latch, DTMF, hold,
 //!   transcode, rewrite, route; [`MediaEvent`]s for the owner.
 //! - `report`: RTCP termination and the relay's own sender reports.

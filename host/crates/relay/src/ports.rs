@@ -5,11 +5,24 @@
 //! could take it between the answer and the first packet. Binding happens at
 //! allocation; a port some other program holds is skipped and counted.
 //!
-//! Allocation walks the range round-robin from the last allocated pair, so a
-//! freed pair is reused as late as possible: late packets of an ended call
-//! (the peer keeps sending until it processes our BYE) land on a closed port
-//! instead of in the next call's audio.
+//! # Which pair
+//! A random one, so that the next call's ports cannot be guessed from the
+//! last call's: ports handed out in order (35000, 35004, ...) let a host
+//! that sprays them latch a leg before the peer's first packet (see
+//! [`crate::latch`] for why that alone no longer gets it the audio).
+//!
+//! Freed pairs are still reused late: late packets of an ended call (the
+//! peer keeps sending until it processes our BYE) should land on a closed
+//! port, not in the next call's audio. So a freed pair first *cools* in a
+//! FIFO; pairs are drawn at random from the *free* set only, and when that
+//! is empty the older half of the cooling FIFO moves into it. A freed pair
+//! is thus never handed out while a pair that was free before it is still
+//! unused, and the more recently freed half of the cooling pairs always
+//! stays back: the pair freed last is reused last, as with the round-robin
+//! this replaced, unless it is the only one left. Each allocation costs O(1)
+//! amortised: a pair moves from cooling to free once per use.
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,9 +75,27 @@ struct PoolInner {
 struct PoolState {
     /// One flag per pair: true while allocated.
     used: Vec<bool>,
-    /// Where the next search starts.
-    cursor: usize,
+    /// Pairs to draw from at random.
+    free: Vec<usize>,
+    /// Freed pairs, oldest first, kept back from `free` (see module docs).
+    cooling: VecDeque<usize>,
     in_use: usize,
+}
+
+impl PoolState {
+    /// Takes a random pair out of `free`, refilling it from the older half
+    /// of `cooling` when empty; `None` when both are empty.
+    fn draw(&mut self, rng: &mut SmallRng) -> Option<usize> {
+        if self.free.is_empty() {
+            let older = self.cooling.len().div_ceil(2);
+            self.free.extend(self.cooling.drain(..older));
+        }
+        if self.free.is_empty() {
+            return None;
+        }
+        let pick = rng.below(self.free.len());
+        Some(self.free.swap_remove(pick))
+    }
 }
 
 impl PoolInner {
@@ -96,7 +127,8 @@ impl PortPool {
                 last,
                 state: Mutex::new(PoolState {
                     used: vec![false; pairs],
-                    cursor: 0,
+                    free: (0..pairs).collect(),
+                    cooling: VecDeque::with_capacity(pairs),
                     in_use: 0,
                 }),
                 exhausted: AtomicU64::new(0),
@@ -109,20 +141,25 @@ impl PortPool {
     /// (503) when none is left, or [`RelayError::Bind`] when `ip` is unusable.
     pub fn allocate(&self, ip: IpAddr, mode: RtcpMode) -> Result<PortAllocation, RelayError> {
         let inner = &self.inner;
+        let mut rng = SmallRng::seeded();
         let mut state = inner.lock();
-        let pairs = state.used.len();
-        for step in 0..pairs {
-            let slot = (state.cursor + step) % pairs;
-            if state.used[slot] {
-                continue;
-            }
+        // Pairs another program holds go back to cooling after this search,
+        // so each pair is tried at most once per allocation.
+        let mut held = Vec::new();
+        let result = loop {
+            let Some(slot) = state.draw(&mut rng) else {
+                inner.exhausted.fetch_add(1, Ordering::Relaxed);
+                break Err(RelayError::PortsExhausted {
+                    first: inner.first,
+                    last: inner.last,
+                });
+            };
             let port = inner.first + 2 * slot as u16;
             match bind_pair(ip, port, mode) {
                 Ok((rtp, rtcp)) => {
                     state.used[slot] = true;
                     state.in_use += 1;
-                    state.cursor = (slot + 1) % pairs;
-                    return Ok(PortAllocation {
+                    break Ok(PortAllocation {
                         rtp,
                         rtcp,
                         guard: PortGuard {
@@ -133,15 +170,16 @@ impl PortPool {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
                     inner.bind_conflicts.fetch_add(1, Ordering::Relaxed);
+                    held.push(slot);
                 }
-                Err(source) => return Err(RelayError::Bind { ip, source }),
+                Err(source) => {
+                    state.free.push(slot);
+                    break Err(RelayError::Bind { ip, source });
+                }
             }
-        }
-        inner.exhausted.fetch_add(1, Ordering::Relaxed);
-        Err(RelayError::PortsExhausted {
-            first: inner.first,
-            last: inner.last,
-        })
+        };
+        state.cooling.extend(held);
+        result
     }
 
     /// Current counters.
@@ -175,6 +213,33 @@ fn bind(ip: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
     // handed to a runtime without further syscalls.
     socket.set_nonblocking(true)?;
     Ok(socket)
+}
+
+/// xorshift64* seeded from the OS for one allocation: which pair to try is
+/// drawn from it, so its state never outlives the allocation and cannot be
+/// learnt from the ports other calls were given.
+#[derive(Debug)]
+struct SmallRng(u64);
+
+impl SmallRng {
+    fn seeded() -> SmallRng {
+        // Without OS randomness (never seen on Linux) fall back to the
+        // process's hash keys and the clock: still unknown to a peer.
+        let seed = getrandom::u64().unwrap_or_else(|_| {
+            use std::hash::BuildHasher;
+            std::collections::hash_map::RandomState::new().hash_one(std::time::Instant::now())
+        });
+        SmallRng(seed | 1)
+    }
+
+    /// A number in `0..n` (`n > 0`); the modulo bias is below 2^-48 for any
+    /// pool (at most 2^15 pairs).
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n as u64) as usize
+    }
 }
 
 /// Bound media sockets of one leg; the pair returns to the pool on drop
@@ -234,6 +299,7 @@ impl Drop for PortGuard {
         {
             *used = false;
             state.in_use -= 1;
+            state.cooling.push_back(self.slot);
         }
     }
 }
@@ -303,11 +369,23 @@ mod tests {
     #[test]
     fn ports_held_by_others_are_skipped_and_counted() {
         let pool = pool(31200, 31205);
-        let squatter = UdpSocket::bind((LOCAL, 31201)).unwrap(); // RTCP of pair 0
+        // RTCP of pair 0 and RTP of pair 2: only 31202/31203 can be bound.
+        let squatters = [31201, 31204].map(|p| UdpSocket::bind((LOCAL, p)).unwrap());
         let a = pool.allocate(LOCAL, RtcpMode::Separate).unwrap();
         assert_eq!(a.rtp_port(), 31202);
-        assert_eq!(pool.stats().bind_conflicts, 1);
-        drop(squatter);
+        let err = pool.allocate(LOCAL, RtcpMode::Separate).unwrap_err();
+        assert_eq!(err.status(), 503, "{err}");
+        let stats = pool.stats();
+        // The second allocation tried both held pairs once each.
+        assert!((2..=4).contains(&stats.bind_conflicts), "{stats:?}");
+        assert_eq!((stats.in_use, stats.exhausted), (1, 1));
+        // Held pairs are not lost: once released they serve calls again.
+        drop(squatters);
+        let b = pool.allocate(LOCAL, RtcpMode::Separate).unwrap();
+        let c = pool.allocate(LOCAL, RtcpMode::Separate).unwrap();
+        let mut ports = [a.rtp_port(), b.rtp_port(), c.rtp_port()];
+        ports.sort_unstable();
+        assert_eq!(ports, [31200, 31202, 31204]);
     }
 
     #[test]
@@ -322,6 +400,68 @@ mod tests {
             a_port,
             "late packets must not reach a new call"
         );
+    }
+
+    #[test]
+    fn a_freed_pair_waits_for_every_pair_free_before_it() {
+        let pool = pool(31500, 31519); // 10 pairs
+        let freed = pool.allocate(LOCAL, RtcpMode::Mux).unwrap();
+        let freed_port = freed.rtp_port();
+        drop(freed);
+        let others: Vec<_> = (0..9)
+            .map(|_| pool.allocate(LOCAL, RtcpMode::Mux).unwrap())
+            .collect();
+        assert!(others.iter().all(|a| a.rtp_port() != freed_port));
+        let last = pool.allocate(LOCAL, RtcpMode::Mux).unwrap();
+        assert_eq!(last.rtp_port(), freed_port, "the only pair left");
+    }
+
+    #[test]
+    fn allocations_are_not_sequential() {
+        let pool = pool(31600, 31799); // 100 pairs
+        let ports: Vec<u16> = (0..20)
+            .map(|_| pool.allocate(LOCAL, RtcpMode::Mux).unwrap())
+            .map(|a| {
+                let port = a.rtp_port();
+                drop(a);
+                port
+            })
+            .collect();
+        let steps_of_two = ports.windows(2).filter(|w| w[1] == w[0] + 2).count();
+        // In order, all 19 steps would be +2; at random, about 1 in 100 is.
+        assert!(steps_of_two <= 4, "guessable ports: {ports:?}");
+        let mut distinct = ports.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 20, "freed pairs are not reused at once");
+        // The draw differs between pools: not a fixed permutation.
+        assert_ne!(pool_order(31800, 31999), pool_order(32000, 32199));
+    }
+
+    /// The first 20 pairs a fresh pool over `first..=last` hands out, as
+    /// offsets from `first`.
+    fn pool_order(first: u16, last: u16) -> Vec<u16> {
+        let pool = pool(first, last);
+        let held: Vec<_> = (0..20)
+            .map(|_| pool.allocate(LOCAL, RtcpMode::Mux).unwrap())
+            .collect();
+        held.iter().map(|a| a.rtp_port() - first).collect()
+    }
+
+    #[test]
+    fn every_pair_is_reachable_then_exhaustion() {
+        let pool = pool(32200, 32299); // 50 pairs
+        let held: Vec<_> = (0..50)
+            .map(|_| pool.allocate(LOCAL, RtcpMode::Separate).unwrap())
+            .collect();
+        let mut ports: Vec<u16> = held.iter().map(|a| a.rtp_port()).collect();
+        ports.sort_unstable();
+        assert_eq!(ports, (32200..32300).step_by(2).collect::<Vec<_>>());
+        let err = pool.allocate(LOCAL, RtcpMode::Mux).unwrap_err();
+        assert_eq!(err.status(), 503, "{err}");
+        drop(held);
+        assert_eq!(pool.stats().in_use, 0);
+        assert!(pool.allocate(LOCAL, RtcpMode::Mux).is_ok());
     }
 
     #[test]

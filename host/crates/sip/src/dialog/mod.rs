@@ -20,6 +20,8 @@
 //! - `answer`: our answers ([`Dialog::answer`]), 481 for unknown dialogs,
 //!   OPTIONS.
 //! - `refer`: REFER, NOTIFY progress (`message/sipfrag`).
+//! - `peer`: who may send in a dialog ([`check_source`]), which offers
+//!   need credentials again ([`needs_reauth`]), a log budget for refusals.
 //! - `session_expires`: RFC 4028 headers (Session-Expires, Min-SE, `timer`).
 //! - `negotiate`: RFC 4028 negotiation as UAS (422, refresher) and as UAC.
 //! - `session_timer`: [`SessionTimer`], when to refresh and when to give up.
@@ -39,6 +41,7 @@ mod cancel;
 mod error;
 mod id;
 mod negotiate;
+mod peer;
 mod refer;
 mod request;
 mod response;
@@ -57,6 +60,10 @@ pub use id::DialogId;
 pub use negotiate::{
     Negotiated, TimerConfig, UasTimer, interval_too_small, negotiate_uac, negotiate_uas,
     retry_after_422,
+};
+pub use peer::{
+    DialogPeer, LogBudget, MAX_PEER_ADDRESSES, SourceVerdict, check_source, moves_media,
+    needs_reauth,
 };
 pub use refer::{ReferProgress, SIPFRAG, parse_sipfrag};
 pub use request::Body;

@@ -49,7 +49,7 @@ pub use params::Param;
 pub use rsip_bridge::{TEL_BRIDGE_HOST, tel_as_sip};
 pub use sip_message::{CSeq, SipMessage};
 pub use stream::StreamFramer;
-pub use transport::{Destination, ResponseTarget, response_target, stamp_received};
+pub use transport::{ResponseTarget, ViaTrust, response_target, stamp_received};
 pub use uri::{Scheme, Uri};
 pub use via::{Rport, Transport, Via};
 
@@ -189,8 +189,8 @@ mod tests {
             Some("203.0.113.5")
         );
         assert_eq!(
-            response_target(&via),
-            ResponseTarget::Datagram(Destination::Addr(source))
+            response_target(&via, source, ViaTrust::Admitted),
+            ResponseTarget::Datagram(source)
         );
         let reparsed = SipMessage::parse(&ok.to_bytes()).expect("valid response");
         assert_eq!(reparsed.content_length(), Ok(Some(FIVE9_SDP.len())));
@@ -235,7 +235,9 @@ mod tests {
         );
         let _ = msg.to_rsip();
         if let Ok(via) = msg.top_via() {
-            let _ = response_target(&via);
+            let source = "192.0.2.1:5060".parse().expect("address");
+            let _ = response_target(&via, source, ViaTrust::Admitted);
+            let _ = response_target(&via, source, ViaTrust::Unadmitted);
         }
         let mut stamped = msg.clone();
         let _ = stamp_received(&mut stamped, "[2001:db8::1]:5060".parse().expect("address"));

@@ -11,7 +11,7 @@ use super::host::Host;
 use super::params::split_outside_quotes;
 use super::sip_message::SipMessage;
 use super::via::{Rport, Via};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// Where to send a response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,24 +20,27 @@ pub enum ResponseTarget {
     /// request arrived on. If it has closed, open a new one to `fallback`.
     SameConnection {
         /// Where to connect when the original connection is gone.
-        fallback: Destination,
+        fallback: SocketAddr,
     },
     /// Unreliable transport (UDP): send a datagram here.
-    Datagram(Destination),
+    Datagram(SocketAddr),
 }
 
-/// An address to send to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Destination {
-    /// A literal address.
-    Addr(SocketAddr),
-    /// A DNS name that the transport must resolve (RFC 3263 §5) first.
-    Name {
-        /// The host name from sent-by or maddr.
-        host: String,
-        /// The port to use.
-        port: u16,
-    },
+/// How far a request's Via is believed when choosing where its responses
+/// go. Everything in a Via is the sender's word: believed from a peer we
+/// admit, never from anyone else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViaTrust {
+    /// The source is one we admit (an allow-listed address): RFC 3261
+    /// §18.2.2 and RFC 3581 as written, with two limits. Responses always
+    /// go to the source IP (`received`), and `maddr` is honoured only when
+    /// it is a multicast IP literal (what it is for). A name is never
+    /// looked up: a DNS wait would stall whoever asks.
+    Admitted,
+    /// Anyone else: responses go back to the datagram's source address and
+    /// port, whatever the Via names, so a forged Via cannot aim our answers
+    /// (or our retransmissions) at a third host.
+    Unadmitted,
 }
 
 /// Stamps `received` (and fills `rport`) on the top Via of a request that
@@ -71,43 +74,40 @@ pub fn stamp_received(request: &mut SipMessage, source: SocketAddr) -> Result<()
     Ok(())
 }
 
-/// Where responses to a request with this top Via go (RFC 3261 §18.2.2,
-/// RFC 3581 §4), after [`stamp_received`] ran on it.
-pub fn response_target(top_via: &Via) -> ResponseTarget {
+/// Where responses to a request that arrived from `source` with this top
+/// Via go (RFC 3261 §18.2.2, RFC 3581 §4), believing the Via as far as
+/// `trust` says. Never needs DNS.
+pub fn response_target(top_via: &Via, source: SocketAddr, trust: ViaTrust) -> ResponseTarget {
+    let source = SocketAddr::new(source.ip().to_canonical(), source.port());
     let sent_by_port = top_via.sent_by_port();
     if top_via.transport.is_reliable() {
-        let fallback = match top_via.received() {
-            Some(ip) => Destination::Addr(SocketAddr::new(ip, sent_by_port)),
-            None => host_destination(&top_via.host, sent_by_port),
+        // Only used if the connection has closed: the peer's listening port
+        // at its real address.
+        let fallback = match trust {
+            ViaTrust::Admitted => SocketAddr::new(source.ip(), sent_by_port),
+            ViaTrust::Unadmitted => source,
         };
         return ResponseTarget::SameConnection { fallback };
     }
-    // The port the request really came from, when the client asked for it.
-    let port = match top_via.rport() {
-        Some(Rport::Port(port)) => port,
-        _ => sent_by_port,
-    };
-    if let Some(maddr) = top_via.maddr() {
+    if trust == ViaTrust::Unadmitted {
+        return ResponseTarget::Datagram(source);
+    }
+    if let Some(group) = top_via
+        .maddr()
+        .and_then(Host::parse)
+        .and_then(|h| h.ip())
+        .filter(IpAddr::is_multicast)
+    {
         // Multicast responses are sent to maddr at the sent-by port; rport is
         // about NAT and has no meaning there.
-        let host = Host::parse(maddr).unwrap_or_else(|| Host::Domain(maddr.to_string()));
-        return ResponseTarget::Datagram(host_destination(&host, sent_by_port));
+        return ResponseTarget::Datagram(SocketAddr::new(group, sent_by_port));
     }
-    let destination = match top_via.received() {
-        Some(ip) => Destination::Addr(SocketAddr::new(ip, port)),
-        None => host_destination(&top_via.host, port),
+    // The port the request really came from, when the client asked for it.
+    let port = match top_via.rport() {
+        Some(_) => source.port(),
+        None => sent_by_port,
     };
-    ResponseTarget::Datagram(destination)
-}
-
-fn host_destination(host: &Host, port: u16) -> Destination {
-    match host.ip() {
-        Some(ip) => Destination::Addr(SocketAddr::new(ip, port)),
-        None => Destination::Name {
-            host: host.to_string(),
-            port,
-        },
-    }
+    ResponseTarget::Datagram(SocketAddr::new(source.ip(), port))
 }
 
 #[cfg(test)]
@@ -188,56 +188,100 @@ mod tests {
 
     #[test]
     fn response_target_table() {
-        let datagram = |a: &str| ResponseTarget::Datagram(Destination::Addr(addr(a)));
-        let name = |host: &str, port| Destination::Name {
-            host: host.into(),
-            port,
-        };
+        use ViaTrust::{Admitted, Unadmitted};
+        let datagram = |a: &str| ResponseTarget::Datagram(addr(a));
+        let connection = |a: &str| ResponseTarget::SameConnection { fallback: addr(a) };
         let table = [
+            // (via, arrived from, trust, expected)
             (
                 "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1",
+                "192.0.2.1:5060",
+                Admitted,
                 datagram("192.0.2.1:5060"),
             ),
             (
                 "SIP/2.0/UDP 10.0.0.5:5070;branch=z9hG4bK1;received=198.51.100.7",
+                "198.51.100.7:41000",
+                Admitted,
                 datagram("198.51.100.7:5070"),
             ),
             (
                 "SIP/2.0/UDP 10.0.0.5:5070;rport=41000;branch=z9hG4bK1;received=198.51.100.7",
+                "198.51.100.7:41000",
+                Admitted,
                 datagram("198.51.100.7:41000"),
             ),
             (
-                "SIP/2.0/UDP 10.0.0.5:5070;rport;branch=z9hG4bK1;received=198.51.100.7",
-                datagram("198.51.100.7:5070"),
-            ),
-            (
                 "SIP/2.0/UDP [2001:db8::1];branch=z9hG4bK1;received=2001:db8::9;rport=7000",
+                "[2001:db8::9]:7000",
+                Admitted,
                 datagram("[2001:db8::9]:7000"),
             ),
+            // A name is never looked up: the source IP answers for it.
             (
-                "SIP/2.0/UDP pbx.example.com:5080;branch=z9hG4bK1",
-                ResponseTarget::Datagram(name("pbx.example.com", 5080)),
+                "SIP/2.0/UDP pbx.example.com:5080;branch=z9hG4bK1;received=192.0.2.4",
+                "192.0.2.4:33000",
+                Admitted,
+                datagram("192.0.2.4:5080"),
             ),
+            // maddr: a multicast literal is honoured, anything else ignored.
             (
                 "SIP/2.0/UDP 10.0.0.5;branch=z9hG4bK1;maddr=224.0.1.75;received=1.2.3.4",
+                "1.2.3.4:5060",
+                Admitted,
                 datagram("224.0.1.75:5060"),
             ),
             (
-                "SIP/2.0/TCP 10.0.0.5:5070;branch=z9hG4bK1;received=198.51.100.7;rport=41000",
-                ResponseTarget::SameConnection {
-                    fallback: Destination::Addr(addr("198.51.100.7:5070")),
-                },
+                "SIP/2.0/UDP 10.0.0.5;branch=z9hG4bK1;maddr=203.0.113.99;received=1.2.3.4",
+                "1.2.3.4:5060",
+                Admitted,
+                datagram("1.2.3.4:5060"),
             ),
             (
-                "SIP/2.0/TLS pbx.example.com;branch=z9hG4bK1",
-                ResponseTarget::SameConnection {
-                    fallback: name("pbx.example.com", 5061),
-                },
+                "SIP/2.0/UDP 10.0.0.5;branch=z9hG4bK1;maddr=victim.example;received=1.2.3.4",
+                "1.2.3.4:5060",
+                Admitted,
+                datagram("1.2.3.4:5060"),
+            ),
+            // Not admitted: the source, whatever the Via says.
+            (
+                "SIP/2.0/UDP 203.0.113.99:5070;branch=z9hG4bK1;maddr=224.0.1.75;received=1.2.3.4",
+                "1.2.3.4:40000",
+                Unadmitted,
+                datagram("1.2.3.4:40000"),
+            ),
+            (
+                "SIP/2.0/UDP victim.example;branch=z9hG4bK1;received=1.2.3.4",
+                "[::ffff:1.2.3.4]:40000",
+                Unadmitted,
+                datagram("1.2.3.4:40000"),
+            ),
+            (
+                "SIP/2.0/TCP 10.0.0.5:5070;branch=z9hG4bK1;received=198.51.100.7;rport=41000",
+                "198.51.100.7:41000",
+                Admitted,
+                connection("198.51.100.7:5070"),
+            ),
+            (
+                "SIP/2.0/TLS pbx.example.com;branch=z9hG4bK1;received=198.51.100.2",
+                "198.51.100.2:51000",
+                Admitted,
+                connection("198.51.100.2:5061"),
+            ),
+            (
+                "SIP/2.0/TLS pbx.example.com;branch=z9hG4bK1;received=198.51.100.2",
+                "198.51.100.2:51000",
+                Unadmitted,
+                connection("198.51.100.2:51000"),
             ),
         ];
-        for (via, expected) in table {
+        for (via, source, trust, expected) in table {
             let via = Via::parse(via).expect("valid Via");
-            assert_eq!(response_target(&via), expected, "{via}");
+            assert_eq!(
+                response_target(&via, addr(source), trust),
+                expected,
+                "{via} from {source} ({trust:?})"
+            );
         }
     }
 
@@ -247,8 +291,8 @@ mod tests {
         stamp_received(&mut msg, addr("198.51.100.7:41000")).expect("stamps");
         let via = msg.top_via().expect("valid");
         assert_eq!(
-            response_target(&via),
-            ResponseTarget::Datagram(Destination::Addr(addr("198.51.100.7:41000")))
+            response_target(&via, addr("198.51.100.7:41000"), ViaTrust::Admitted),
+            ResponseTarget::Datagram(addr("198.51.100.7:41000"))
         );
     }
 

@@ -7,6 +7,7 @@
 //! - [`server_inv`] / [`server`]: INVITE and non-INVITE server transactions.
 //! - [`Transaction`]: any one of the four machines, driven alike.
 //! - [`table`]: [`Transactions`], which owns machines by key and drives them.
+//! - [`budget`]: caps on open server transactions, in all and per source.
 //!
 //! # Driving a machine
 //! Machines never read a clock or touch a socket. The owner feeds them
@@ -31,6 +32,7 @@
 //!   arrives, how long to ring is the TU's decision (CANCEL), not a timeout.
 
 mod any;
+pub mod budget;
 pub mod client;
 pub mod client_inv;
 pub mod key;
@@ -40,6 +42,7 @@ pub mod table;
 pub mod timers;
 
 pub use any::Transaction;
+pub use budget::{Overload, ServerLimits};
 pub use client::Client;
 pub use client_inv::{AckBuilder, ClientInvite};
 pub use key::{KeyError, Role, SentBy, TransactionKey};

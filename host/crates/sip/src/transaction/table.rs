@@ -14,8 +14,10 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::IpAddr;
 use std::time::Instant;
 
+use super::budget::{Budget, Overload, ServerLimits};
 use super::{
     AckBuilder, Client, ClientInvite, Event, Reliability, ResponseError, Server, ServerInvite,
     State, Timers, Transaction, TransactionKey,
@@ -65,6 +67,9 @@ pub enum TableError {
     /// The server transaction refused the response.
     #[error(transparent)]
     Response(#[from] ResponseError),
+    /// A new server transaction would break a cap of [`ServerLimits`].
+    #[error(transparent)]
+    Overloaded(#[from] Overload),
 }
 
 /// Every live transaction, by key.
@@ -82,6 +87,10 @@ pub struct Transactions<M> {
     transmits: VecDeque<Transmit<M>>,
     /// Events waiting for `poll_event`.
     events: VecDeque<(TransactionKey, Event<M>)>,
+    /// Open server transactions per source, and the caps.
+    budget: Budget,
+    /// The source each open server transaction is counted against.
+    origins: HashMap<TransactionKey, IpAddr>,
 }
 
 impl<M: Clone> Default for Transactions<M> {
@@ -99,7 +108,24 @@ impl<M: Clone> Transactions<M> {
             deadlines: BinaryHeap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            budget: Budget::new(ServerLimits::default()),
+            origins: HashMap::new(),
         }
+    }
+
+    /// Sets the caps on open server transactions (see [`ServerLimits`]).
+    pub fn limit_servers(&mut self, limits: ServerLimits) {
+        self.budget.set_limits(limits);
+    }
+
+    /// Whether a new server transaction from `source` would fit.
+    pub fn server_room(&self, source: IpAddr) -> Result<(), Overload> {
+        self.budget.check(source)
+    }
+
+    /// Open server transactions from `source`, and in all.
+    pub fn servers_open(&self, source: IpAddr) -> (usize, usize) {
+        (self.budget.open_from(source), self.budget.open())
     }
 
     /// Sends `invite` under a new INVITE client transaction.
@@ -127,28 +153,52 @@ impl<M: Clone> Transactions<M> {
         self.insert(key, tx.into())
     }
 
-    /// Opens the server transaction for a new INVITE; `trying` is the
-    /// `100 Trying` it sends if the TU is slow.
+    /// Opens the server transaction for a new INVITE from `source`;
+    /// `trying` is the `100 Trying` it sends if the TU is slow. Refused with
+    /// [`TableError::Overloaded`] past the caps.
     pub fn start_server_invite(
         &mut self,
         now: Instant,
         key: TransactionKey,
         reliability: Reliability,
         trying: M,
+        source: IpAddr,
     ) -> Result<(), TableError> {
+        self.budget.check(source)?;
         let tx = ServerInvite::new(now, reliability, self.timers, trying);
-        self.insert(key, tx.into())
+        self.insert_counted(key, tx.into(), source)
     }
 
-    /// Opens the server transaction for a new non-INVITE request.
+    /// Opens the server transaction for a new non-INVITE request from
+    /// `source`. Refused with [`TableError::Overloaded`] past the caps.
     pub fn start_server(
         &mut self,
         now: Instant,
         key: TransactionKey,
         reliability: Reliability,
+        source: IpAddr,
     ) -> Result<(), TableError> {
+        self.budget.check(source)?;
         let tx = Server::new(now, reliability, self.timers);
-        self.insert(key, tx.into())
+        self.insert_counted(key, tx.into(), source)
+    }
+
+    /// [`insert`](Self::insert), counted against `source`.
+    fn insert_counted(
+        &mut self,
+        key: TransactionKey,
+        tx: Transaction<M>,
+        source: IpAddr,
+    ) -> Result<(), TableError> {
+        tx.fits(&key)?;
+        if self.machines.contains_key(&key) {
+            return Err(TableError::Exists(key));
+        }
+        self.budget.take(source)?;
+        self.origins.insert(key.clone(), source);
+        self.machines.insert(key.clone(), tx);
+        self.settle(&key, None);
+        Ok(())
     }
 
     /// Adds a machine built by the owner, e.g. with its own [`Timers`].
@@ -327,6 +377,9 @@ impl<M: Clone> Transactions<M> {
         }
         if tx.state() == State::Terminated {
             self.machines.remove(key);
+            if let Some(source) = self.origins.remove(key) {
+                self.budget.give_back(source);
+            }
             return;
         }
         let after = tx.poll_timeout();
@@ -345,6 +398,10 @@ mod tests {
     use std::time::Duration;
 
     const B: &str = "z9hG4bKa1";
+
+    fn src() -> IpAddr {
+        IpAddr::from([192, 0, 2, 7])
+    }
 
     fn skey(branch: &str, method: &str) -> TransactionKey {
         TransactionKey::server(branch, SentBy::new("five9.example", Some(5060)), method)
@@ -386,7 +443,13 @@ mod tests {
         let routed = table.handle_request(t0, &invite, "INVITE".to_owned());
         assert_eq!(routed, Routed::Unmatched("INVITE".to_owned()));
         table
-            .start_server_invite(t0, invite.clone(), Reliability::Unreliable, "100".into())
+            .start_server_invite(
+                t0,
+                invite.clone(),
+                Reliability::Unreliable,
+                "100".into(),
+                src(),
+            )
             .expect("new");
         let t = at(t0, 100);
         assert_eq!(
@@ -401,7 +464,7 @@ mod tests {
             Routed::Unmatched(_)
         ));
         table
-            .start_server(t, cancel.clone(), Reliability::Unreliable)
+            .start_server(t, cancel.clone(), Reliability::Unreliable, src())
             .expect("new");
         let cancelled = cancel.cancelled_invite().expect("a CANCEL");
         assert_eq!(table.state(&cancelled), Some(State::Proceeding));
@@ -561,15 +624,15 @@ mod tests {
         let rel = Reliability::Reliable;
         let invite = skey(B, "INVITE");
         table
-            .start_server_invite(t0, invite.clone(), rel, "100".into())
+            .start_server_invite(t0, invite.clone(), rel, "100".into(), src())
             .expect("new");
         let cases: Vec<(Result<(), TableError>, TableError)> = vec![
             (
-                table.start_server_invite(t0, invite.clone(), rel, "100".into()),
+                table.start_server_invite(t0, invite.clone(), rel, "100".into(), src()),
                 TableError::Exists(invite.clone()),
             ),
             (
-                table.start_server(t0, skey(B, "ACK"), rel),
+                table.start_server(t0, skey(B, "ACK"), rel, src()),
                 TableError::WrongKind {
                     key: skey(B, "ACK"),
                     kind: "non-INVITE server",
@@ -583,7 +646,7 @@ mod tests {
                 },
             ),
             (
-                table.start_server(t0, ckey(B, "BYE"), rel),
+                table.start_server(t0, ckey(B, "BYE"), rel, src()),
                 TableError::WrongKind {
                     key: ckey(B, "BYE"),
                     kind: "non-INVITE server",
@@ -611,5 +674,45 @@ mod tests {
             ]
         );
         assert!(table.is_empty());
+    }
+
+    #[test]
+    fn server_caps_count_per_source_until_the_transaction_ends() {
+        let t0 = Instant::now();
+        let mut table: Transactions<String> = Transactions::default();
+        table.limit_servers(ServerLimits {
+            total: 3,
+            per_source: 2,
+        });
+        let rel = Reliability::Unreliable;
+        let other = IpAddr::from([192, 0, 2, 8]);
+        table
+            .start_server(t0, skey("z9hG4bK1", "OPTIONS"), rel, src())
+            .expect("fits");
+        table
+            .start_server(t0, skey("z9hG4bK2", "OPTIONS"), rel, src())
+            .expect("fits");
+        assert_eq!(
+            table.start_server(t0, skey("z9hG4bK3", "OPTIONS"), rel, src()),
+            Err(TableError::Overloaded(Overload::Source(src())))
+        );
+        table
+            .start_server_invite(t0, skey("z9hG4bK4", "INVITE"), rel, "100".into(), other)
+            .expect("another source fits");
+        assert_eq!(
+            table.server_room(IpAddr::from([192, 0, 2, 9])),
+            Err(Overload::Total)
+        );
+        assert_eq!(table.servers_open(src()), (2, 3));
+        // The first one answered: Timer J (64·T1) later it ends, and its
+        // source has room again.
+        table
+            .send_response(t0, &skey("z9hG4bK1", "OPTIONS"), 200, "200".into())
+            .expect("answered");
+        table.handle_timeout(at(t0, 64 * 500));
+        assert_eq!(table.servers_open(src()), (1, 2));
+        table
+            .start_server(t0, skey("z9hG4bK3", "OPTIONS"), rel, src())
+            .expect("room again");
     }
 }
