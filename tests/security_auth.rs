@@ -306,9 +306,9 @@ fn online_guessing_across_call_ids_is_blocked() {
     assert!(!gw.log().contains(PASSWORD), "a password in the log");
 }
 
-/// A flood of INVITEs from a source no trunk admits: every one gets its
-/// 403, but the log holds at most 10 refusal lines a second, and the
-/// summary lines account for the rest.
+/// A flood of INVITEs from a source no trunk admits: they get their 403s,
+/// but the log holds at most 10 refusal lines a second, and the summary
+/// lines account for every other 403 the gateway sent.
 #[test]
 fn refusal_log_lines_stay_within_their_budget() {
     let gw = Gateway::builder("route-reason")
