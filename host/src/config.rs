@@ -265,7 +265,7 @@ impl std::fmt::Debug for ApiKey {
 }
 
 /// `[trunk.auth]`: digest authentication of a trunk's peers.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrunkAuth {
     /// The realm in challenges.
@@ -296,6 +296,22 @@ pub struct TrunkAuth {
     /// How long a block lasts, in seconds.
     #[serde(default = "default_lockout_block_secs")]
     pub lockout_block_secs: u64,
+}
+
+/// Debug output names the users, never their passwords.
+impl std::fmt::Debug for TrunkAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrunkAuth")
+            .field("realm", &self.realm)
+            .field("users", &self.users.keys().collect::<Vec<_>>())
+            .field("algorithms", &self.algorithms)
+            .field("proxy", &self.proxy)
+            .field("nonce_secs", &self.nonce_secs)
+            .field("lockout_failures", &self.lockout_failures)
+            .field("lockout_window_secs", &self.lockout_window_secs)
+            .field("lockout_block_secs", &self.lockout_block_secs)
+            .finish()
+    }
 }
 
 fn default_lockout_failures() -> u32 {
@@ -829,6 +845,17 @@ mod tests {
         let zero = trunk("lockout_block_secs = 0\n");
         assert!(matches!(zero, Err(ConfigError::Invalid(m)) if m.contains("lockout")));
         assert!(trunk("lockout_failures = 0\nlockout_block_secs = 0\n").is_ok());
+    }
+
+    #[test]
+    fn debug_output_of_a_config_shows_no_password() {
+        let c = Config::parse(
+            "[[trunk]]\nname='a'\npolicy='p'\n[trunk.auth]\nrealm='r'\nusers={ five9 = 'pa55-w0rd-x' }\n",
+        )
+        .unwrap();
+        let text = format!("{c:?}");
+        assert!(text.contains("five9"), "{text}");
+        assert!(!text.contains("pa55-w0rd-x"), "{text}");
     }
 
     #[test]

@@ -206,7 +206,7 @@ pub(crate) struct Gateway {
     pub(crate) draining: bool,
     pub(crate) stats: Arc<super::stats::GatewayStats>,
     /// Paces the log lines about refused in-dialog requests (`peers`).
-    pub(crate) refusal_log: dialog::LogBudget,
+    pub(crate) refusal_log: trunkline_sip::log_budget::LogBudget,
 }
 
 /// Starts the SIP core: binds the listeners and spawns the task. It stops
@@ -274,7 +274,10 @@ pub async fn start(
         ports,
         draining: false,
         stats,
-        refusal_log: dialog::LogBudget::new(super::peers::REFUSAL_LOG_INTERVAL),
+        refusal_log: trunkline_sip::log_budget::LogBudget::new(
+            1,
+            super::peers::REFUSAL_LOG_INTERVAL,
+        ),
     };
     let handle = GatewayHandle {
         events: events_tx.clone(),

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use trunkline_sip::auth::IpAllowList;
 use trunkline_sip::dialog::{SourceVerdict, check_source, needs_reauth};
+use trunkline_sip::log_budget::LogPermit;
 use trunkline_sip::message::{Method, SipMessage};
 
 use super::admission::Reauth;
@@ -157,11 +158,13 @@ impl Gateway {
         } else {
             "403"
         };
-        match self.refusal_log.event(Instant::now()) {
-            Some(unlogged) => tracing::info!(%call_id, ?leg, method = method.as_str(),
-                source = %origin.addr, unlogged,
-                "in-dialog request from outside the dialog's peer and the trunk's allow-list; {answer}"),
-            None => tracing::debug!(%call_id, ?leg, method = method.as_str(),
+        match self.refusal_log.permit(Instant::now()) {
+            LogPermit::Log { suppressed } => {
+                tracing::info!(%call_id, ?leg, method = method.as_str(),
+                source = %origin.addr, unlogged = suppressed,
+                "in-dialog request from outside the dialog's peer and the trunk's allow-list; {answer}")
+            }
+            LogPermit::Suppress => tracing::debug!(%call_id, ?leg, method = method.as_str(),
                 source = %origin.addr, "in-dialog request from a foreign source; {answer}"),
         }
     }

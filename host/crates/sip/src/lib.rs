@@ -6,8 +6,11 @@
 //! - [`message`]: framing (TCP/TLS streams, UDP datagrams), normalisation of what
 //!   real peers send, the [`message::SipMessage`] type with typed accessors,
 //!   builders and printing, transport helpers (RFC 3261 §18, RFC 3581).
+//! - [`log_budget`]: so many log lines per interval about refused requests,
+//!   and a count of the ones left out (floods must not flood the log).
 pub mod auth;
 pub mod dialog;
+pub mod log_budget;
 pub mod message;
 pub mod rfc;
 pub mod transaction;

@@ -22,8 +22,6 @@
 //!   repeated failures per source and Call-ID, or by the lockout.
 //! - `lockout`: [`LockoutConfig`]: online guessing limits per source and
 //!   username across Call-IDs (backoff, then a block).
-//! - `log_budget`: [`LogBudget`]: at most so many refusal log lines a
-//!   second, then a count of the rest.
 //! - `credentials`: [`Secret`], [`CredentialStore`], [`Credentials`].
 //! - `header`: [`DigestCredentials`] parsing and printing, challenge values.
 //! - `algorithm`: [`Algorithm`], [`ha1`], the response computation.
@@ -40,7 +38,6 @@ mod credentials;
 mod error;
 mod header;
 mod lockout;
-mod log_budget;
 mod nonce;
 mod replay;
 mod rules;
@@ -48,6 +45,7 @@ mod server;
 #[cfg(test)]
 mod test_support;
 
+pub use crate::log_budget::{LogBudget, LogPermit};
 pub use admission::{Admission, Locked, Rejection};
 pub use algorithm::{Algorithm, ha1};
 pub use allow_list::{Cidr, IpAllowList};
@@ -56,7 +54,6 @@ pub use credentials::{CredentialStore, Credentials, Secret};
 pub use error::{CidrError, ConfigError, CredentialsError, KeyError, SecretError};
 pub use header::DigestCredentials;
 pub use lockout::{Blocks, LockoutConfig, Refusal, Scope};
-pub use log_budget::{LogBudget, LogPermit};
 pub use nonce::NonceKey;
 pub use rules::{Failure, Verification};
 pub use server::DigestAuth;

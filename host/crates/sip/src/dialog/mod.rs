@@ -62,8 +62,7 @@ pub use negotiate::{
     retry_after_422,
 };
 pub use peer::{
-    DialogPeer, LogBudget, MAX_PEER_ADDRESSES, SourceVerdict, check_source, moves_media,
-    needs_reauth,
+    DialogPeer, MAX_PEER_ADDRESSES, SourceVerdict, check_source, moves_media, needs_reauth,
 };
 pub use refer::{ReferProgress, SIPFRAG, parse_sipfrag};
 pub use request::Body;

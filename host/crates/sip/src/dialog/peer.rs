@@ -26,7 +26,6 @@
 //!   a hold to `0.0.0.0`, a refresh or a hold at the same address is not.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
 
 use crate::auth::IpAllowList;
 use crate::message::Method;
@@ -145,44 +144,6 @@ pub fn needs_reauth(
     digest_trunk
         && matches!(method, Method::Invite | Method::Update)
         && moves_media(offered, current)
-}
-
-/// Lets one log line through per `interval`, counting what it held back,
-/// so a flood of refused requests costs a line per interval, not per
-/// packet.
-#[derive(Debug, Clone)]
-pub struct LogBudget {
-    interval: Duration,
-    /// When the last line went out.
-    last: Option<Instant>,
-    /// Events since then that got no line.
-    held: u64,
-}
-
-impl LogBudget {
-    /// One line per `interval`.
-    pub fn new(interval: Duration) -> LogBudget {
-        LogBudget {
-            interval,
-            last: None,
-            held: 0,
-        }
-    }
-
-    /// An event at `now`: `Some(n)` when it gets a line, `n` being the
-    /// events held back since the previous line; `None` when it is held.
-    pub fn event(&mut self, now: Instant) -> Option<u64> {
-        let due = self
-            .last
-            .is_none_or(|last| now.saturating_duration_since(last) >= self.interval);
-        if due {
-            self.last = Some(now);
-            Some(std::mem::take(&mut self.held))
-        } else {
-            self.held = self.held.saturating_add(1);
-            None
-        }
-    }
 }
 
 #[cfg(test)]
@@ -335,22 +296,5 @@ mod tests {
             "no offer in INFO"
         );
         assert!(!needs_reauth(&Method::Bye, true, away, now));
-    }
-
-    #[test]
-    fn log_budget_lets_one_line_per_interval_through() {
-        let t0 = Instant::now();
-        let mut budget = LogBudget::new(Duration::from_secs(10));
-        assert_eq!(budget.event(t0), Some(0), "the first event is logged");
-        for i in 1..=1000 {
-            assert_eq!(budget.event(t0 + Duration::from_millis(i)), None);
-        }
-        assert_eq!(
-            budget.event(t0 + Duration::from_secs(10)),
-            Some(1000),
-            "the next line counts what was held"
-        );
-        assert_eq!(budget.event(t0 + Duration::from_secs(11)), None);
-        assert_eq!(budget.event(t0 + Duration::from_secs(25)), Some(1));
     }
 }
