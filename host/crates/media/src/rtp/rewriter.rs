@@ -12,7 +12,12 @@
 //! its buffer instead of treating the jump as clock drift.
 //!
 //! Within one incoming source the mapping is a fixed offset, so loss and
-//! reordering stay visible to the receiver exactly as they happened.
+//! reordering stay visible to the receiver exactly as they happened. What the
+//! relay drops on purpose (a peer that keeps sending on hold, comfort noise
+//! the receiver did not agree to) is not loss: the caller reports it with
+//! [`StreamRewriter::withheld`], and the next packet continues at +1 with the
+//! marker bit, its timestamp advanced by the time that passed. Without that,
+//! a six-second hold showed up at the far end as 300 lost packets.
 
 use std::time::Instant;
 
@@ -47,6 +52,9 @@ struct Mapping {
     ts_offset: u32,
     /// Highest incoming sequence number seen (in RFC 3550 serial order).
     max_seq: u16,
+    /// Incoming sequence number the mapping began with: an older packet
+    /// would take an outgoing number already used before the mapping.
+    first_seq: u16,
 }
 
 /// The newest packet sent, to continue from on a switch.
@@ -75,6 +83,9 @@ pub struct StreamRewriter {
     last: Option<LastSent>,
     /// Set by [`StreamRewriter::resync`]: remap on the next packet.
     resync_pending: bool,
+    /// Set by [`StreamRewriter::withheld`]: remap the current source on its
+    /// next newer packet, so that what was withheld leaves no hole.
+    gap_pending: bool,
     /// Timestamp ticks per packet, learnt from consecutive packets.
     frame_ticks: u32,
 }
@@ -97,6 +108,7 @@ impl StreamRewriter {
             replaced: None,
             last: None,
             resync_pending: false,
+            gap_pending: false,
             // 20 ms until learnt: the packetisation everyone in telephony uses.
             frame_ticks: (clock_rate / 50).max(1),
         }
@@ -107,6 +119,25 @@ impl StreamRewriter {
     /// numbering. The outgoing stream still continues at +1.
     pub fn resync(&mut self) {
         self.resync_pending = true;
+    }
+
+    /// Reports an incoming packet that the caller dropped instead of
+    /// rewriting it (hold, a payload type the receiver cannot take).
+    ///
+    /// The next newer packet of the same source continues our sequence at
+    /// +1, so the receiver counts no loss, and carries the marker bit
+    /// (RFC 3551 §4.1: the first packet of a talkspurt) with a timestamp
+    /// advanced by the time since our last packet, so its jitter buffer
+    /// re-centres instead of stretching the silence. A packet of another
+    /// source, or one no newer than what was sent, changes nothing.
+    pub fn withheld(&mut self, ssrc: u32, sequence: u16) {
+        let Some(m) = self.mapping else {
+            return; // nothing sent yet: the first packet starts the stream
+        };
+        let ahead = sequence.wrapping_sub(m.max_seq);
+        if m.ssrc == ssrc && ahead != 0 && ahead < u16::MAX / 2 {
+            self.gap_pending = true;
+        }
     }
 
     /// Outgoing header values for an incoming packet, or `None` when the
@@ -122,7 +153,14 @@ impl StreamRewriter {
         let (mapping, started) = match self.mapping {
             Some(m) if m.ssrc == ssrc && !self.resync_pending => {
                 let ahead = sequence.wrapping_sub(m.max_seq);
-                if ahead <= MAX_DROPOUT || ahead >= u16::MAX - MAX_MISORDER {
+                let before_start = sequence.wrapping_sub(m.first_seq) >= u16::MAX / 2;
+                if self.gap_pending && (1..=MAX_DROPOUT).contains(&ahead) {
+                    // The first packet after what the caller withheld.
+                    (self.start(ssrc, sequence, timestamp, now), true)
+                } else if ahead >= u16::MAX - MAX_MISORDER && before_start {
+                    // Reordered from before the mapping: its number is taken.
+                    return None;
+                } else if ahead <= MAX_DROPOUT || ahead >= u16::MAX - MAX_MISORDER {
                     // In order, lost packets, or reordered: keep the offsets.
                     (m, false)
                 } else if ahead >= u16::MAX / 2 {
@@ -171,7 +209,8 @@ impl StreamRewriter {
 
     /// Offsets that place (`sequence`, `timestamp`) right after the last
     /// packet sent, `now - last.at` later (at least one frame).
-    fn start(&self, ssrc: u32, sequence: u16, timestamp: u32, now: Instant) -> Mapping {
+    fn start(&mut self, ssrc: u32, sequence: u16, timestamp: u32, now: Instant) -> Mapping {
+        self.gap_pending = false;
         let (next_seq, next_ts) = match self.last {
             Some(last) => {
                 let elapsed = now.saturating_duration_since(last.at);
@@ -191,6 +230,7 @@ impl StreamRewriter {
             seq_offset: next_seq.wrapping_sub(sequence),
             ts_offset: next_ts.wrapping_sub(timestamp),
             max_seq: sequence,
+            first_seq: sequence,
         }
     }
 
@@ -345,6 +385,58 @@ mod tests {
         leg.rewriter.resync();
         // Arrives "immediately": the gap is one learnt frame, not 20 ms.
         assert_eq!(leg.send(5, 1, 0), Some((1002, 50_480, true)));
+    }
+
+    #[test]
+    fn packets_withheld_on_hold_leave_no_hole_and_resume_with_the_marker() {
+        let mut leg = Leg::new();
+        for i in 0..5u16 {
+            assert_eq!(leg.send(7, 100 + i, 160 * u32::from(i)).unwrap().0, 1000 + i);
+            leg.wait(20);
+        }
+        // Six seconds of hold: the peer keeps sending, the relay drops all.
+        for i in 5..305u16 {
+            leg.rewriter.withheld(7, 100 + i);
+            leg.wait(20);
+        }
+        // Resume: sequence +1, marker, timestamp 6 s (48000 ticks) plus the
+        // 20 ms frame after the last packet sent (50_640).
+        let resumed = leg.send(7, 405, 160 * 305).unwrap();
+        assert_eq!(resumed, (1005, 50_640 + 48_160, true));
+        leg.wait(20);
+        let next = leg.send(7, 406, 160 * 306).unwrap();
+        assert_eq!(next, (1006, 50_640 + 48_320, false));
+        // A late pre-hold packet would take a number already sent.
+        assert_eq!(leg.send(7, 104, 160 * 4), None);
+    }
+
+    #[test]
+    fn one_dropped_packet_is_a_talkspurt_start_not_a_loss() {
+        let mut leg = Leg::new();
+        leg.send(3, 10, 0).unwrap();
+        leg.wait(20);
+        leg.rewriter.withheld(3, 11); // comfort noise nobody agreed to
+        leg.wait(20);
+        assert_eq!(leg.send(3, 12, 320), Some((1001, 50_320, true)));
+        leg.wait(20);
+        assert_eq!(leg.send(3, 13, 480), Some((1002, 50_480, false)));
+    }
+
+    #[test]
+    fn withheld_packets_of_other_sources_or_the_past_change_nothing() {
+        let mut leg = Leg::new();
+        leg.send(1, 50, 0).unwrap();
+        leg.wait(20);
+        leg.send(1, 51, 160).unwrap();
+        leg.rewriter.withheld(2, 52); // another SSRC (an event stream)
+        leg.rewriter.withheld(1, 51); // a duplicate of what was sent
+        leg.rewriter.withheld(1, 49); // reordered, from before
+        leg.wait(20);
+        assert_eq!(leg.send(1, 52, 320), Some((1002, 50_320, false)));
+        // Withheld before anything was sent: the stream simply starts.
+        let mut fresh = Leg::new();
+        fresh.rewriter.withheld(1, 7);
+        assert_eq!(fresh.send(1, 8, 0), Some((1000, 50_000, true)));
     }
 
     #[test]

@@ -140,6 +140,25 @@ impl<'a> Iterator for RtcpPackets<'a> {
     }
 }
 
+/// RFC 5761 §4: packet types 192-223 are RTCP. They are RTP payload types
+/// 64-95 with the marker bit set, which is why rtcp-mux forbids those
+/// payload types for RTP.
+pub fn is_rtcp_type(packet_type: u8) -> bool {
+    (192..=223).contains(&packet_type)
+}
+
+/// True when `buf` is RTCP: one packet or a compound, each packet version 2
+/// with a type in 192-223, the lengths adding up exactly.
+///
+/// This is looser than [`is_valid_compound`] on purpose. A lone APP packet
+/// (baresip sends them), a feedback message or a reduced-size packet
+/// (RFC 5506) does not start with SR or RR, yet it is RTCP from a live peer,
+/// not malformed RTP.
+pub fn is_rtcp(buf: &[u8]) -> bool {
+    !buf.is_empty()
+        && rtcp_packets(buf).all(|p| p.is_ok_and(|p| is_rtcp_type(p.as_bytes()[1])))
+}
+
 /// RFC 3550 A.2 validity check for a compound packet: version 2 throughout,
 /// first packet SR or RR without padding, lengths adding up exactly.
 pub fn is_valid_compound(buf: &[u8]) -> bool {
@@ -198,5 +217,43 @@ mod tests {
         assert_eq!(results[1].as_ref().err(), Some(&RtpError::BadVersion(1)));
         assert!(rtcp_packets(&[0x80, 201]).next().unwrap().is_err());
         assert_eq!(RtcpType::from_u8(210), RtcpType::Other(210));
+    }
+
+    /// An RTCP packet of type `pt` with one word of body (an SSRC).
+    fn packet(pt: u8) -> [u8; 8] {
+        [0x80, pt, 0, 1, 0x11, 0x22, 0x33, 0x44]
+    }
+
+    #[test]
+    fn every_type_from_192_to_223_is_rtcp_alone_or_leading_a_compound() {
+        for pt in 192..=223u8 {
+            assert!(is_rtcp_type(pt), "{pt}");
+            assert!(is_rtcp(&packet(pt)), "lone {pt}");
+            let mut compound = packet(pt).to_vec();
+            compound.extend_from_slice(&COMPOUND);
+            assert!(is_rtcp(&compound), "compound led by {pt}");
+        }
+        for pt in (0..192u8).chain(224..=255) {
+            assert!(!is_rtcp_type(pt), "{pt}");
+            assert!(!is_rtcp(&packet(pt)), "lone {pt}");
+        }
+        // baresip's APP: name "PING", no data; SR/RR-led compounds stay valid.
+        let app = [0x80, 204, 0, 2, 0, 0, 0, 7, b'P', b'I', b'N', b'G'];
+        assert!(is_rtcp(&app));
+        assert!(!is_valid_compound(&app), "RFC 3550 A.2 alone would refuse it");
+        assert!(is_rtcp(&COMPOUND));
+    }
+
+    #[test]
+    fn broken_rtcp_is_not_rtcp() {
+        assert!(!is_rtcp(&[]));
+        assert!(!is_rtcp(&COMPOUND[..20]), "length past the end");
+        assert!(!is_rtcp(&COMPOUND[..43]), "trailing partial packet");
+        let mut v1 = COMPOUND;
+        v1[28] = 0x41;
+        assert!(!is_rtcp(&v1), "second packet version 1");
+        let mut rtp_inside = COMPOUND;
+        rtp_inside[29] = 0x80; // an RTP-like PCMU byte where a type belongs
+        assert!(!is_rtcp(&rtp_inside));
     }
 }
