@@ -6,6 +6,11 @@
 //! check → transcode to Y's law (or pass through) and Y's payload types →
 //! Y's [`StreamRewriter`] (one SSRC and sequence space per outgoing leg) →
 //! route. Nothing allocates.
+//!
+//! A packet dropped after the latch check (hold, a type the receiver cannot
+//! take) is reported to the receiving leg's rewriters as withheld: our
+//! outgoing numbering then continues at +1 with the marker bit, instead of
+//! showing the peer a burst of loss.
 
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -14,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use trunkline_media::dtmf::DtmfDetector;
 use trunkline_media::g711::{Law, transcode_in_place};
-use trunkline_media::rtp::{RtpPacketMut, StreamRewriter, is_valid_compound};
+use trunkline_media::rtp::{RtpPacketMut, StreamRewriter, is_rtcp};
 use trunkline_media::sdp::Direction;
 
 use crate::config::{LegId, LegParams, RelayConfig};
@@ -175,6 +180,14 @@ impl Leg {
         }
     }
 
+    /// A packet toward this leg's peer was dropped on purpose: whichever of
+    /// our streams carries its source must not show it as loss.
+    fn withheld(&mut self, packet: &RtpPacketMut<'_>) {
+        let (ssrc, sequence) = (packet.ssrc(), packet.sequence());
+        self.out.withheld(ssrc, sequence);
+        self.out_events.withheld(ssrc, sequence);
+    }
+
     /// Where our RTCP for this leg goes, and whether from the RTCP socket.
     fn rtcp_target(&self) -> Option<(SocketAddr, bool)> {
         if self.params.rtcp_mux {
@@ -302,6 +315,7 @@ impl Engine {
 
         let out_pt = match kind {
             Payload::Unknown => {
+                dst.withheld(&packet);
                 bump(&stats.dropped_malformed, 1);
                 return None;
             }
@@ -323,6 +337,7 @@ impl Engine {
                     .handle(packet.timestamp(), packet.payload())
                     .is_err()
                 {
+                    dst.withheld(&packet);
                     bump(&stats.dropped_malformed, 1);
                     return None;
                 }
@@ -334,6 +349,7 @@ impl Engine {
         };
 
         if !src.params.direction.sends() || !dst.params.direction.receives() {
+            dst.withheld(&packet);
             bump(&stats.dropped_hold, 1);
             return None;
         }
@@ -342,12 +358,14 @@ impl Engine {
         } else if let Some(addr) = dst.latch.target() {
             Route::Udp(addr)
         } else {
+            dst.withheld(&packet);
             bump(&stats.dropped_unroutable, 1);
             return None;
         };
         let Some(out_pt) = out_pt else {
             // No telephone-event on the receiving leg (the owner still got
             // the digit as an event).
+            dst.withheld(&packet);
             bump(&stats.dropped_unroutable, 1);
             return None;
         };
@@ -399,6 +417,8 @@ impl Engine {
 
     /// Takes an RTCP datagram from `from`'s peer (terminated, see
     /// [`crate::report`]); `on_rtcp_port` when it came to the RTCP socket.
+    /// Any well-formed RTCP counts, not only RFC 3550's SR/RR-led compounds:
+    /// a peer's lone APP or feedback packet is not malformed.
     pub(crate) fn on_rtcp(
         &mut self,
         from: LegId,
@@ -407,7 +427,7 @@ impl Engine {
         on_rtcp_port: bool,
     ) {
         let leg = &mut self.legs[from.index()];
-        if !is_valid_compound(buf) {
+        if !is_rtcp(buf) {
             bump(&self.stats.dropped_malformed, 1);
             return;
         }

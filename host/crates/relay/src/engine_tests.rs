@@ -60,6 +60,20 @@ impl Harness {
         seq: u16,
         payload: &[u8],
     ) -> Option<(SocketAddr, u8, u16, Vec<u8>)> {
+        let (to, p) = self.relay(from, src, pt, seq, payload)?;
+        Some((to, p.payload_type, p.sequence, p.payload))
+    }
+
+    /// Sends a packet (timestamp `seq * 160`); returns the header the other
+    /// peer would receive.
+    fn relay(
+        &mut self,
+        from: LegId,
+        src: &str,
+        pt: u8,
+        seq: u16,
+        payload: &[u8],
+    ) -> Option<(SocketAddr, Heard)> {
         let mut buf = [0u8; 256];
         let header = RtpHeader {
             payload_type: pt,
@@ -80,7 +94,14 @@ impl Harness {
         };
         let p = RtpPacket::parse(&buf[..len]).unwrap();
         assert_eq!(p.payload(), &buf[forward.payload.clone()]);
-        Some((to, p.payload_type(), p.sequence(), p.payload().to_vec()))
+        let heard = Heard {
+            payload_type: p.payload_type(),
+            sequence: p.sequence(),
+            timestamp: p.timestamp(),
+            marker: p.marker(),
+            payload: p.payload().to_vec(),
+        };
+        Some((to, heard))
     }
 
     /// Runs housekeeping; returns the events it produced.
@@ -94,6 +115,16 @@ impl Harness {
     fn stats(&self) -> crate::StatsSnapshot {
         self.engine.stats().snapshot()
     }
+}
+
+/// A relayed packet as its receiver sees it.
+#[derive(Debug)]
+struct Heard {
+    payload_type: u8,
+    sequence: u16,
+    timestamp: u32,
+    marker: bool,
+    payload: Vec<u8>,
 }
 
 const FIVE9: &str = "192.0.2.10:4000";
@@ -430,4 +461,85 @@ fn audio_under_another_ssrc_does_not_repeat_a_press() {
         }],
         "{seen:?}"
     );
+}
+
+#[test]
+fn hold_drops_leave_no_sequence_gap_and_resume_starts_a_talkspurt() {
+    let (a, b) = legs();
+    let mut h = Harness::new(a, b);
+    let mut last = None;
+    for seq in 1000..1010u16 {
+        last = h.relay(LegId::B, AGENT, 8, seq, &[0xD5; 160]).map(|(_, p)| p);
+        h.wait(20);
+    }
+    let last = last.unwrap();
+    // Five9 holds (sendonly) and the agent is not re-INVITEd: it keeps
+    // sending, 306 packets over 6.12 s, and the relay drops them all.
+    let mut held = a;
+    held.direction = Direction::SendOnly;
+    h.engine.update(LegId::A, held, h.now);
+    for seq in 1010..1316u16 {
+        assert!(h.relay(LegId::B, AGENT, 8, seq, &[0xD5; 160]).is_none());
+        h.wait(20);
+    }
+    assert_eq!(h.stats().dropped_hold, 306);
+    h.engine.update(LegId::A, a, h.now);
+    let (_, resumed) = h.relay(LegId::B, AGENT, 8, 1316, &[0xD5; 160]).unwrap();
+    assert_eq!(
+        resumed.sequence,
+        last.sequence.wrapping_add(1),
+        "Five9 would count 306 packets lost"
+    );
+    assert!(resumed.marker, "a new talkspurt after the hold");
+    // Timestamps follow real time: 307 frames of 20 ms since the last one.
+    assert_eq!(resumed.timestamp.wrapping_sub(last.timestamp), 307 * 160);
+    h.wait(20);
+    let (_, next) = h.relay(LegId::B, AGENT, 8, 1317, &[0xD5; 160]).unwrap();
+    assert_eq!(next.sequence, resumed.sequence.wrapping_add(1));
+    assert!(!next.marker);
+    assert_eq!(next.timestamp.wrapping_sub(resumed.timestamp), 160);
+}
+
+#[test]
+fn an_unrelayable_packet_is_no_loss_for_the_receiver() {
+    let (a, b) = legs();
+    let mut h = Harness::new(a, b);
+    let (_, first) = h.relay(LegId::A, FIVE9, 0, 50, &[0xFF; 160]).unwrap();
+    h.wait(20);
+    // Comfort noise was not negotiated: dropped, not a hole in our stream.
+    assert!(h.relay(LegId::A, FIVE9, 13, 51, &[0x40]).is_none());
+    h.wait(20);
+    let (_, next) = h.relay(LegId::A, FIVE9, 0, 52, &[0xFF; 160]).unwrap();
+    assert_eq!(next.sequence, first.sequence.wrapping_add(1));
+    assert!(next.marker);
+    assert_eq!(next.timestamp.wrapping_sub(first.timestamp), 320);
+}
+
+#[test]
+fn rtcp_of_every_type_is_rtcp_not_malformed() {
+    let (a, b) = legs();
+    let mut h = Harness::new(a, b);
+    h.send(LegId::A, FIVE9, 0, 1, &[0xFF; 160]).unwrap();
+    // baresip's lone APP ("PING", no data), then compounds led by APP, by
+    // PSFB (picture loss) and by XR, and an SR-led one for comparison.
+    let app = [0x80, 204, 0, 2, 0, 0, 0, 7, b'P', b'I', b'N', b'G'];
+    let pli = [0x81, 206, 0, 2, 0, 0, 0, 7, 0, 0, 0, 9];
+    let xr = [0x80, 207, 0, 1, 0, 0, 0, 7];
+    let sdes = [0x81, 202, 0, 2, 0, 0, 0, 7, 0, 0, 0, 0];
+    let rr = [0x80, 201, 0, 1, 0, 0, 0, 7];
+    let datagrams: [Vec<u8>; 5] = [
+        app.to_vec(),
+        [&app[..], &sdes[..]].concat(),
+        [&pli[..], &sdes[..]].concat(),
+        [&xr[..], &rr[..]].concat(),
+        [&rr[..], &sdes[..], &app[..]].concat(),
+    ];
+    for d in &datagrams {
+        h.engine.on_rtcp(LegId::A, addr(FIVE9), d, false);
+    }
+    let stats = h.stats();
+    assert_eq!((stats.rtcp_received, stats.dropped_malformed), (5, 0));
+    // An APP whose length runs past the datagram is still malformed.
+    h.engine.on_rtcp(LegId::A, addr(FIVE9), &app[..10], false);
+    assert_eq!(h.stats().dropped_malformed, 1);
 }
