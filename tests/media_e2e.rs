@@ -432,7 +432,10 @@ fn dtmf_is_relayed_with_the_agents_payload_type_and_reaches_conclude() {
 
 /// Five9 puts the call on hold (sendonly): the gateway answers recvonly and
 /// agent audio stops reaching Five9, while Five9's still reaches the agent;
-/// resuming brings the agent's audio back.
+/// resuming brings the agent's audio back. The agent kept sending on hold
+/// and the relay dropped it, yet Five9 sees our stream go on at the next
+/// sequence number (no loss to count) with the marker bit, its timestamp
+/// moved on by the time the hold lasted.
 #[test]
 fn hold_stops_audio_toward_five9_and_resume_restores_it() {
     let mut agent = Agent::new();
@@ -451,7 +454,12 @@ fn hold_stops_audio_toward_five9_and_resume_restores_it() {
         "hold answered recvonly: {held:?}"
     );
     // Packets already in flight when the relay took the hold may land.
-    let _ = f9_rtp.collect(Duration::from_millis(200), None);
+    let in_flight = f9_rtp.collect(Duration::from_millis(200), Some(PCMU));
+    let last_before = in_flight
+        .last()
+        .or(before.iter().rfind(|p| p.pt == PCMU))
+        .cloned()
+        .expect("agent audio before the hold");
     agent.rtp.drain();
     let on_hold = f9_rtp.collect(Duration::from_millis(600), None);
     let agent_hears = agent.rtp.collect(Duration::from_millis(400), None);
@@ -471,9 +479,29 @@ fn hold_stops_audio_toward_five9_and_resume_restores_it() {
         !resumed.has_attribute("a=recvonly") && !resumed.has_attribute("a=inactive"),
         "resume answered sendrecv: {resumed:?}"
     );
-    f9_rtp.drain();
+    // No drain: the first packet after the resume is the one to check.
     let after = f9_rtp.collect(Duration::from_millis(1000), None);
     assert_tone("agent -> Five9 after resume", &after, PCMU);
+    let first = after
+        .iter()
+        .find(|p| p.pt == PCMU)
+        .expect("agent audio after the resume");
+    assert_eq!(
+        first.seq,
+        last_before.seq.wrapping_add(1),
+        "Five9 would count {} packets lost over the hold",
+        first.seq.wrapping_sub(last_before.seq).wrapping_sub(1)
+    );
+    assert!(first.marker, "the resume starts a talkspurt");
+    assert_eq!(first.ssrc, last_before.ssrc);
+    // At least the time between the two as received here (the last one
+    // before the hold may have been read late from the socket), 8 ticks/ms.
+    let gap_ms = first.at.duration_since(last_before.at).as_millis() as u32;
+    let ticks = first.ts.wrapping_sub(last_before.ts);
+    assert!(
+        (8 * gap_ms.saturating_sub(100)..=8 * (gap_ms + 2000)).contains(&ticks),
+        "timestamp moved {ticks} ticks over {gap_ms} ms"
+    );
 }
 
 /// With a 1 s media timeout, a call stays up while both sides send, and
