@@ -469,7 +469,9 @@ fn hold_drops_leave_no_sequence_gap_and_resume_starts_a_talkspurt() {
     let mut h = Harness::new(a, b);
     let mut last = None;
     for seq in 1000..1010u16 {
-        last = h.relay(LegId::B, AGENT, 8, seq, &[0xD5; 160]).map(|(_, p)| p);
+        last = h
+            .relay(LegId::B, AGENT, 8, seq, &[0xD5; 160])
+            .map(|(_, p)| p);
         h.wait(20);
     }
     let last = last.unwrap();

@@ -68,7 +68,10 @@ fn assert_one_talkspurt(packets: &[Received]) {
 }
 
 /// Polls the session's counters until `done` holds (at most `WAIT`).
-async fn stats_when(session: &MediaSession, done: impl Fn(&StatsSnapshot) -> bool) -> StatsSnapshot {
+async fn stats_when(
+    session: &MediaSession,
+    done: impl Fn(&StatsSnapshot) -> bool,
+) -> StatsSnapshot {
     let deadline = Instant::now() + WAIT;
     loop {
         let stats = session.stats();
@@ -160,7 +163,11 @@ async fn rtcp_app_packets_are_rtcp_not_malformed_rtp() {
     five9.socket.send_to(&app, relay_a).await.unwrap();
     five9.socket.send_to(&app_compound, relay_a).await.unwrap();
     agent.socket.send_to(&app, relay_b_rtcp).await.unwrap();
-    agent.socket.send_to(&app_compound, relay_b_rtcp).await.unwrap();
+    agent
+        .socket
+        .send_to(&app_compound, relay_b_rtcp)
+        .await
+        .unwrap();
 
     let stats = stats_when(&session, |s| s.rtcp_received >= 4).await;
     assert_eq!(

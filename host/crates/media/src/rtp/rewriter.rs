@@ -391,7 +391,10 @@ mod tests {
     fn packets_withheld_on_hold_leave_no_hole_and_resume_with_the_marker() {
         let mut leg = Leg::new();
         for i in 0..5u16 {
-            assert_eq!(leg.send(7, 100 + i, 160 * u32::from(i)).unwrap().0, 1000 + i);
+            assert_eq!(
+                leg.send(7, 100 + i, 160 * u32::from(i)).unwrap().0,
+                1000 + i
+            );
             leg.wait(20);
         }
         // Six seconds of hold: the peer keeps sending, the relay drops all.

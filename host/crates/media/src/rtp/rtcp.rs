@@ -155,8 +155,7 @@ pub fn is_rtcp_type(packet_type: u8) -> bool {
 /// (RFC 5506) does not start with SR or RR, yet it is RTCP from a live peer,
 /// not malformed RTP.
 pub fn is_rtcp(buf: &[u8]) -> bool {
-    !buf.is_empty()
-        && rtcp_packets(buf).all(|p| p.is_ok_and(|p| is_rtcp_type(p.as_bytes()[1])))
+    !buf.is_empty() && rtcp_packets(buf).all(|p| p.is_ok_and(|p| is_rtcp_type(p.as_bytes()[1])))
 }
 
 /// RFC 3550 A.2 validity check for a compound packet: version 2 throughout,
@@ -240,7 +239,10 @@ mod tests {
         // baresip's APP: name "PING", no data; SR/RR-led compounds stay valid.
         let app = [0x80, 204, 0, 2, 0, 0, 0, 7, b'P', b'I', b'N', b'G'];
         assert!(is_rtcp(&app));
-        assert!(!is_valid_compound(&app), "RFC 3550 A.2 alone would refuse it");
+        assert!(
+            !is_valid_compound(&app),
+            "RFC 3550 A.2 alone would refuse it"
+        );
         assert!(is_rtcp(&COMPOUND));
     }
 
