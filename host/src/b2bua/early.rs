@@ -21,6 +21,32 @@ use super::call::{CallKey, Phase};
 use super::gateway::{Gateway, GatewayEvent};
 use super::wire::Wire;
 
+/// What an agent's 18x makes us do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Already forwarded what it would tell the caller.
+    Nothing,
+    /// One 180 to the caller.
+    Ring,
+    /// Start the relay and send the caller a 183 with our SDP (a 180 if the
+    /// agent's SDP is unusable and the caller has none yet).
+    EarlyMedia,
+    /// Early media runs: apply the agent's SDP again if it changed.
+    UpdateAgent,
+}
+
+/// The step for an 18x (`sdp`: it has a body) after the caller got a 180
+/// (`rang`) or our 183 (`early`).
+fn next_step(rang: bool, early: bool, sdp: bool) -> Step {
+    match (early, sdp) {
+        (true, true) => Step::UpdateAgent,
+        (true, false) => Step::Nothing,
+        (false, true) => Step::EarlyMedia,
+        (false, false) if rang => Step::Nothing,
+        (false, false) => Step::Ring,
+    }
+}
+
 impl Gateway {
     /// A 101–199 from the agent to our INVITE.
     pub(crate) fn on_agent_progress(&mut self, key: CallKey, response: &Wire) {
@@ -31,25 +57,29 @@ impl Gateway {
             return;
         }
         let sdp = response.msg.body();
-        if call.early {
-            if !sdp.is_empty()
-                && let Some(media) = call.media.as_mut()
-                && let Err(f) = media.agent_answer_again(sdp)
-            {
-                tracing::debug!(call_id = %call.id(), failure = %f, "agent's later early SDP ignored");
+        match next_step(call.rang, call.early, !sdp.is_empty()) {
+            Step::Nothing => {}
+            Step::UpdateAgent => {
+                if let Some(media) = call.media.as_mut()
+                    && let Err(f) = media.agent_answer_again(sdp)
+                {
+                    tracing::debug!(call_id = %call.id(), failure = %f, "agent's later early SDP ignored");
+                }
             }
-            return;
-        }
-        if !sdp.is_empty() && self.start_early_media(key, response) {
-            self.send_provisional(key, 183, true);
-            return;
-        }
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        if !call.rang {
-            call.rang = true;
-            self.send_provisional(key, 180, false);
+            Step::Ring => {
+                call.rang = true;
+                self.send_provisional(key, 180, false);
+            }
+            Step::EarlyMedia => {
+                if self.start_early_media(key, response) {
+                    self.send_provisional(key, 183, true);
+                } else if let Some(call) = self.calls.get_mut(&key)
+                    && !call.rang
+                {
+                    call.rang = true;
+                    self.send_provisional(key, 180, false);
+                }
+            }
         }
     }
 
@@ -70,13 +100,10 @@ impl Gateway {
             return false;
         }
         let media = media.with_agent_ip(agent_ip);
-        match self.media.start(
-            media,
-            response.msg.body(),
-            key,
-            events,
-            GatewayEvent::Media,
-        ) {
+        match self
+            .media
+            .start(media, response.msg.body(), key, events, GatewayEvent::Media)
+        {
             Ok(()) => {
                 call.early = true;
                 tracing::info!(call_id = %call.id(), "early media from the agent");
@@ -118,7 +145,40 @@ impl Gateway {
                     .table
                     .send_response(now, &tx, status, Wire::new(target, msg));
             }
-            Err(e) => tracing::warn!(call_id = %call.id(), status, error = %e, "cannot build a provisional"),
+            Err(e) => {
+                tracing::warn!(call_id = %call.id(), status, error = %e, "cannot build a provisional")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each row: the agent's 18x in order (`true`: with SDP), and what the
+    /// caller is sent for each (assuming the SDP is usable).
+    #[test]
+    fn each_provisional_is_forwarded_once() {
+        use Step::*;
+        let cases: &[(&[bool], &[Step])] = &[
+            (&[false, false], &[Ring, Nothing]),
+            (&[true, true], &[EarlyMedia, UpdateAgent]),
+            (&[false, true, false], &[Ring, EarlyMedia, Nothing]),
+            (&[true, false, true], &[EarlyMedia, Nothing, UpdateAgent]),
+        ];
+        for (sent, want) in cases {
+            let (mut rang, mut early) = (false, false);
+            let got: Vec<Step> = sent
+                .iter()
+                .map(|&sdp| {
+                    let step = next_step(rang, early, sdp);
+                    rang |= step == Ring;
+                    early |= step == EarlyMedia;
+                    step
+                })
+                .collect();
+            assert_eq!(&got, want, "for {sent:?}");
         }
     }
 }

@@ -252,7 +252,9 @@ impl CallMedia {
         let answer = std::str::from_utf8(sdp)
             .ok()
             .and_then(|t| SessionDescription::parse(t).ok())
-            .ok_or_else(|| MediaFailure::not_acceptable("the agent's SDP answer cannot be parsed"))?;
+            .ok_or_else(|| {
+                MediaFailure::not_acceptable("the agent's SDP answer cannot be parsed")
+            })?;
         let agent_neg = accept_answer(&self.agent_offer, &answer).map_err(|_| {
             MediaFailure::not_acceptable("the agent's SDP answer does not match the offer")
         })?;
