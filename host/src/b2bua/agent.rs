@@ -50,7 +50,7 @@ impl Gateway {
         match event {
             Event::Response { status, response } if is_agent_invite => match status {
                 100 => {}
-                101..=199 => self.on_agent_ringing(key),
+                101..=199 => self.on_agent_progress(key, &response),
                 200..=299 => self.on_agent_answer(key, &response),
                 _ => {
                     tracing::info!(call_id = %call.id(), status, "agent refused the call");
@@ -76,27 +76,6 @@ impl Gateway {
                 self.on_refresh_response(key, status, &response.msg)
             }
             _ => {}
-        }
-    }
-
-    fn on_agent_ringing(&mut self, key: CallKey) {
-        let now = Instant::now();
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        if call.rang || call.phase != Phase::Calling || !call.caller_up {
-            return;
-        }
-        call.rang = true;
-        let (tx, target) = (call.caller_tx.clone(), call.caller_invite.target.clone());
-        if let Ok(ringing) = call
-            .caller_invite
-            .msg
-            .reply(180, None, Some(&call.caller_tag))
-        {
-            let _ = self
-                .table
-                .send_response(now, &tx, 180, Wire::new(target, ringing));
         }
     }
 
@@ -152,6 +131,12 @@ impl Gateway {
         }
         let events = self.events_tx.clone();
         let started = match call.media.as_mut() {
+            // Early media runs already: the 200's SDP matters only if it
+            // changes the 183's (none at all keeps it).
+            Some(media) if media.started() => match response.body() {
+                [] => Ok(()),
+                sdp => media.agent_answer_again(sdp).map(|_| ()),
+            },
             Some(media) => {
                 let media = media.with_agent_ip(invite.target.addr.ip());
                 self.media

@@ -85,6 +85,9 @@ pub(crate) struct Call {
     pub(crate) agent_up: bool,
     /// The agent rang: the caller got 180 already.
     pub(crate) rang: bool,
+    /// The agent's 18x carried SDP: the relay runs (early media) and the
+    /// caller got our 183 with the SDP answer already.
+    pub(crate) early: bool,
     /// The agent's INVITE got its final response (no CANCEL any more).
     pub(crate) agent_final: bool,
     /// Headers of the agent's BYE, for `conclude`.

@@ -671,9 +671,20 @@ impl Gateway {
                     self.connector_dtmf(key, digit, duration_ms);
                 }
             }
-            GatewayEvent::Media(key, MediaEvent::Timeout { leg }) => {
+            GatewayEvent::Media(key, MediaEvent::Timeout { leg })
+                if self
+                    .calls
+                    .get(&key)
+                    .is_some_and(|c| c.phase != super::call::Phase::Calling) =>
+            {
                 tracing::info!(call_id = %format_call_id(key), ?leg, "no media: ending the call");
                 self.end_call(key, EndReason::MediaTimeout);
+            }
+            GatewayEvent::Media(key, MediaEvent::Timeout { leg }) => {
+                // Early media before the answer: the caller need not send,
+                // the agent may pause between prompts; the ring timeout
+                // bounds this phase.
+                tracing::debug!(call_id = %format_call_id(key), ?leg, "no early media; still ringing");
             }
             GatewayEvent::Media(key, MediaEvent::Latched { leg, addr }) => {
                 tracing::debug!(call_id = %format_call_id(key), ?leg, %addr, "media latched");

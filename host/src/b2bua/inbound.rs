@@ -189,6 +189,7 @@ impl Gateway {
             agent_ack: None,
             agent_up: false,
             rang: false,
+            early: false,
             agent_final: false,
             agent_bye_headers: Vec::new(),
             media: Some(media),

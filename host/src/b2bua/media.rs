@@ -146,6 +146,7 @@ impl MediaPlane {
             ports: Some((caller_ports, agent_ports)),
             tap: None,
             session: None,
+            agent_applied: None,
         })
     }
 
@@ -169,21 +170,17 @@ impl MediaPlane {
         let agent_leg = match media.tap.take() {
             // A WebSocket or builtin agent: no SDP, the tap is the leg.
             Some(end) => Leg::tap(end),
-            None => {
-                let answer = std::str::from_utf8(agent_answer)
-                    .ok()
-                    .and_then(|t| SessionDescription::parse(t).ok())
-                    .ok_or_else(|| {
-                        MediaFailure::not_acceptable("the agent's SDP answer cannot be parsed")
-                    })?;
-                let agent_neg = accept_answer(&media.agent_offer, &answer).map_err(|_| {
-                    MediaFailure::not_acceptable("the agent's SDP answer does not match the offer")
-                })?;
-                let b = LegParams::from_negotiated(&agent_neg)
-                    .map(|b| media.agent_params(b))
-                    .map_err(|_| MediaFailure::not_acceptable("agent codec is not G.711"))?;
-                Leg::udp(agent_ports, b)
-            }
+            None => match media.agent_answer_params(agent_answer) {
+                Ok(b) => {
+                    media.agent_applied = Some(b);
+                    Leg::udp(agent_ports, b)
+                }
+                Err(f) => {
+                    // An unusable early answer leaves the ports for the 200.
+                    media.ports = Some((caller_ports, agent_ports));
+                    return Err(f);
+                }
+            },
         };
         let (session, mut rx) = MediaSession::start(
             &self.config,
@@ -229,6 +226,9 @@ pub(crate) struct CallMedia {
     /// relay starts.
     tap: Option<TapEnd>,
     session: Option<MediaSession>,
+    /// The agent leg's parameters from the agent's SDP last applied (its
+    /// 183 or its 200): a 200 repeating the 183's SDP changes nothing.
+    agent_applied: Option<LegParams>,
 }
 
 impl CallMedia {
@@ -244,6 +244,43 @@ impl CallMedia {
             Some(ip) => params.with_signalling_ip(ip),
             None => params,
         }
+    }
+
+    /// The agent leg's parameters from the agent's SDP answer (its 183 or
+    /// its 200) to our offer.
+    fn agent_answer_params(&self, sdp: &[u8]) -> Result<LegParams, MediaFailure> {
+        let answer = std::str::from_utf8(sdp)
+            .ok()
+            .and_then(|t| SessionDescription::parse(t).ok())
+            .ok_or_else(|| {
+                MediaFailure::not_acceptable("the agent's SDP answer cannot be parsed")
+            })?;
+        let agent_neg = accept_answer(&self.agent_offer, &answer).map_err(|_| {
+            MediaFailure::not_acceptable("the agent's SDP answer does not match the offer")
+        })?;
+        LegParams::from_negotiated(&agent_neg)
+            .map(|b| self.agent_params(b))
+            .map_err(|_| MediaFailure::not_acceptable("agent codec is not G.711"))
+    }
+
+    /// Whether the relay runs already (early media from an agent's 183).
+    pub(crate) fn started(&self) -> bool {
+        self.session.is_some()
+    }
+
+    /// The agent's SDP again, on a relay already running (a later 183, the
+    /// 200 after early media): the agent leg is updated only when it
+    /// changes what the relay does. `true` when it did.
+    pub(crate) fn agent_answer_again(&mut self, sdp: &[u8]) -> Result<bool, MediaFailure> {
+        let params = self.agent_answer_params(sdp)?;
+        if self.agent_applied == Some(params) {
+            return Ok(false);
+        }
+        if let Some(session) = &self.session {
+            let _ = session.update(LegId::B, params);
+        }
+        self.agent_applied = Some(params);
+        Ok(true)
     }
 
     /// The SDP offer for the agent's INVITE.
@@ -265,7 +302,8 @@ impl CallMedia {
         self.tap = None;
     }
 
-    /// The SDP answer for the caller's 200 OK.
+    /// The SDP answer for the caller's 183 and 200 OK: the caller leg does
+    /// not depend on the agent's SDP, so both carry the same version.
     pub(crate) fn caller_answer(&self) -> String {
         self.caller_answer.to_string()
     }
@@ -317,7 +355,9 @@ impl CallMedia {
                 warning: Some(e.warning("trunkline")),
             })?;
         if let (Some(session), Ok(params)) = (&self.session, LegParams::from_negotiated(&neg)) {
-            let _ = session.update(LegId::B, self.agent_params(params));
+            let params = self.agent_params(params);
+            let _ = session.update(LegId::B, params);
+            self.agent_applied = Some(params);
         }
         Ok(answer.to_string())
     }

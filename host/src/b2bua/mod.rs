@@ -4,6 +4,8 @@
 //!   and calls; sockets and clocks meet the I/O-free SIP layers here.
 //! - `inbound` — a new INVITE: admission, `route`, the agent leg.
 //! - `agent` — the agent's answer or failure; the caller's ACK for our 2xx.
+//! - `early` — the agent's provisional responses: 180, or 183 with SDP and
+//!   early media.
 //! - `dialogs` — in-dialog requests of either leg, CANCEL, request routing.
 //! - `peers` — who may send in a call's dialogs (the established peer, the
 //!   trunk's allow-list; credentials again for media moves); refusals.
@@ -25,6 +27,7 @@ mod call;
 mod connector;
 mod control;
 mod dialogs;
+mod early;
 mod ending;
 mod gateway;
 mod inbound;
