@@ -1080,7 +1080,9 @@ fn our_session_refresh_reinvite_keeps_the_timer_on() {
     });
     assert_eq!(
         ack.header("CSeq").and_then(|v| v.split_whitespace().next()),
-        refresh.header("CSeq").and_then(|v| v.split_whitespace().next())
+        refresh
+            .header("CSeq")
+            .and_then(|v| v.split_whitespace().next())
     );
     peer.send(&in_dialog("BYE", 2, &c, &ok));
     let (bye_ok, _) = peer.wait_for("200 to our BYE", SOON, |m| m.cseq_method() == Some("BYE"));

@@ -82,7 +82,11 @@ impl Negotiated {
     /// `min_se` is our minimum (raised to 90); it is capped at the interval
     /// so that the request never asks for less than it forbids (a proxy may
     /// have set an interval below 90 on the initial INVITE).
-    pub fn refresh_request(&self, request: &mut SipMessage, min_se: u32) -> Result<(), DialogError> {
+    pub fn refresh_request(
+        &self,
+        request: &mut SipMessage,
+        min_se: u32,
+    ) -> Result<(), DialogError> {
         let value = SessionExpires {
             delta: self.interval,
             refresher: Some(Refresher::Uac),
