@@ -410,3 +410,87 @@ fn agent_named_by_dns_is_resolved() {
         .run()
         .assert_passed();
 }
+
+/// Outbound TCP leaves from the SIP listener's address, the one our Via
+/// names: on a multi-homed host an agent (or Five9) that allow-lists our
+/// IP sees that address, not whichever one the kernel's routing picks.
+/// The gateway listens on 127.0.0.x (never 127.0.0.1, which the kernel
+/// picks for an unbound socket); a raw TCP agent on another loopback
+/// address checks the connection's source, then answers 486 on it and
+/// Five9 hears that 486.
+#[test]
+fn outbound_tcp_leaves_from_the_listener_address() {
+    use std::io::{Read, Write};
+
+    let agent_addr = loopback();
+    let listener = std::net::TcpListener::bind(agent_addr).expect("agent listens");
+    listener.set_nonblocking(true).unwrap();
+    let gw = Gateway::start(
+        "route-reason",
+        &format!("default_agent = \"sip:agent@{agent_addr};transport=tcp\""),
+        "",
+    );
+    assert_ne!(gw.sip.ip(), agent_addr.ip(), "two addresses");
+    assert_ne!(gw.sip.ip().to_string(), "127.0.0.1");
+    let agent = std::thread::spawn(move || {
+        let until = std::time::Instant::now() + Duration::from_secs(15);
+        let (mut stream, peer) = loop {
+            match listener.accept() {
+                Ok(accepted) => break accepted,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(std::time::Instant::now() < until, "no connection in 15 s");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        stream.set_nonblocking(false).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut text = Vec::new();
+        let mut buf = [0; 4096];
+        for _ in 0..100 {
+            if text.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+            let n = stream.read(&mut buf).expect("the INVITE");
+            assert!(n > 0, "connection closed before the INVITE");
+            text.extend_from_slice(&buf[..n]);
+        }
+        let invite = support::sip_text::Msg(String::from_utf8_lossy(&text).into_owned());
+        let mut busy = String::from("SIP/2.0 486 Busy Here\r\n");
+        for via in invite.headers("Via") {
+            busy += &format!("Via: {via}\r\n");
+        }
+        for name in ["From", "Call-ID", "CSeq"] {
+            busy += &format!("{name}: {}\r\n", invite.header(name).unwrap_or_default());
+        }
+        busy += &format!(
+            "To: {};tag=busy-agent\r\nContent-Length: 0\r\n\r\n",
+            invite.header("To").unwrap_or_default()
+        );
+        stream.write_all(busy.as_bytes()).expect("486 written");
+        // Keep the connection up for the gateway's ACK.
+        let _ = stream.read(&mut buf);
+        (peer, invite)
+    });
+    let five9 = Sipp::new("five9_uac_reject.xml", loopback())
+        .remote(gw.sip)
+        .set("expect_status", "486")
+        .run();
+    let (source, invite) = agent.join().expect("agent thread");
+    assert_eq!(
+        source.ip(),
+        gw.sip.ip(),
+        "the connection to the agent leaves from the SIP listener's address"
+    );
+    let via = invite.header("Via").expect("Via");
+    let sent_by = via.split_whitespace().nth(1).unwrap_or_default();
+    assert_eq!(
+        sent_by.rsplit_once(':').map(|(host, _)| host),
+        Some(gw.sip.ip().to_string().as_str()),
+        "{via}"
+    );
+    five9.assert_passed();
+}

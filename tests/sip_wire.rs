@@ -995,3 +995,97 @@ fn bad_credentials_get_a_fresh_challenge_then_403() {
     peer.send(&ack_for(&c, &forbidden));
     assert!(!gw.log().contains("s3cret"));
 }
+
+/// RFC 4028 §7.4: when the gateway is the refresher, its refresh re-INVITE
+/// must say so (Session-Expires with the interval and `refresher=uac`,
+/// `Supported: timer`), or a timer-aware caller takes the timer as
+/// switched off and stops expecting refreshes; it also carries `Allow`.
+/// The caller asks for the smallest interval (90 s) with the gateway as
+/// refresher, so the refresh comes after 45 s of real time.
+#[test]
+fn our_session_refresh_reinvite_keeps_the_timer_on() {
+    let agent_addr = loopback();
+    // No RTP flows in this test: the media timeout must outlast the refresh.
+    let gw = Gateway::start_with_media(
+        "route-reason",
+        &format!("default_agent = \"sip:agent@{agent_addr}\""),
+        "",
+        "",
+        "timeout_secs = 300",
+    );
+    let mut agent = Sipp::new("agent_uas_wait_bye.xml", agent_addr)
+        .timeout(Duration::from_secs(90))
+        .spawn();
+    agent.wait_ready(SOON);
+    let peer = UdpPeer::new(gw.sip);
+    let c = Ctx::new(peer.me, gw.sip);
+    let offer = invite(&c, &sdp(peer.me, &[0, 8])).replacen(
+        "Max-Forwards: 70\r\n",
+        "Max-Forwards: 70\r\nSupported: timer\r\nSession-Expires: 90;refresher=uas\r\n",
+        1,
+    );
+    peer.send(&offer);
+    let (ok, _) = peer.wait_for("200 OK", Duration::from_secs(10), |m| {
+        m.status().is_some_and(|s| s >= 200)
+    });
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    assert_eq!(ok.header("Session-Expires"), Some("90;refresher=uas"));
+    peer.send(&in_dialog("ACK", 1, &c, &ok));
+
+    let started = Instant::now();
+    let (refresh, _) = peer.wait_for("the refresh re-INVITE", Duration::from_secs(60), |m| {
+        m.method() == Some("INVITE")
+    });
+    let waited = started.elapsed();
+    assert!(
+        (Duration::from_secs(40)..Duration::from_secs(55)).contains(&waited),
+        "refreshed after {waited:?}, half of 90 s expected"
+    );
+    assert_eq!(refresh.header("Call-ID"), Some(c.call_id.as_str()));
+    let se = refresh
+        .header("Session-Expires")
+        .expect("Session-Expires on the refresh");
+    assert_eq!(se.replace(' ', ""), "90;refresher=uac", "{refresh:?}");
+    let supported = refresh.headers("Supported").join(",");
+    assert!(
+        supported.split(',').any(|t| t.trim() == "timer"),
+        "Supported: {supported:?}"
+    );
+    let min_se: u32 = refresh
+        .header("Min-SE")
+        .and_then(|v| v.trim().parse().ok())
+        .expect("Min-SE on the refresh");
+    assert!(min_se <= 90, "Min-SE {min_se}");
+    let allow = refresh.header("Allow").expect("Allow on the refresh");
+    for method in ["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS"] {
+        assert!(allow.contains(method), "Allow: {allow}");
+    }
+
+    // We answer as a timer-aware UA would; the gateway ACKs and the call
+    // goes on until we hang up.
+    let answer = sdp(peer.me, &[0]);
+    let reply = reply_to(&refresh, "200 OK").replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!(
+            "Contact: <sip:five9@{}>\r\nSupported: timer\r\nRequire: timer\r\n\
+             Session-Expires: 90;refresher=uac\r\nContent-Type: application/sdp\r\n\
+             Content-Length: {}\r\n\r\n{answer}",
+            peer.me,
+            answer.len()
+        ),
+    );
+    peer.send(&reply);
+    let (ack, _) = peer.wait_for("the ACK of the refresh", SOON, |m| {
+        m.method() == Some("ACK")
+    });
+    assert_eq!(
+        ack.header("CSeq").and_then(|v| v.split_whitespace().next()),
+        refresh
+            .header("CSeq")
+            .and_then(|v| v.split_whitespace().next())
+    );
+    peer.send(&in_dialog("BYE", 2, &c, &ok));
+    let (bye_ok, _) = peer.wait_for("200 to our BYE", SOON, |m| m.cseq_method() == Some("BYE"));
+    assert_eq!(bye_ok.status(), Some(200), "{bye_ok:?}");
+    agent.wait().assert_passed();
+}

@@ -218,6 +218,9 @@ pub async fn start(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(GatewayHandle, tokio::task::JoinHandle<()>)> {
     let (transports, mut inbound) = Transports::bind(&config.sip).await?;
+    if let Some(ip) = config.gateway.advertise {
+        transports.set_wildcard_source(ip);
+    }
     let sip_udp = transports.local_addr(TransportKind::Udp);
     let sip_tcp = transports.local_addr(TransportKind::Tcp);
     let bound = sip_udp

@@ -32,6 +32,7 @@ impl Gateway {
     /// call (the caller stopped refreshing: the session is gone).
     pub(crate) fn on_session_timer(&mut self, key: CallKey) {
         let now = Instant::now();
+        let min_se = self.session_timer_config().min_se;
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -57,11 +58,17 @@ impl Gateway {
                 .as_ref()
                 .map(|m| m.caller_answer())
                 .unwrap_or_default();
-            match call
-                .caller_dialog
-                .as_mut()
-                .map(|d| d.reinvite(sdp.as_bytes(), &[]))
-            {
+            let negotiated = call.session.as_ref().map(|(_, n)| *n);
+            // Without Session-Expires the caller would take the timer as
+            // switched off by our refresh (RFC 4028 §7.4, §9).
+            let built = call.caller_dialog.as_mut().map(|d| {
+                let mut reinvite = d.reinvite(sdp.as_bytes(), &[])?;
+                if let Some(negotiated) = negotiated {
+                    negotiated.refresh_request(&mut reinvite, min_se)?;
+                }
+                Ok::<_, dialog::DialogError>(reinvite)
+            });
+            match built {
                 Some(Ok(reinvite)) => {
                     let tx = self.send_request(key, Leg::Caller, reinvite);
                     if let Some(c) = self.calls.get_mut(&key) {

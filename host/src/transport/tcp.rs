@@ -7,12 +7,12 @@
 //! rather than each waiting out its own connect timeout.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls_pki_types::ServerName;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::time::{Instant, sleep, timeout};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::{debug, warn};
@@ -138,7 +138,8 @@ async fn open(
         }
         _ => None,
     };
-    let stream = match timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+    let source = transports.outbound_source(kind);
+    let stream = match timeout(CONNECT_TIMEOUT, connect_from(source, addr)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(source)) => return Err(TransportError::Connect { kind, addr, source }),
         Err(_) => {
@@ -170,6 +171,32 @@ async fn open(
         }
     };
     id.ok_or(TransportError::Shutdown)
+}
+
+/// Connects to `addr` from `source` (port 0: an ephemeral port), or from
+/// wherever the kernel's routing picks when `source` is `None` or of the
+/// other address family, or a loopback address while `addr` is not (the
+/// built-in default listens on 127.0.0.1; such a socket could not reach a
+/// remote agent at all).
+///
+/// The port is ephemeral rather than the listener's own: requests to us
+/// still reach the listener (our Via and Contact name it), and binding the
+/// listening port would need SO_REUSEADDR/SO_REUSEPORT on every socket,
+/// letting a second gateway process on the same port share our listener,
+/// and would fail with EADDRINUSE on a second connection to the same peer
+/// address.
+async fn connect_from(source: Option<IpAddr>, addr: SocketAddr) -> io::Result<TcpStream> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    let fits = |ip: &IpAddr| {
+        ip.is_ipv4() == addr.is_ipv4() && (!ip.is_loopback() || addr.ip().is_loopback())
+    };
+    if let Some(ip) = source.filter(fits) {
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    socket.connect(addr).await
 }
 
 fn connect_error(

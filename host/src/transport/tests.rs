@@ -319,6 +319,55 @@ async fn outbound_requests_reuse_one_connection() {
     transports.shutdown().await;
 }
 
+/// Where an outbound connection to a fresh agent on 127.0.0.1 comes from.
+async fn outbound_source(transports: &Transports) -> std::net::IpAddr {
+    let agent = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("agent listens");
+    let agent_addr = agent.local_addr().expect("bound");
+    let msg = SipMessage::parse(options("TCP", 1, "").as_bytes()).expect("valid");
+    transports
+        .send(&Target::new(TransportKind::Tcp, agent_addr), &msg)
+        .await
+        .expect("sent");
+    let (_stream, peer) = timeout(WAIT, agent.accept())
+        .await
+        .expect("in time")
+        .expect("accepts");
+    peer.ip()
+}
+
+#[tokio::test]
+async fn outbound_connections_leave_from_the_listener_address() {
+    let at = |host: u8| Some(SocketAddr::from(([127, 0, 0, host], 0)));
+    // The TCP listener's own address (an unbound socket would leave from
+    // 127.0.0.1).
+    let (listener, _rx) = bind(&ListenConfig {
+        tcp: at(7),
+        ..config()
+    })
+    .await;
+    assert_eq!(outbound_source(&listener).await.to_string(), "127.0.0.7");
+    listener.shutdown().await;
+
+    // TCP off (or a wildcard): the advertised address when it is one of
+    // ours, else another listener's.
+    let no_tcp = ListenConfig {
+        udp: at(9),
+        tcp: None,
+        ..config()
+    };
+    let (advertised, _rx) = bind(&no_tcp).await;
+    advertised.set_wildcard_source("127.0.0.8".parse().expect("ip"));
+    assert_eq!(outbound_source(&advertised).await.to_string(), "127.0.0.8");
+    advertised.shutdown().await;
+    let (not_ours, _rx) = bind(&no_tcp).await;
+    // TEST-NET-1: not on this host, as a NAT's public address would not be.
+    not_ours.set_wildcard_source("192.0.2.1".parse().expect("ip"));
+    assert_eq!(outbound_source(&not_ours).await.to_string(), "127.0.0.9");
+    not_ours.shutdown().await;
+}
+
 #[tokio::test]
 async fn outbound_connect_failure_is_reported() {
     let (transports, _rx) = bind(&config()).await;

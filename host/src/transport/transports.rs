@@ -2,8 +2,8 @@
 //! behind one cheap handle.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ClientConfig;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 use trunkline_sip::message::{FrameLimits, Malformed, SipMessage, stamp_received};
 
 use super::conn::ConnTable;
@@ -42,6 +42,9 @@ pub(super) struct Inner {
     udp: Mutex<Option<Arc<UdpSocket>>>,
     /// The bound addresses (with the real port when 0 was configured).
     locals: [Option<SocketAddr>; 3],
+    /// Where outbound connections leave from when their listener is a
+    /// wildcard or off: the gateway's `advertise` address, set once.
+    wildcard_source: OnceLock<IpAddr>,
     /// Open TCP/TLS connections.
     pub(super) conns: ConnTable,
     /// One outbound connect at a time per peer.
@@ -141,6 +144,7 @@ impl Transports {
                 idle: config.idle_timeout(),
                 udp: Mutex::new(udp.clone()),
                 locals,
+                wildcard_source: OnceLock::new(),
                 conns: ConnTable::default(),
                 gates: Mutex::default(),
                 stats: Stats::default(),
@@ -174,6 +178,53 @@ impl Transports {
     /// was configured), for Via and Contact; `None` when it is off.
     pub fn local_addr(&self, kind: TransportKind) -> Option<SocketAddr> {
         self.inner.locals[kind as usize]
+    }
+
+    /// Sets the address outbound TCP/TLS connections leave from when their
+    /// listener is a wildcard (`0.0.0.0`) or off: the gateway passes
+    /// `[gateway] advertise`. Only the first call counts. An address this
+    /// host does not have (a NAT's public address) is refused with a
+    /// warning, and such connections then leave from whatever address the
+    /// kernel's routing picks.
+    pub fn set_wildcard_source(&self, ip: IpAddr) {
+        let probe = match ip {
+            IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+        };
+        match probe.and_then(|socket| socket.bind(SocketAddr::new(ip, 0))) {
+            Ok(()) => {
+                let _ = self.inner.wildcard_source.set(ip);
+            }
+            Err(error) => warn!(
+                %ip, %error,
+                "outbound TCP/TLS cannot leave from the advertised address; not binding them"
+            ),
+        }
+    }
+
+    /// The address outbound connections over `kind` leave from, so that an
+    /// IP allow list on the peer sees the address our Via names: the
+    /// listener's own address, else (wildcard or off) the one given to
+    /// [`Transports::set_wildcard_source`], else that of another listener
+    /// when this one is off, else `None` (the kernel picks).
+    pub(super) fn outbound_source(&self, kind: TransportKind) -> Option<IpAddr> {
+        let specific = |kind: TransportKind| {
+            self.local_addr(kind)
+                .map(|addr| addr.ip())
+                .filter(|ip| !ip.is_unspecified())
+        };
+        if let Some(ip) = specific(kind) {
+            return Some(ip);
+        }
+        if let Some(ip) = self.inner.wildcard_source.get() {
+            return Some(*ip);
+        }
+        if self.local_addr(kind).is_some() {
+            return None;
+        }
+        [TransportKind::Tcp, TransportKind::Tls, TransportKind::Udp]
+            .into_iter()
+            .find_map(specific)
     }
 
     /// Sends a message. UDP: one datagram from the bound socket. TCP/TLS: on

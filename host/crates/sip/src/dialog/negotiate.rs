@@ -7,10 +7,11 @@
 
 use std::time::Duration;
 
+use super::answer::ALLOW;
 use super::error::DialogError;
 use super::session_expires::{
-    DEFAULT_SESSION_EXPIRES, MIN_SE_FLOOR, Refresher, SessionExpires, add_timer_tag, min_se,
-    supports_timer,
+    DEFAULT_SESSION_EXPIRES, MIN_SE_FLOOR, Refresher, SessionExpires, add_timer_headers,
+    add_timer_tag, min_se, supports_timer,
 };
 use crate::message::SipMessage;
 
@@ -68,6 +69,30 @@ impl Negotiated {
         if self.require {
             add_timer_tag(response, "Require")?;
         }
+        Ok(())
+    }
+
+    /// RFC 4028 §7.4: writes into the session refresh request we send as
+    /// the refresher (a re-INVITE) `Session-Expires` with the current
+    /// interval and `refresher=uac` (we are the UAC of that request and keep
+    /// refreshing), `Supported: timer`, `Min-SE` and `Allow`. Without
+    /// Session-Expires the peer takes the session timer as switched off
+    /// (§9) and stops watching for our refreshes.
+    ///
+    /// `min_se` is our minimum (raised to 90); it is capped at the interval
+    /// so that the request never asks for less than it forbids (a proxy may
+    /// have set an interval below 90 on the initial INVITE).
+    pub fn refresh_request(
+        &self,
+        request: &mut SipMessage,
+        min_se: u32,
+    ) -> Result<(), DialogError> {
+        let value = SessionExpires {
+            delta: self.interval,
+            refresher: Some(Refresher::Uac),
+        };
+        add_timer_headers(request, value, min_se.max(MIN_SE_FLOOR).min(self.interval))?;
+        request.set_header("Allow", ALLOW)?;
         Ok(())
     }
 }
@@ -330,6 +355,37 @@ mod tests {
                 expected,
                 "{what}"
             );
+        }
+    }
+
+    #[test]
+    fn refresh_request_names_the_interval_refresher_and_methods() {
+        // (negotiated interval, our Min-SE, Session-Expires, Min-SE)
+        let table = [
+            (1800, 90, "1800;refresher=uac", "90"),
+            (600, 0, "600;refresher=uac", "90"),
+            (120, 300, "120;refresher=uac", "120"),
+            (60, 90, "60;refresher=uac", "60"),
+        ];
+        for (interval, our_min, se, min) in table {
+            let negotiated = Negotiated {
+                interval,
+                refresher: Refresher::Uas,
+                local_refreshes: true,
+                require: true,
+            };
+            let mut reinvite = invite_with("Supported: replaces\r\n");
+            negotiated
+                .refresh_request(&mut reinvite, our_min)
+                .expect("headers written");
+            let printed = SipMessage::parse(&reinvite.to_bytes()).expect("reparses");
+            assert_eq!(printed.header("Session-Expires"), Some(se), "{interval}");
+            assert_eq!(printed.header("Min-SE"), Some(min), "{interval}");
+            assert!(supports_timer(&printed), "{interval}");
+            assert_eq!(printed.header("Supported"), Some("replaces, timer"));
+            assert_eq!(printed.header("Allow"), Some(ALLOW));
+            let asked = SessionExpires::of(&printed).expect("parses");
+            assert_eq!(asked.and_then(|a| a.refresher), Some(Refresher::Uac));
         }
     }
 }
