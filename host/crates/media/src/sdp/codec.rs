@@ -149,15 +149,20 @@ impl Codec {
 
 impl MediaDescription {
     /// The codecs of this section in preference order; payload types that
-    /// resolve to nothing (dynamic without rtpmap) are left out.
+    /// resolve to nothing (dynamic without rtpmap, or described by a
+    /// malformed `rtpmap`/`fmtp`) are left out.
     pub fn codecs(&self) -> Vec<Codec> {
         self.payload_types()
             .filter_map(|pt| self.codec(pt))
             .collect()
     }
 
-    /// What a payload type of this section means.
+    /// What a payload type of this section means; `None` when nothing, or
+    /// when a line about it could not be read (we cannot know what it means).
     pub fn codec(&self, payload_type: u8) -> Option<Codec> {
+        if self.is_malformed(payload_type) {
+            return None;
+        }
         let fmtp = self.fmtp(payload_type).map(String::from);
         match self.rtpmap(payload_type) {
             Some(map) => Some(Codec {
@@ -170,6 +175,32 @@ impl MediaDescription {
             None => Codec::from_static(payload_type).map(|c| Codec { fmtp, ..c }),
         }
     }
+
+    /// Whether an `rtpmap` or `fmtp` line naming this payload type could not
+    /// be read; such a payload type is not used.
+    pub fn is_malformed(&self, payload_type: u8) -> bool {
+        self.malformed_lines()
+            .any(|(_, value)| leading_payload_type(value) == Some(payload_type))
+    }
+
+    /// The `rtpmap`/`fmtp` lines that could not be read, as (name, value),
+    /// for a debug log.
+    pub fn malformed_lines(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.attributes.iter().filter_map(|a| match a {
+            Attribute::Other { name, value }
+                if name.eq_ignore_ascii_case("rtpmap") || name.eq_ignore_ascii_case("fmtp") =>
+            {
+                Some((name.as_str(), value.as_deref().unwrap_or("")))
+            }
+            _ => None,
+        })
+    }
+}
+
+/// The payload type a malformed `rtpmap:`/`fmtp:` value starts with, if any.
+fn leading_payload_type(value: &str) -> Option<u8> {
+    let first = value.split_ascii_whitespace().next()?;
+    first.parse().ok()
 }
 
 #[cfg(test)]

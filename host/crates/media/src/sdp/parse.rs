@@ -3,7 +3,10 @@
 //! Tolerant where peers are sloppy without ambiguity (LF-only endings,
 //! trailing whitespace, blank lines, repeated spaces, lines in a non-canonical
 //! order, missing `t=`), strict where a mistake would send media to the wrong
-//! place or decode it with the wrong codec (`o=`, `c=`, `m=`, `rtpmap`).
+//! place (`o=`, `c=`, `m=`). A malformed `rtpmap` or `fmtp` is kept as
+//! [`Attribute::Other`]: it makes its payload type unusable
+//! ([`MediaDescription::is_malformed`]) but not the whole offer, so a broken
+//! line for a codec we would never pick changes nothing.
 
 use super::{
     AddrType, Attribute, Bandwidth, Connection, Direction, Fmtp, MediaDescription, Origin,
@@ -237,7 +240,10 @@ fn parse_attribute(value: &str, line: usize) -> Result<Attribute, SdpError> {
         return Ok(Attribute::Direction(d));
     }
     Ok(match arg {
-        Some(arg) if is("rtpmap") => Attribute::RtpMap(parse_rtpmap(arg).ok_or_else(bad)?),
+        Some(arg) if is("rtpmap") => match parse_rtpmap(arg) {
+            Some(map) => Attribute::RtpMap(map),
+            None => unknown(name, Some(arg)),
+        },
         Some(arg) if is("ptime") => Attribute::Ptime(parse_millis(arg).ok_or_else(bad)?),
         Some(arg) if is("maxptime") => Attribute::MaxPtime(parse_millis(arg).ok_or_else(bad)?),
         Some(arg) if is("rtcp") => Attribute::Rtcp(parse_rtcp(arg, line).ok_or_else(bad)?),
@@ -251,6 +257,7 @@ fn parse_attribute(value: &str, line: usize) -> Result<Attribute, SdpError> {
             }
             _ => unknown(name, Some(arg)),
         },
+        None if is("rtpmap") || is("fmtp") => unknown(name, None),
         None if is("rtcp-mux") => Attribute::RtcpMux,
         _ => unknown(name, arg),
     })
@@ -430,20 +437,6 @@ mod tests {
             ),
             ("v=0\nm=audio 5\n", SdpError::InvalidMedia { line: 2 }),
             (
-                "v=0\na=rtpmap:0 PCMU\n",
-                SdpError::InvalidAttribute {
-                    line: 2,
-                    name: "rtpmap".into(),
-                },
-            ),
-            (
-                "v=0\na=rtpmap:200 X/8000\n",
-                SdpError::InvalidAttribute {
-                    line: 2,
-                    name: "rtpmap".into(),
-                },
-            ),
-            (
                 "v=0\na=ptime:abc\n",
                 SdpError::InvalidAttribute {
                     line: 2,
@@ -467,6 +460,28 @@ mod tests {
         assert_eq!(
             SessionDescription::from_bytes(b"v=0\xff"),
             Err(SdpError::NotUtf8)
+        );
+    }
+
+    #[test]
+    fn malformed_rtpmap_and_fmtp_are_kept_aside_not_fatal() {
+        let o = "o=- 1 1 IN IP4 1.2.3.4\n";
+        let text = format!(
+            "v=0\n{o}c=IN IP4 1.2.3.4\nm=audio 5 RTP/AVP 0 96 97\na=rtpmap:96 opus\n\
+             a=rtpmap:200 X/8000\na=fmtp:97\na=rtpmap\n"
+        );
+        let sdp = parse(&text).unwrap();
+        let m = &sdp.media[0];
+        assert_eq!(m.rtpmap(96), None);
+        assert!(m.is_malformed(96) && m.is_malformed(97) && !m.is_malformed(0));
+        assert_eq!(
+            m.malformed_lines().collect::<Vec<_>>(),
+            [
+                ("rtpmap", "96 opus"),
+                ("rtpmap", "200 X/8000"),
+                ("fmtp", "97"),
+                ("rtpmap", "")
+            ]
         );
     }
 

@@ -129,6 +129,42 @@ mod tests {
         assert_eq!(n.telephone_event, None);
     }
 
+    const BROKEN: &str = "v=0\r\no=- 1 1 IN IP4 10.1.2.3\r\ns=-\r\nc=IN IP4 10.1.2.3\r\n\
+                          t=0 0\r\nm=audio 30000 RTP/AVP 0 96\r\na=rtpmap:96 opus\r\n";
+
+    #[test]
+    fn malformed_rtpmap_for_a_codec_we_would_not_pick_is_ignored() {
+        // RFC 4475 spirit: a line that does not change the answer does not
+        // fail the offer. 96 has no clock rate; PCMU (static 0) is answered.
+        let (sdp, n) = answer(BROKEN, BOTH).unwrap();
+        assert_eq!(n.send, Codec::pcmu());
+        assert_eq!(n.codecs, [Codec::pcmu()]);
+        assert!(sdp.contains("m=audio 40000 RTP/AVP 0\r\n"), "{sdp}");
+        assert!(!sdp.contains("opus"), "{sdp}");
+        // A broken fmtp for a codec we do not pick: same.
+        let fmtp = BROKEN.replace("a=rtpmap:96 opus", "a=rtpmap:96 opus/48000/2\r\na=fmtp:96");
+        assert_eq!(answer(&fmtp, BOTH).unwrap().1.send, Codec::pcmu());
+    }
+
+    #[test]
+    fn malformed_line_for_the_only_codec_still_gets_488() {
+        // The broken line is about PCMU itself: we cannot know what 0 means.
+        let only = BROKEN
+            .replace("RTP/AVP 0 96", "RTP/AVP 0")
+            .replace("a=rtpmap:96 opus", "a=rtpmap:0 PCMU");
+        let err = answer(&only, BOTH).unwrap_err();
+        assert_eq!(err.status(), 488);
+        assert_eq!(err, NegotiationError::NoCommonCodec { offered: vec![] });
+        // With PCMA beside it, PCMA is chosen and PCMU left out.
+        let two = only
+            .replace("RTP/AVP 0", "RTP/AVP 0 8")
+            .replace("a=rtpmap:0 PCMU", "a=rtpmap:0 PCMU/\r\na=rtpmap:8 PCMA/8000");
+        let (sdp, n) = answer(&two, BOTH).unwrap();
+        assert_eq!(n.codecs.len(), 1);
+        assert_eq!(n.send.law(), Some(Law::Alaw));
+        assert!(sdp.contains("m=audio 40000 RTP/AVP 8\r\n"), "{sdp}");
+    }
+
     #[test]
     fn opus_only_offer_is_refused_with_488_and_warning() {
         let err = answer(samples::OPUS_ONLY, BOTH).unwrap_err();
