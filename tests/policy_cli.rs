@@ -168,3 +168,41 @@ fn run_refuses_a_bad_invite_with_one_clear_line() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("is not a usable INVITE"), "{err}");
 }
+
+#[test]
+fn run_accepts_a_capture_pasted_with_lf_endings_and_warns() {
+    // A CRLF capture pasted with LF endings: Content-Length still counts
+    // the CRs. The dry run uses the body as it is and says so on stderr.
+    let crlf = std::fs::read_to_string(example("examples/invites/five9.sip")).unwrap();
+    let lf = crlf.replace("\r\n", "\n");
+    let declared: usize = crlf
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let body = lf.split_once("\n\n").unwrap().1.len();
+    assert!(body < declared, "the test needs a body with CRLF endings");
+    let dir = tempfile::tempdir().unwrap();
+    let invite = dir.path().join("five9-lf.sip");
+    std::fs::write(&invite, &lf).unwrap();
+    let file = built().policies.join("route-reason.wasm");
+    let out = trunkline(&[
+        "policy",
+        "run",
+        path(&file),
+        "--invite",
+        path(&invite),
+        "--config",
+        &example("examples/loopback.toml"),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["call"]["dialed"], "+14155550100");
+    assert!(v["decision"].is_object(), "{v:#}");
+    let want = format!("warning: Content-Length says {declared} but the body has {body} bytes");
+    assert!(err.contains(&want), "{err}");
+    assert!(err.contains("LF line endings"), "{err}");
+}

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use trunkline_media::sdp::{Codec as SdpCodec, SessionDescription};
-use trunkline_sip::message::{FrameLimits, Method, SipMessage, parse_datagram};
+use trunkline_sip::message::{FrameLimits, Method, ParseError, SipMessage, parse_datagram};
 
 use crate::policy::{Call, Codec, Header, Transport};
 
@@ -59,6 +59,60 @@ pub fn call_from_bytes(bytes: &[u8], source: &InviteSource) -> Result<Call, Invi
         Err(e) => return Err(InviteError::Parse(e.error.to_string())),
     };
     call_from_message(&msg, source)
+}
+
+/// Like [`call_from_bytes`], for a file captured by hand (`policy run`): a
+/// Content-Length larger than the body, as a CRLF capture pasted with LF
+/// endings has, is accepted with a warning naming both lengths, and the body
+/// is used as it is. Never used for the network, where that is a 400.
+pub fn call_from_capture(
+    bytes: &[u8],
+    source: &InviteSource,
+) -> Result<(Call, Option<String>), InviteError> {
+    let Err(e) = parse_datagram(bytes, &FrameLimits::default()) else {
+        return call_from_bytes(bytes, source).map(|call| (call, None));
+    };
+    let ParseError::BodyTruncated { declared, received } = e.error else {
+        return Err(InviteError::Parse(e.error.to_string()));
+    };
+    let fixed = with_content_length(bytes, received)
+        .ok_or_else(|| InviteError::Parse(e.error.to_string()))?;
+    let call = call_from_bytes(&fixed, source)?;
+    let hint = if bytes.contains(&b'\r') { "" } else { " (LF line endings?)" };
+    let warning = format!(
+        "Content-Length says {declared} but the body has {received} bytes{hint}; \
+         using the body as it is"
+    );
+    Ok((call, Some(warning)))
+}
+
+/// The message with its Content-Length header (`l:` too) set to `length`;
+/// `None` when no such header line is found.
+fn with_content_length(bytes: &[u8], length: usize) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut out = String::with_capacity(text.len());
+    let mut in_head = true;
+    let mut found = false;
+    let mut started = false;
+    for line in text.split_inclusive('\n') {
+        let bare = line.trim_end_matches(['\r', '\n']);
+        if in_head && started && bare.is_empty() {
+            in_head = false;
+        }
+        started |= !bare.is_empty();
+        let name = bare.split_once(':').map(|(n, _)| n.trim());
+        let is_length = name.is_some_and(|n| {
+            n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("l")
+        });
+        if in_head && is_length && !found {
+            found = true;
+            let end = &line[bare.len()..];
+            out.push_str(&format!("Content-Length: {length}{end}"));
+        } else {
+            out.push_str(line);
+        }
+    }
+    found.then(|| out.into_bytes())
 }
 
 /// Builds the call from a parsed INVITE.
@@ -125,6 +179,7 @@ fn offered_codecs(msg: &SipMessage) -> Result<Vec<Codec>, InviteError> {
     };
     Ok(audio
         .payload_types()
+        .filter(|pt| !audio.is_malformed(*pt))
         .filter_map(|pt| {
             let (name, clock_rate) = match audio.rtpmap(pt) {
                 Some(map) => (map.encoding.clone(), map.clock_rate),
@@ -187,6 +242,22 @@ mod tests {
         let names: Vec<&str> = call.codecs.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["PCMA", "PCMU"]);
         assert_eq!(call.headers[0].name, "Via", "compact names are expanded");
+    }
+
+    #[test]
+    fn lf_capture_with_a_crlf_content_length_is_accepted_with_a_warning() {
+        let crlf = include_str!("../../examples/invites/five9.sip");
+        let lf = crlf.replace("\r\n", "\n");
+        let network = call_from_bytes(lf.as_bytes(), &source()).unwrap_err();
+        assert!(network.to_string().contains("Content-Length"), "{network}");
+        let (call, warning) = call_from_capture(lf.as_bytes(), &source()).unwrap();
+        let body = lf.split_once("\n\n").unwrap().1.len();
+        let warning = warning.unwrap();
+        assert!(warning.contains(&format!("but the body has {body} bytes")), "{warning}");
+        assert!(warning.contains("LF line endings"), "{warning}");
+        assert_eq!(call.codecs.len(), 3);
+        let (_, none) = call_from_capture(crlf.as_bytes(), &source()).unwrap();
+        assert_eq!(none, None, "a correct capture gets no warning");
     }
 
     #[test]

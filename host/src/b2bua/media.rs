@@ -108,6 +108,9 @@ impl MediaPlane {
             .ok()
             .and_then(|t| SessionDescription::parse(t).ok())
             .ok_or_else(|| MediaFailure::not_acceptable("the SDP offer cannot be parsed"))?;
+        for (name, value) in offer.media.iter().flat_map(|m| m.malformed_lines()) {
+            tracing::debug!(%name, %value, "ignoring a malformed SDP line in the offer");
+        }
         let exhausted = |_| MediaFailure {
             status: 503,
             reason: "Service Unavailable",

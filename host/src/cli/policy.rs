@@ -172,7 +172,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let trunk = pick_trunk(&config, &name, args.trunk.as_deref())?;
     let text = std::fs::read(&args.invite)
         .with_context(|| format!("cannot read {}", args.invite.display()))?;
-    let call = invite::call_from_bytes(
+    let (call, warning) = invite::call_from_capture(
         &text,
         &InviteSource {
             trunk: trunk.name.clone(),
@@ -182,6 +182,9 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         },
     )
     .with_context(|| format!("{} is not a usable INVITE", args.invite.display()))?;
+    if let Some(warning) = warning {
+        eprintln!("warning: {warning}");
+    }
     let end = end_spec(&args)?;
 
     let engine = engine_without_cache(&config.policy)?;
