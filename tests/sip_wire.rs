@@ -307,6 +307,18 @@ fn forms() -> Vec<Form> {
             check: no_check,
         },
         Form {
+            name: "an rtpmap without a clock rate for a codec we do not pick",
+            // RFC 4475 spirit: 96 cannot be read, but PCMU answers the call.
+            offer: &[0],
+            text: |c, body| {
+                let body = body.replace("RTP/AVP 0 101", "RTP/AVP 0 96 101")
+                    + "a=rtpmap:96 opus\r\n";
+                invite(c, &body)
+            },
+            caller_hangs_up: true,
+            check: no_check,
+        },
+        Form {
             name: "no Content-Length over UDP",
             // PCMA only: an answer in PCMA proves the body was read.
             offer: &[8],
