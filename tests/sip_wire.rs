@@ -311,8 +311,8 @@ fn forms() -> Vec<Form> {
             // RFC 4475 spirit: 96 cannot be read, but PCMU answers the call.
             offer: &[0],
             text: |c, body| {
-                let body = body.replace("RTP/AVP 0 101", "RTP/AVP 0 96 101")
-                    + "a=rtpmap:96 opus\r\n";
+                let body =
+                    body.replace("RTP/AVP 0 101", "RTP/AVP 0 96 101") + "a=rtpmap:96 opus\r\n";
                 invite(c, &body)
             },
             caller_hangs_up: true,

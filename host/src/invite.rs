@@ -78,7 +78,11 @@ pub fn call_from_capture(
     let fixed = with_content_length(bytes, received)
         .ok_or_else(|| InviteError::Parse(e.error.to_string()))?;
     let call = call_from_bytes(&fixed, source)?;
-    let hint = if bytes.contains(&b'\r') { "" } else { " (LF line endings?)" };
+    let hint = if bytes.contains(&b'\r') {
+        ""
+    } else {
+        " (LF line endings?)"
+    };
     let warning = format!(
         "Content-Length says {declared} but the body has {received} bytes{hint}; \
          using the body as it is"
@@ -253,7 +257,10 @@ mod tests {
         let (call, warning) = call_from_capture(lf.as_bytes(), &source()).unwrap();
         let body = lf.split_once("\n\n").unwrap().1.len();
         let warning = warning.unwrap();
-        assert!(warning.contains(&format!("but the body has {body} bytes")), "{warning}");
+        assert!(
+            warning.contains(&format!("but the body has {body} bytes")),
+            "{warning}"
+        );
         assert!(warning.contains("LF line endings"), "{warning}");
         assert_eq!(call.codecs.len(), 3);
         let (_, none) = call_from_capture(crlf.as_bytes(), &source()).unwrap();

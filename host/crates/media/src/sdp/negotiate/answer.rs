@@ -147,6 +147,20 @@ mod tests {
     }
 
     #[test]
+    fn rfc4475_torture_sdp_with_rtpmap_lpc_is_answered_in_pcmu() {
+        // The SDP of RFC 4475 §3.1.1.2 (esc01) and most other torture
+        // messages, byte for byte: `a=rtpmap:31 LPC` has no clock rate.
+        let torture = "v=0\r\no=mhandley 29739 7272939 IN IP4 192.0.2.1\r\ns=-\r\n\
+                       c=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 49217 RTP/AVP 0 12\r\n\
+                       m=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
+        let (sdp, n) = answer(torture, BOTH).unwrap();
+        assert_eq!(n.send, Codec::pcmu());
+        assert_eq!(n.media_index, 0);
+        assert!(sdp.contains("m=audio 40000 RTP/AVP 0\r\n"), "{sdp}");
+        assert!(sdp.contains("m=video 0 RTP/AVP 31\r\n"), "{sdp}");
+    }
+
+    #[test]
     fn malformed_line_for_the_only_codec_still_gets_488() {
         // The broken line is about PCMU itself: we cannot know what 0 means.
         let only = BROKEN
@@ -156,9 +170,10 @@ mod tests {
         assert_eq!(err.status(), 488);
         assert_eq!(err, NegotiationError::NoCommonCodec { offered: vec![] });
         // With PCMA beside it, PCMA is chosen and PCMU left out.
-        let two = only
-            .replace("RTP/AVP 0", "RTP/AVP 0 8")
-            .replace("a=rtpmap:0 PCMU", "a=rtpmap:0 PCMU/\r\na=rtpmap:8 PCMA/8000");
+        let two = only.replace("RTP/AVP 0", "RTP/AVP 0 8").replace(
+            "a=rtpmap:0 PCMU",
+            "a=rtpmap:0 PCMU/\r\na=rtpmap:8 PCMA/8000",
+        );
         let (sdp, n) = answer(&two, BOTH).unwrap();
         assert_eq!(n.codecs.len(), 1);
         assert_eq!(n.send.law(), Some(Law::Alaw));
