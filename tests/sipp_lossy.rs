@@ -112,3 +112,44 @@ fn five9_uac_expect_contained_survives_a_late_180_and_a_retransmitted_bye() {
 fn five9_uac_expect_route_reason_survives_a_late_180_and_a_retransmitted_bye() {
     assert_survives("five9_uac_expect_route_reason.xml");
 }
+
+/// Plays the gateway against a scenario that hangs up itself: 100, 200, a
+/// late 180, then the scenario's BYE gets a 200. Returns SIPp's outcome.
+fn late_180_then_caller_bye(scenario: &str) -> Outcome {
+    let five9_addr = loopback();
+    let peer = UdpPeer::new(five9_addr);
+    let mut five9 = Sipp::new(scenario, five9_addr)
+        .remote(peer.me)
+        .timeout(Duration::from_secs(15))
+        .pause(Duration::from_millis(300))
+        .spawn();
+    five9.wait_ready(LIMIT);
+    let invite = peer.wait_for_msg("INVITE", LIMIT, |m| m.method() == Some("INVITE"));
+    peer.send(&answer(&invite, "100 Trying", &peer));
+    peer.send(&answer(&invite, "200 OK", &peer));
+    peer.send(&answer(&invite, "180 Ringing", &peer));
+    peer.wait_for_msg("ACK", LIMIT, |m| m.method() == Some("ACK"));
+    match peer.recv(LIMIT) {
+        Some(m) if m.method() == Some("BYE") => {
+            let mut ok = String::from("SIP/2.0 200 OK\r\n");
+            for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+                for value in m.headers(name) {
+                    ok.push_str(&format!("{name}: {value}\r\n"));
+                }
+            }
+            peer.send(&(ok + "Content-Length: 0\r\n\r\n"));
+        }
+        other => panic!("{scenario}: no BYE: {other:?}\n{}", five9.wait()),
+    }
+    five9.wait()
+}
+
+#[test]
+fn five9_uac_hangup_survives_a_late_180() {
+    late_180_then_caller_bye("five9_uac_hangup.xml").assert_passed();
+}
+
+#[test]
+fn bench_uac_survives_a_late_180() {
+    late_180_then_caller_bye("bench_uac.xml").assert_passed();
+}
