@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use support::*;
-use trunkline::config::TrunkConfig;
+use trunkline::config::{PolicySettings, TrunkConfig};
 use trunkline::policy::{
     CallEnd, Decision, EndReason, PolicyRegistry, PolicyState, Routed, watcher,
 };
@@ -34,11 +34,19 @@ fn v2() -> Vec<u8> {
     patch(&v1(), V1.as_bytes(), V2.as_bytes())
 }
 
+/// A registry serving v1. Its decisions get a deadline of a second, not the
+/// usual 10 ms: these tests are about swaps, and four busy deciders plus a
+/// compile on two cores can keep a thread off the CPU for longer than 10 ms
+/// (a deadline miss is a fallback, which the swap test would count as a
+/// failed swap). Deadlines have their own tests in `policy_engine.rs`.
 fn setup() -> (tempfile::TempDir, Arc<PolicyRegistry>) {
     let dir = tempfile::tempdir().unwrap();
     drop_atomically(dir.path(), "misbehaving.wasm", &v1());
-    let reg = registry(
-        dir.path(),
+    let reg = registry_with(
+        PolicySettings {
+            deadline_ms: 1000,
+            ..settings(dir.path())
+        },
         &[(
             "misbehaving",
             &[

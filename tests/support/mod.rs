@@ -68,6 +68,15 @@ pub fn engine(dir: &Path) -> Arc<PolicyEngine> {
 }
 
 pub fn registry(dir: &Path, configs: &[(&str, &[(&str, &str)])]) -> Arc<PolicyRegistry> {
+    registry_with(settings(dir), configs)
+}
+
+/// [`registry`] with other engine settings (a longer deadline, say).
+pub fn registry_with(
+    settings: PolicySettings,
+    configs: &[(&str, &[(&str, &str)])],
+) -> Arc<PolicyRegistry> {
+    let dir = settings.dir.clone();
     let configs: BTreeMap<String, BTreeMap<String, String>> = configs
         .iter()
         .map(|(name, kv)| {
@@ -80,8 +89,8 @@ pub fn registry(dir: &Path, configs: &[(&str, &[(&str, &str)])]) -> Arc<PolicyRe
         })
         .collect();
     Arc::new(PolicyRegistry::new(
-        engine(dir),
-        dir.to_owned(),
+        PolicyEngine::new(&settings).expect("engine"),
+        dir,
         Duration::from_millis(300),
         configs,
     ))
