@@ -72,6 +72,7 @@ impl Gateway {
                     url,
                     session,
                     self.config.websocket.clone(),
+                    self.stats.playout.clone(),
                 ));
                 "websocket"
             }

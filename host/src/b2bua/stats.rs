@@ -1,7 +1,9 @@
 //! Counters of the signalling core, read by the metrics exporter.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use crate::connector::ws::playback::PlayoutStats;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What the gateway counts. Cheap: atomics, and short uncontended locks for
@@ -17,6 +19,8 @@ pub struct GatewayStats {
     lockout_refusals: Mutex<BTreeMap<&'static str, u64>>,
     transactions: AtomicU64,
     overloaded: AtomicU64,
+    /// WebSocket agents' playout (their streams count into it).
+    pub(crate) playout: Arc<PlayoutStats>,
 }
 
 /// A copy of every counter.
@@ -43,6 +47,12 @@ pub struct GatewayStatsSnapshot {
     /// Requests answered statelessly (or dropped) because the caps on open
     /// server transactions were reached.
     pub overloaded: u64,
+    /// Frames of WebSocket agent audio sent with silence padded into them
+    /// (where the agent stopped, or fell behind the playout delay).
+    pub playout_padded: u64,
+    /// Times a WebSocket agent's playout queue ran dry while it was still
+    /// talking.
+    pub playout_underruns: u64,
 }
 
 impl GatewayStatsSnapshot {
@@ -111,6 +121,8 @@ impl GatewayStats {
             lockout_refusals: copy(&self.lockout_refusals),
             transactions: self.transactions.load(Ordering::Relaxed),
             overloaded: self.overloaded.load(Ordering::Relaxed),
+            playout_padded: self.playout.padded(),
+            playout_underruns: self.playout.underruns(),
         }
     }
 }

@@ -187,6 +187,18 @@ impl Exporter {
                 .iter()
                 .map(|((kind, what), n)| (l2("kind", kind, "event", what), *n)),
         )?;
+        counter(
+            e,
+            "ws_playout_padded_frames",
+            "Frames of WebSocket agent audio sent with silence padded into them: where the agent stopped, or fell behind the playout delay.",
+            g.playout_padded,
+        )?;
+        counter(
+            e,
+            "ws_playout_underruns",
+            "Times a WebSocket agent's playout queue ran dry while the agent was still talking (the playout delay then grows).",
+            g.playout_underruns,
+        )?;
         counters(
             e,
             "auth_lockouts",

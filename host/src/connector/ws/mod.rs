@@ -8,8 +8,9 @@
 //! - [`protocol`] — the messages, both directions.
 //! - [`audio`] — μ-law / L16 8 kHz / L16 16 kHz payloads ↔ the tap's G.711
 //!   frames, and the per-target option (`#audio=l16-16000`).
-//! - [`playback`] — re-chunking into 20 ms frames, the bounded queue, marks,
-//!   real-time pacing.
+//! - [`playback`] — the playout buffer: the bounded queue, marks, the
+//!   adaptive playout delay, and the 20 ms clock that keeps Five9's stream
+//!   continuous.
 //! - `stream` — the running session: one task reading the socket, the tap
 //!   and the gateway's orders, plus a writer task so a slow agent never
 //!   stalls the media.
@@ -34,6 +35,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use self::audio::{AudioFormat, split_target};
+use self::playback::PlayoutStats;
 use super::{Input, Report, Session};
 
 /// The decision attribute that picks the stream's audio format per call.
@@ -124,8 +126,13 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Runs a WebSocket agent session for one call: connects to `url` (see the
 /// module docs for its fragment), reports `Ready` or `Failed`, then streams
-/// until the call or the agent ends it.
-pub async fn run(url: String, mut session: Session, settings: WsSettings) {
+/// until the call or the agent ends it. Playout counts go to `playout`.
+pub async fn run(
+    url: String,
+    mut session: Session,
+    settings: WsSettings,
+    playout: std::sync::Arc<PlayoutStats>,
+) {
     let format = match pick_format(&url, &session) {
         Ok(found) => found,
         Err(why) => {
@@ -147,7 +154,7 @@ pub async fn run(url: String, mut session: Session, settings: WsSettings) {
         () = stopped(&mut session.input) => return,
     };
     tracing::debug!(call_id = %session.call.call_id, %url, %format, "websocket agent connected");
-    stream::Stream::new(session, socket, format, settings)
+    stream::Stream::new(session, socket, format, settings, playout)
         .run()
         .await;
 }

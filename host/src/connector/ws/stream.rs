@@ -13,6 +13,7 @@
 //! extra task hop per 20 ms frame cost about a third of the connector's CPU
 //! in `benches/ws_agent.rs`.)
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -25,12 +26,15 @@ use futures_util::{Sink, Stream as _};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use trunkline_media::g711::{self, Law};
 use trunkline_relay::{TapFrame, TapHandle};
 
+use super::audio::FRAME_SAMPLES;
 use super::audio::{AudioFormat, Decoder, Encoder};
-use super::playback::{Cue, FRAME_TIME, Playback, Player, Tick};
+use super::playback::{Cue, FRAME_TIME, Playback, Played, Player, PlayoutStats, Tick};
 use super::protocol::{
     Control, DtmfOut, FromAgent, MarkBody, PROTOCOL, Start, StopOut, ToAgent, VERSION,
     attribute_value, media_json, media_payload,
@@ -51,6 +55,7 @@ const ENDING_LIMIT: Duration = Duration::from_secs(5);
 struct Counters {
     media_sent: u64,
     media_dropped: u64,
+    /// Frames of agent audio sent to the relay (silence not counted).
     frames_played: u64,
     /// Agent audio refused so far (the queue counts it too; this one
     /// decides when to warn).
@@ -72,8 +77,11 @@ pub(super) struct Stream {
     sequence: u64,
     /// Counts `media` messages sent.
     chunk: u64,
-    /// Caller audio seen so far, in ms (the next chunk's `timestamp`).
+    /// Caller audio sent so far, in ms (the next chunk's `timestamp`).
     audio_ms: u64,
+    /// Caller codes not yet making a 20 ms chunk: the caller's packets may
+    /// be 10–60 ms, the stream's `media` chunks are always 20 ms.
+    caller_codes: Vec<u8>,
     encoder: Encoder,
     decoder: Decoder,
     /// Scratch for agent audio: the payload's bytes, then tap codes.
@@ -93,6 +101,7 @@ impl Stream {
         socket: Socket,
         format: AudioFormat,
         settings: WsSettings,
+        playout: Arc<PlayoutStats>,
     ) -> Stream {
         let law = session.law;
         let silence = match law {
@@ -113,11 +122,12 @@ impl Stream {
             sequence: 0,
             chunk: 0,
             audio_ms: 0,
+            caller_codes: Vec::with_capacity(2 * FRAME_SAMPLES),
             encoder: Encoder::new(format, law),
             decoder: Decoder::new(format, law),
             bytes: Vec::new(),
             codes: Vec::new(),
-            player: Player::new(Playback::new(max_frames, silence)),
+            player: Player::new(Playback::new(max_frames, silence), playout),
             link: Link {
                 ws: socket,
                 dirty: false,
@@ -169,12 +179,13 @@ impl Stream {
                 },
                 frame = self.media.from_relay.recv(), if relay_open => match frame {
                     Some(frame) => {
-                        // The caller's frame carries the agent's next frame
-                        // out: no separate clock wake-up while both flow.
-                        if let Some(tick) = self.player.caller_frame(Instant::now()) {
+                        // The caller's 20 ms frame carries the agent's next
+                        // frame out: no separate clock wake-up while both flow.
+                        let codes = frame.payload();
+                        if let Some(tick) = self.player.caller_frame(Instant::now(), codes.len()) {
                             self.on_tick(tick).await;
                         }
-                        self.send_media(&frame);
+                        self.caller_audio(codes);
                     }
                     None => relay_open = false,
                 },
@@ -188,8 +199,15 @@ impl Stream {
                             // calling the agent lost.
                             if !self.ended && !self.player.playback.has_action() {
                                 self.ended = true;
-                                self.report.send(Report::Closed(gone.clone())).await;
-                                break gone;
+                                let report = if gone.normal {
+                                    // A close with 1000 is the agent hanging up.
+                                    tracing::info!(call_id = %self.call.call_id, why = %gone.why, "websocket agent closed the stream");
+                                    Report::End { attributes: Vec::new(), how: AgentEnd::Hangup }
+                                } else {
+                                    Report::Closed(gone.why.clone())
+                                };
+                                self.report.send(report).await;
+                                break gone.why;
                             }
                         }
                     }
@@ -228,16 +246,14 @@ impl Stream {
         for cue in tick.due {
             self.on_cue(cue).await;
         }
-        if let Some(frame) = tick.frame {
-            self.play(&frame);
-        }
+        self.play(&tick.frame, tick.played);
     }
 
-    /// Handles one read from the socket; `Some(reason)` when it is gone.
+    /// Handles one read from the socket; `Some` when it is gone.
     async fn on_message(
         &mut self,
         message: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
-    ) -> Option<String> {
+    ) -> Option<Gone> {
         match message {
             Some(Ok(Message::Text(text))) => {
                 self.on_text(text.as_str()).await;
@@ -248,15 +264,19 @@ impl Stream {
                 None
             }
             Some(Ok(Message::Close(frame))) => Some(match frame {
-                Some(f) if !f.reason.is_empty() => {
-                    format!("agent closed the socket ({}: {})", f.code, f.reason)
-                }
-                Some(f) => format!("agent closed the socket ({})", f.code),
-                None => "agent closed the socket".to_owned(),
+                Some(f) => Gone {
+                    why: if f.reason.is_empty() {
+                        format!("agent closed the socket ({})", f.code)
+                    } else {
+                        format!("agent closed the socket ({}: {})", f.code, f.reason)
+                    },
+                    normal: f.code == CloseCode::Normal,
+                },
+                None => Gone::error("agent closed the socket"),
             }),
             Some(Ok(_)) => None, // Ping, pong: liveness only.
-            Some(Err(e)) => Some(format!("websocket read failed: {e}")),
-            None => Some("agent socket closed".to_owned()),
+            Some(Err(e)) => Some(Gone::error(format!("websocket read failed: {e}"))),
+            None => Some(Gone::error("agent socket closed")),
         }
     }
 
@@ -273,7 +293,7 @@ impl Stream {
             FromAgent::Mark { mark } => self.queue_cue(Cue::Mark(mark.name)).await,
             FromAgent::Clear => {
                 self.decoder.reset();
-                for cue in self.player.playback.clear() {
+                for cue in self.player.clear() {
                     self.on_cue(cue).await;
                 }
             }
@@ -300,7 +320,7 @@ impl Stream {
         }
         self.codes.clear();
         self.decoder.decode(&self.bytes, &mut self.codes);
-        let refused = self.player.playback.push_audio(&self.codes);
+        let refused = self.player.push_audio(&self.codes, Instant::now());
         if refused > 0 {
             if self.counters.play_refused == 0 {
                 tracing::warn!(
@@ -311,7 +331,6 @@ impl Stream {
             }
             self.counters.play_refused += refused;
         }
-        self.player.wake();
     }
 
     /// `set_attributes` reports at once; `end` and `transfer` wait for the
@@ -352,7 +371,6 @@ impl Stream {
         for due in self.player.playback.take_due() {
             self.on_cue(due).await;
         }
-        self.player.wake();
     }
 
     async fn on_cue(&mut self, cue: Cue<Report>) {
@@ -387,17 +405,31 @@ impl Stream {
     }
 
     /// Hands a frame to the relay; never waits (a full tap drops it).
-    fn play(&mut self, frame: &[u8]) {
+    fn play(&mut self, frame: &[u8], played: Played) {
         let sent = TapFrame::new(frame).is_some_and(|f| self.media.to_relay.try_send(f).is_ok());
-        if sent {
-            self.counters.frames_played += 1;
-        } else {
+        if !sent {
             self.counters.relay_full += 1;
+        } else if played != Played::Silence {
+            self.counters.frames_played += 1;
         }
     }
 
-    fn send_media(&mut self, frame: &TapFrame) {
-        let codes = frame.payload();
+    /// Caller audio, re-framed into 20 ms `media` chunks.
+    fn caller_audio(&mut self, codes: &[u8]) {
+        if self.caller_codes.is_empty() && codes.len() == FRAME_SAMPLES {
+            return self.send_media(codes);
+        }
+        self.caller_codes.extend_from_slice(codes);
+        let mut chunks = std::mem::take(&mut self.caller_codes);
+        let whole = chunks.len() / FRAME_SAMPLES * FRAME_SAMPLES;
+        for chunk in chunks[..whole].chunks_exact(FRAME_SAMPLES) {
+            self.send_media(chunk);
+        }
+        chunks.drain(..whole);
+        self.caller_codes = chunks;
+    }
+
+    fn send_media(&mut self, codes: &[u8]) {
         let timestamp = self.audio_ms;
         self.audio_ms += Encoder::duration_ms(codes);
         if self.link.backlogged || self.link.write_done {
@@ -502,7 +534,17 @@ impl Stream {
                     reason: reason.to_owned(),
                 },
             });
-            let _ = tokio::time::timeout(CLOSE_LIMIT, self.link.ws.close(None)).await;
+            // 1000 and why: the agent can tell a normal end from a failure
+            // (a close frame's reason holds at most 123 bytes).
+            let mut why = format!("stream stopped: {reason}");
+            while why.len() > 123 {
+                why.pop();
+            }
+            let close = CloseFrame {
+                code: CloseCode::Normal,
+                reason: why.into(),
+            };
+            let _ = tokio::time::timeout(CLOSE_LIMIT, self.link.ws.close(Some(close))).await;
         }
         let c = &self.counters;
         tracing::info!(
@@ -514,10 +556,29 @@ impl Stream {
             media_dropped = c.media_dropped,
             frames_played = c.frames_played,
             play_refused = self.player.playback.dropped,
+            padded = self.player.playback.padded,
+            underruns = self.player.underruns,
+            playout_delay_ms = self.player.depth().as_millis() as u64,
             relay_full = c.relay_full,
             bad_messages = c.bad_messages,
             "websocket agent stream ended"
         );
+    }
+}
+
+/// Why the agent's side is gone.
+struct Gone {
+    why: String,
+    /// A close frame with 1000 (normal closure).
+    normal: bool,
+}
+
+impl Gone {
+    fn error(why: impl Into<String>) -> Gone {
+        Gone {
+            why: why.into(),
+            normal: false,
+        }
     }
 }
 

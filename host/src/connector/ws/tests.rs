@@ -13,6 +13,8 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use trunkline_media::g711::{self, Law};
 use trunkline_relay::{TapFrame, TapHandle};
 
@@ -86,7 +88,7 @@ fn start(url: String, attributes: &[(&str, &str)], settings: WsSettings) -> Harn
         input: input_rx,
         report: Reporter::for_test(7, events),
     };
-    tokio::spawn(run(url, session, settings));
+    tokio::spawn(run(url, session, settings, Default::default()));
     Harness {
         caller,
         played,
@@ -132,6 +134,28 @@ async fn event_named(agent: &mut Agent, name: &str) -> Value {
             return e;
         }
     }
+}
+
+/// The next frame played to the caller that is not μ-law silence (the
+/// connector sends silence every 20 ms while the agent is quiet).
+async fn next_audio(h: &mut Harness) -> TapFrame {
+    loop {
+        let frame = timeout(LIMIT, h.played.recv()).await.unwrap().unwrap();
+        if frame.payload().iter().any(|&c| c != Law::Ulaw.silence()) {
+            return frame;
+        }
+    }
+}
+
+/// Audio frames played so far (silence not counted), without waiting.
+fn audio_played(h: &mut Harness) -> usize {
+    let mut frames = 0;
+    while let Ok(frame) = h.played.try_recv() {
+        if frame.payload().iter().any(|&c| c != Law::Ulaw.silence()) {
+            frames += 1;
+        }
+    }
+    frames
 }
 
 async fn say(agent: &mut Agent, message: Value) {
@@ -223,15 +247,22 @@ async fn the_agent_hears_the_caller_and_the_caller_hears_the_agent() {
     .await;
     let began = Instant::now();
     let mut played = Vec::new();
+    played.extend_from_slice(next_audio(&mut h).await.payload());
+    let first = Instant::now();
     while played.len() < reply.len() {
         let frame = timeout(LIMIT, h.played.recv()).await.unwrap().unwrap();
         played.extend_from_slice(frame.payload());
     }
+    let playing = first.elapsed();
     let took = began.elapsed();
     assert_eq!(played, reply, "played as sent, in 20 ms frames");
     assert!(
-        took >= Duration::from_millis(260),
-        "15 frames paced at real time, not a burst: {took:?}"
+        playing >= Duration::from_millis(260),
+        "15 frames paced at real time, not a burst: {playing:?}"
+    );
+    assert!(
+        took >= super::playback::START_DEPTH,
+        "the playout delay before the first: {took:?}"
     );
     let mark = event_named(&mut agent, "mark").await;
     assert_eq!(mark["mark"]["name"], "reply-done");
@@ -261,11 +292,67 @@ async fn the_agent_hears_the_caller_and_the_caller_hears_the_agent() {
     let stop = event_named(&mut agent, "stop").await;
     assert_eq!(stop["stop"]["reason"], "caller-hangup");
     assert_eq!(stop["stop"]["callSid"], "tl-test-1");
-    assert!(
-        timeout(Duration::from_secs(1), next_event(&mut agent))
-            .await
-            .unwrap()
-            .is_none()
+    // A normal closure, with why.
+    let close = loop {
+        match timeout(Duration::from_secs(1), agent.next()).await.unwrap() {
+            Some(Ok(Message::Close(frame))) => break frame.expect("a close code"),
+            Some(Ok(_)) => {}
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    assert_eq!(close.code, CloseCode::Normal);
+    assert_eq!(close.reason.as_str(), "stream stopped: caller-hangup");
+}
+
+#[tokio::test]
+async fn caller_audio_reaches_the_agent_in_20_ms_chunks_whatever_the_packet_time() {
+    let (listener, url) = listen().await;
+    let mut h = start(url, &[], WsSettings::default());
+    let mut agent = accept(&listener).await;
+    assert_eq!(h.report().await, Report::Ready);
+    // 300 ms of caller audio in 30 ms packets (SIPp's stock pcap), then
+    // a 10 ms one.
+    let audio = ulaw(&tone(1000.0, 8000.0, 2480));
+    for packet in audio.chunks(240) {
+        h.caller.send(TapFrame::new(packet).unwrap()).await.unwrap();
+    }
+    let mut heard = Vec::new();
+    for chunk in 1..=15 {
+        let media = event_named(&mut agent, "media").await;
+        assert_eq!(media["media"]["chunk"], chunk.to_string());
+        assert_eq!(media["media"]["timestamp"], ((chunk - 1) * 20).to_string());
+        let payload = BASE64
+            .decode(media["media"]["payload"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(payload.len(), 160, "chunk {chunk}");
+        heard.extend(payload);
+    }
+    assert_eq!(heard, audio[..2400], "every code, in order");
+    // The last 80 codes wait for the rest of their chunk.
+    let more = timeout(Duration::from_millis(200), event_named(&mut agent, "media")).await;
+    assert!(more.is_err(), "no partial chunk: {more:?}");
+}
+
+#[tokio::test]
+async fn an_agent_closing_normally_hangs_up_without_an_error() {
+    let (listener, url) = listen().await;
+    let mut h = start(url, &[], WsSettings::default());
+    let mut agent = accept(&listener).await;
+    assert_eq!(h.report().await, Report::Ready);
+    agent
+        .close(Some(CloseFrame {
+            code: CloseCode::Normal,
+            reason: "bye".into(),
+        }))
+        .await
+        .unwrap();
+    assert_eq!(
+        h.report().await,
+        Report::End {
+            attributes: vec![],
+            how: AgentEnd::Hangup
+        },
+        "a hang-up, not `agent.error`"
     );
 }
 
@@ -296,18 +383,16 @@ async fn clear_drops_queued_audio_and_echoes_pending_marks() {
         "echoed at once"
     );
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let mut frames = 0;
-    while h.played.try_recv().is_ok() {
-        frames += 1;
-    }
+    let frames = audio_played(&mut h);
     assert!(
-        (3..=15).contains(&frames),
+        (1..=15).contains(&frames),
         "{frames} frames played before the clear"
     );
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(
-        h.played.try_recv().is_err(),
-        "nothing plays after the clear"
+    assert_eq!(
+        audio_played(&mut h),
+        0,
+        "nothing but silence after the clear"
     );
 }
 
@@ -370,11 +455,7 @@ async fn control_messages_report_to_the_gateway_and_end_after_the_goodbye() {
         "{:?}",
         sent.elapsed()
     );
-    let mut frames = 0;
-    while h.played.try_recv().is_ok() {
-        frames += 1;
-    }
-    assert_eq!(frames, 10);
+    assert_eq!(audio_played(&mut h), 10);
     // The agent closing now is no news: it already ended the call.
     agent.close(None).await.unwrap();
     h.input
@@ -545,7 +626,7 @@ async fn l16_16k_by_fragment_or_by_decision_attribute() {
         .await;
         let mut played = Vec::new();
         for _ in 0..5 {
-            let frame = timeout(LIMIT, h.played.recv()).await.unwrap().unwrap();
+            let frame = next_audio(&mut h).await;
             played.extend(frame.payload().iter().map(|&c| g711::ulaw_decode(c)));
         }
         assert_eq!(pitch(&played[40..], 8000.0), 3000.0);
@@ -577,10 +658,7 @@ async fn an_agent_that_stops_reading_never_holds_up_the_media() {
     });
     let mut played = 0;
     while played < 50 {
-        timeout(Duration::from_secs(3), h.played.recv())
-            .await
-            .unwrap()
-            .unwrap();
+        next_audio(&mut h).await;
         played += 1;
     }
     let took = began.elapsed();
