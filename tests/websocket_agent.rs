@@ -213,10 +213,21 @@ fn loudness(packets: &[Packet]) -> Vec<f64> {
         .collect()
 }
 
+/// The packets from the first to the last loud one: the agent's speech
+/// inside the continuous stream (silence while the agent is quiet).
+fn speech(packets: &[Packet]) -> &[Packet] {
+    let rms = loudness(packets);
+    let first = rms.iter().position(|&r| r > 1000.0).unwrap_or(0);
+    let last = rms.iter().rposition(|&r| r > 1000.0).map_or(0, |i| i + 1);
+    packets.get(first..last).unwrap_or_default()
+}
+
 /// Asserts Five9 hears the agent's 440 Hz in `packets`. The first and last
-/// packets are left out: with L16 16 kHz the resampling filter rings ahead
-/// of the onset, which throws off a zero-crossing frequency estimate.
+/// packets of the speech are left out: with L16 16 kHz the resampling
+/// filter rings ahead of the onset, which throws off a zero-crossing
+/// frequency estimate.
 fn assert_hears_agent(packets: &[Packet]) {
+    let packets = speech(packets);
     let inner = packets
         .get(1..packets.len().saturating_sub(1))
         .unwrap_or_default();
@@ -510,4 +521,238 @@ fn nothing_listening_gives_the_caller_the_failure_answer() {
     };
     assert_eq!(answer.status(), Some(503), "{answer:?}");
     gw.wait_for_log("agent connector failed", SOON);
+}
+
+/// What Five9 must get from an agent that spoke `AGENT_HZ` for 2.0 s
+/// (`sent` exactly):
+/// - a continuous stream all along (silence while the agent is quiet), in
+///   sequence, 20 ms of timestamp per packet, never a gap in arrival;
+/// - the tone, 2.0 s ± 40 ms long both in RTP time and in arrival time (no
+///   time stretch), at its frequency;
+/// - no silence padded inside it: every 2.5 ms of every packet but the
+///   first and the last is loud.
+fn assert_two_seconds_of_agent_tone(packets: &[Packet], sent: Duration) {
+    assert!(packets.len() >= 140, "{} packets", packets.len());
+    for w in packets.windows(2) {
+        assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "a continuous stream");
+        assert_eq!(w[1].ts, w[0].ts.wrapping_add(160), "20 ms a packet");
+        assert!(
+            w[1].at - w[0].at < Duration::from_millis(80),
+            "no gap in the stream: {:?} at seq {}",
+            w[1].at - w[0].at,
+            w[1].seq
+        );
+    }
+    let tone = speech(packets);
+    let (first, last) = (&tone[0], &tone[tone.len() - 1]);
+    let by_ts = Duration::from_micros(u64::from(last.ts.wrapping_sub(first.ts) + 160) * 125);
+    let by_arrival = last.at - first.at + Duration::from_millis(20);
+    for (what, took) in [("RTP time", by_ts), ("arrival time", by_arrival)] {
+        for expected in [Duration::from_secs(2), sent] {
+            assert!(
+                took.abs_diff(expected) <= Duration::from_millis(40),
+                "the tone ({sent:?} sent) lasts {took:?} in {what}"
+            );
+        }
+    }
+    for p in &tone[1..tone.len() - 1] {
+        let samples = decode(p.pt, &p.payload).expect("G.711");
+        for (i, part) in samples.chunks(20).enumerate() {
+            let rms = (part.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / 20.0).sqrt();
+            assert!(
+                rms > 2000.0,
+                "silence inside the tone: seq {} at {} ms ({rms:.0} RMS)",
+                p.seq,
+                i as f64 * 2.5
+            );
+        }
+    }
+    assert_hears_agent(packets);
+}
+
+/// The project's own agent, sending like a framework streaming at real
+/// time: 2.0 s of tone in 95 ms chunks, each up to 25 ms late or 15 ms
+/// early on the real-time schedule.
+fn speak_in_uneven_chunks(conn: &mut AgentConn) {
+    let speech = ulaw(&tone(AGENT_HZ, 8000.0, 16_000));
+    let lateness = [0i64, 25, -15, 10, 20, -5, 15, -10, 25, 0, 5];
+    let began = Instant::now();
+    for (k, chunk) in speech.chunks(760).enumerate() {
+        let due = 95 * k as i64
+            + if k == 0 {
+                0
+            } else {
+                lateness[k % lateness.len()]
+            };
+        let due = began + Duration::from_millis(due.max(0) as u64);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        conn.play(chunk);
+    }
+}
+
+/// The caller speaks in `ptime_ms` packets; the project's own agent checks
+/// it gets 20 ms chunks, then speaks in uneven chunks.
+fn own_agent_with_caller_packets_of(ptime_ms: u64) {
+    let agent = WsAgent::bind();
+    let gw = gateway(&agent.url(""));
+    let (mut five9, mut conn) = connect(&gw, &agent);
+    conn.wait_for("start", SOON);
+    five9.voice = Some(five9.rtp.send_tone_every(
+        five9.answer.rtp_target(),
+        PCMU,
+        CALLER_HZ,
+        ptime_ms,
+    ));
+    conn.listen(Duration::from_millis(600));
+    assert!(conn.media.len() >= 20, "media events: {}", conn.media.len());
+    for m in &conn.media {
+        let payload = m["media"]["payload"].as_str().unwrap_or_default();
+        assert_eq!(payload.len(), 216, "160 bytes of base64 a chunk: {m}");
+    }
+    five9.rtp.drain();
+    let collecting = std::thread::scope(|s| {
+        let five9 = &five9;
+        let heard = s.spawn(move || five9.rtp.collect(Duration::from_millis(3000), Some(PCMU)));
+        speak_in_uneven_chunks(&mut conn);
+        heard.join().expect("collecting")
+    });
+    assert_two_seconds_of_agent_tone(&collecting, Duration::from_secs(2));
+    assert_eq!(gw.metric("trunkline_ws_playout_underruns_total"), 0.0);
+    assert_eq!(gw.metric("trunkline_ws_playout_padded_frames_total"), 0.0);
+    five9.hang_up();
+    conn.wait_for("stop", SOON);
+}
+
+#[test]
+fn the_own_agent_speaks_at_real_time_to_a_caller_sending_20_ms_packets() {
+    own_agent_with_caller_packets_of(20);
+}
+
+#[test]
+fn the_own_agent_speaks_at_real_time_to_a_caller_sending_30_ms_packets() {
+    own_agent_with_caller_packets_of(30);
+}
+
+/// The tests' Python, with Pipecat (`cargo xtask peers` installs it).
+fn peers_python() -> std::path::PathBuf {
+    let python = std::env::var_os("TRUNKLINE_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/peers/venv/bin/python")
+        });
+    assert!(
+        python.exists(),
+        "no Python with Pipecat at {}: run `cargo xtask peers` (cargo xtask test does)",
+        python.display()
+    );
+    python
+}
+
+/// A Pipecat agent (tests/agents/pipecat_agent.py) running for one call.
+struct PipecatAgent {
+    child: std::process::Child,
+    port: u16,
+    out: tempfile::TempDir,
+}
+
+impl PipecatAgent {
+    fn start() -> PipecatAgent {
+        use std::io::BufRead;
+        let out = tempfile::tempdir().expect("temp dir");
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("agents/pipecat_agent.py");
+        let mut child = std::process::Command::new(peers_python())
+            .arg(script)
+            .arg("--out")
+            .arg(out.path().join("result.json"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting the Pipecat agent");
+        let stdout = child.stdout.take().expect("its stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("reading its port");
+        let port = line
+            .trim()
+            .strip_prefix("LISTENING ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("the Pipecat agent did not start: {line:?}"));
+        PipecatAgent { child, port, out }
+    }
+
+    /// Waits for the agent to finish its stream; what it saw.
+    fn result(mut self) -> serde_json::Value {
+        let until = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().expect("waiting").is_none() {
+            assert!(Instant::now() < until, "the Pipecat agent did not finish");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let text = std::fs::read_to_string(self.out.path().join("result.json"))
+            .expect("the Pipecat agent's result");
+        serde_json::from_str(&text).expect("JSON")
+    }
+}
+
+impl Drop for PipecatAgent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Five9 calls with `ptime_ms` packets; a Pipecat agent hears the caller
+/// through `TwilioFrameSerializer`, then speaks 2.0 s of tone in Pipecat's
+/// uneven chunks; the caller hangs up.
+fn pipecat_agent_with_caller_packets_of(ptime_ms: u64) {
+    let pipecat = PipecatAgent::start();
+    let gw = gateway(&format!("ws://127.0.0.1:{}/", pipecat.port));
+    let mut five9 = Five9::call(&gw).unwrap_or_else(|m| panic!("not answered: {m:?}"));
+    five9.voice = Some(five9.rtp.send_tone_every(
+        five9.answer.rtp_target(),
+        PCMU,
+        CALLER_HZ,
+        ptime_ms,
+    ));
+    // The agent speaks after 0.5 s of the caller: 2 s of tone and the
+    // playout delay fit in 4 s.
+    let packets = five9.rtp.collect(Duration::from_millis(4000), Some(PCMU));
+    five9.hang_up();
+    let seen = pipecat.result();
+    let sent = seen["sent_codes"].as_u64().unwrap_or_default();
+    assert_two_seconds_of_agent_tone(&packets, Duration::from_micros(sent * 125));
+    assert_eq!(gw.metric("trunkline_ws_playout_underruns_total"), 0.0);
+    // At most the tail, where Pipecat's resampler left a part frame.
+    assert!(gw.metric("trunkline_ws_playout_padded_frames_total") <= 1.0);
+    assert_eq!(
+        seen["media_format"],
+        json!({"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}),
+        "{seen}"
+    );
+    let sizes = seen["media_sizes"].as_array().expect("media sizes");
+    assert!(sizes.len() >= 25, "{seen}");
+    assert!(sizes.iter().all(|n| n == 160), "20 ms chunks: {seen}");
+    let caller_hz = seen["caller_hz"].as_f64().unwrap_or_default();
+    assert!(
+        (caller_hz - CALLER_HZ).abs() < 5.0,
+        "Pipecat hears the caller: {seen}"
+    );
+    assert_eq!(seen["mark"], "tone-end", "{seen}");
+    let mark_delay = seen["mark_delay"].as_f64().unwrap_or(-1.0);
+    assert!(
+        (0.0..0.5).contains(&mark_delay),
+        "the mark comes back once the tone has played: {seen}"
+    );
+    assert_eq!(seen["stop_reason"], "caller-hangup", "{seen}");
+    assert_eq!(seen["close_code"], 1000, "a normal closure: {seen}");
+}
+
+#[test]
+fn a_pipecat_agent_speaks_at_real_time_to_a_caller_sending_20_ms_packets() {
+    pipecat_agent_with_caller_packets_of(20);
+}
+
+#[test]
+fn a_pipecat_agent_speaks_at_real_time_to_a_caller_sending_30_ms_packets() {
+    pipecat_agent_with_caller_packets_of(30);
 }

@@ -156,20 +156,34 @@ impl RtpPeer {
     /// Starts sending a `freq` Hz tone as `pt` to `to` every 20 ms from this
     /// peer's socket, until the returned handle is stopped or dropped.
     pub fn send_tone(&self, to: SocketAddr, pt: u8, freq: f64) -> ToneSender {
+        self.send_tone_every(to, pt, freq, 20)
+    }
+
+    /// [`RtpPeer::send_tone`] in packets of `ptime_ms` (SIPp's stock
+    /// `g711a.pcap` sends 30 ms).
+    pub fn send_tone_every(&self, to: SocketAddr, pt: u8, freq: f64, ptime_ms: u64) -> ToneSender {
         let sock = self.sock.try_clone().expect("cloning the RTP socket");
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let samples_per_packet = (8 * ptime_ms) as usize;
         let thread = std::thread::spawn(move || {
             let ssrc = 0x5eed_0000 | u32::from(to.port());
             let start = Instant::now();
             let mut n: u64 = 0;
             while !flag.load(Ordering::Relaxed) {
-                let samples = tone(freq, 8000.0, n * FRAME as u64, FRAME);
-                let ts = (n * FRAME as u64) as u32;
-                let dgram = packet(pt, n == 0, n as u16, ts, ssrc, &encode(pt, &samples));
+                let first = n * samples_per_packet as u64;
+                let samples = tone(freq, 8000.0, first, samples_per_packet);
+                let dgram = packet(
+                    pt,
+                    n == 0,
+                    n as u16,
+                    first as u32,
+                    ssrc,
+                    &encode(pt, &samples),
+                );
                 let _ = sock.send_to(&dgram, to);
                 n += 1;
-                let next = start + Duration::from_millis(20 * n);
+                let next = start + Duration::from_millis(ptime_ms * n);
                 std::thread::sleep(next.saturating_duration_since(Instant::now()));
             }
         });

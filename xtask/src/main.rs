@@ -4,6 +4,7 @@
 //! cargo xtask policies [--out DIR]   # policies/*        -> target/policies
 //! cargo xtask fixtures [--out DIR]   # tests/policies/*  -> target/test-policies
 //! cargo xtask test                   # tools, fmt, clippy, every test (what CI runs)
+//! cargo xtask peers                  # the tests' Python peers (Pipecat), in target/peers/venv
 //! cargo xtask demo [--release]       # build, then run Trunkline with examples/builtin.toml
 //! cargo xtask demo-call [--key K]    # SIPp as Five9 presses K; prints the BYE and the handoff
 //! ```
@@ -19,6 +20,7 @@ commands:
   policies   build policies/* into components (default out: target/policies)
   fixtures   build tests/policies/* test fixtures (default out: target/test-policies)
   test       install test tools, then fmt --check, clippy -D warnings, test --workspace
+  peers      install the tests' Python peers (Pipecat) into target/peers/venv
   demo       build the policies, then run Trunkline with examples/builtin.toml
              (every call to the builtin agent's DTMF menu) [--release]
   demo-call  call the demo as Five9 with SIPp, press a key [--key 2], print the
@@ -42,6 +44,9 @@ fn run(args: Vec<String>) -> Result<()> {
     };
     if command == "test" {
         return xtask::test::run();
+    }
+    if command == "peers" {
+        return xtask::peers::install();
     }
     if command == "demo" {
         return xtask::demo::start(rest);

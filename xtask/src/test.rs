@@ -1,7 +1,7 @@
 //! `cargo xtask test`: the whole check, as CI runs it on a fresh machine.
 //!
 //! 1. installs the Debian packages the end-to-end tests talk to (real SIP
-//!    peers), when they are missing;
+//!    peers), when they are missing, and the Python peers (`peers.rs`);
 //! 2. `cargo fmt --check` and `cargo clippy -D warnings` on the workspace;
 //! 3. `cargo build --workspace --tests --bins`, then `cargo test --workspace`
 //!    with `TRUNKLINE_BIN` naming the gateway binary that build made.
@@ -30,6 +30,7 @@ const TOOLS: &[(&str, &str)] = &[
 /// Runs the checks in order, stopping at the first failure.
 pub fn run() -> Result<()> {
     install_tools()?;
+    crate::peers::install()?;
     cargo(&["fmt", "--all", "--check"])?;
     cargo(&[
         "clippy",
@@ -55,6 +56,7 @@ fn cargo(args: &[&str]) -> Result<()> {
         .current_dir(workspace_root())
         .env("CARGO_INCREMENTAL", "0")
         .env("TRUNKLINE_BIN", target.join("debug/trunkline"))
+        .env("TRUNKLINE_PYTHON", crate::peers::python())
         .status()
         .with_context(|| format!("running {cargo}"))?;
     if !status.success() {
