@@ -348,15 +348,20 @@ fn mulaw_both_ways_marks_clear_and_an_end_that_composes_the_bye() {
 
     // The outcome: attributes, then an end; Five9's BYE carries them.
     conn.send(json!({"event": "trunkline", "action": "set_attributes",
-        "attributes": {"five9.route_reason": "order-placed", "meta.order": "A-42"}}));
+        "attributes": {"five9.route_reason": "order-placed", "meta.order": "A-42", "meta.score": 0.92}}));
     conn.send(json!({"event": "trunkline", "action": "end",
         "attributes": {"five9.route_type": "contained"}}));
     let bye = five9.bye(SOON);
     assert_eq!(bye.header("X-RouteReason"), Some("order-placed"), "{bye:?}");
     assert_eq!(bye.header("X-RouteType"), Some("contained"), "{bye:?}");
-    assert!(
-        bye.header("X-MetaData").is_some_and(|m| m.contains("A-42")),
-        "{bye:?}"
+    let meta: serde_json::Value = bye
+        .header("X-MetaData")
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("X-MetaData is JSON: {bye:?}"));
+    assert_eq!(
+        meta,
+        json!({"order": "A-42", "score": 0.92}),
+        "a number stays a number: {bye:?}"
     );
     let stop = conn.wait_for("stop", SOON);
     assert_eq!(stop["stop"]["callSid"], call_sid.as_str());

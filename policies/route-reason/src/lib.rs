@@ -35,7 +35,10 @@
 //! value set earlier in the conversation. (An agent that maps attributes to
 //! BYE headers itself sends the same value both ways anyway.) Within the
 //! attributes, `meta.<key>` fields override the same keys of
-//! `five9.metadata`, being the more specific.
+//! `five9.metadata`, being the more specific. A `meta.<key>` value keeps
+//! the JSON type its setter gave it: `{"meta.score": 0.92}` through the
+//! control API is `"score":0.92` in `X-MetaData`, a string stays a string
+//! (see `attributes::json_value` for the exact rule).
 //!
 //! Without any reported reason, `X-RouteReason` carries why the leg ended
 //! (`agent-hangup`, `caller-hangup`, `error`, ...), so Five9's script can
@@ -53,6 +56,7 @@
 //! `route_type`, `route_value`, `metadata`) for when the caller hung up
 //! first and no BYE header can reach Five9.
 
+use trunkline_guest_sdk::attributes::json_value;
 use trunkline_guest_sdk::{
     Call, CallEnd, Decision, EndReason, Map, Outcome, Policy, Value, config, export_policy, log,
 };
@@ -195,8 +199,9 @@ impl Metadata {
                 }
             }
         }
+        // `meta.score` set to 0.92 by the control API is the number 0.92.
         for (key, value) in end.attributes.with_prefix("meta.") {
-            object.insert(key.to_owned(), Value::from(value));
+            object.insert(key.to_owned(), json_value(value));
         }
         if object.is_empty() {
             return None;
@@ -308,6 +313,8 @@ mod tests {
                     r#"{"intent":"billing","confidence":0.91}"#,
                 )
                 .attribute("meta.account", "000123456")
+                .attribute("meta.score", "0.92")
+                .attribute("meta.escalated", "false")
                 .build(),
         );
         assert_eq!(
@@ -319,7 +326,8 @@ mod tests {
         let meta: Value = outcome.header_value("X-MetaData").unwrap().parse().unwrap();
         assert_eq!(
             meta,
-            json!({"intent": "billing", "confidence": 0.91, "account": "000123456"})
+            json!({"intent": "billing", "confidence": 0.91, "account": "000123456",
+                   "score": 0.92, "escalated": false})
         );
         assert!(!outcome.contained);
         assert_eq!(outcome.destination, "billing_skill");
