@@ -406,11 +406,15 @@ impl Stream {
 
     /// Hands a frame to the relay; never waits (a full tap drops it).
     fn play(&mut self, frame: &[u8], played: Played) {
-        let sent = TapFrame::new(frame).is_some_and(|f| self.media.to_relay.try_send(f).is_ok());
-        if !sent {
-            self.counters.relay_full += 1;
-        } else if played != Played::Silence {
-            self.counters.frames_played += 1;
+        let Some(frame) = TapFrame::new(frame) else {
+            return;
+        };
+        match self.media.to_relay.try_send(frame) {
+            Ok(()) if played != Played::Silence => self.counters.frames_played += 1,
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => self.counters.relay_full += 1,
+            // The relay has let go of the call (it is ending): nothing to count.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
 
