@@ -321,6 +321,7 @@ pub async fn start(
             }
             gw.flush().await;
             gw.stats.set_transactions(gw.table.len());
+            gw.stats.set_dialogs(gw.by_dialog.len());
         }
         gw.transports.shutdown().await;
     });

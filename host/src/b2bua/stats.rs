@@ -18,6 +18,7 @@ pub struct GatewayStats {
     lockouts: Mutex<BTreeMap<&'static str, u64>>,
     lockout_refusals: Mutex<BTreeMap<&'static str, u64>>,
     transactions: AtomicU64,
+    dialogs: AtomicU64,
     overloaded: AtomicU64,
     /// WebSocket agents' playout (their streams count into it).
     pub(crate) playout: Arc<PlayoutStats>,
@@ -44,6 +45,9 @@ pub struct GatewayStatsSnapshot {
     pub lockout_refusals: BTreeMap<&'static str, u64>,
     /// SIP transactions open (client and server).
     pub transactions: u64,
+    /// Dialogs the gateway holds (both legs of every call it has not
+    /// forgotten yet, ended calls waiting for their BYE's answer included).
+    pub dialogs: u64,
     /// Requests answered statelessly (or dropped) because the caps on open
     /// server transactions were reached.
     pub overloaded: u64,
@@ -105,6 +109,10 @@ impl GatewayStats {
         self.transactions.store(open as u64, Ordering::Relaxed);
     }
 
+    pub(crate) fn set_dialogs(&self, open: usize) {
+        self.dialogs.store(open as u64, Ordering::Relaxed);
+    }
+
     pub(crate) fn overloaded(&self) {
         self.overloaded.fetch_add(1, Ordering::Relaxed);
     }
@@ -120,6 +128,7 @@ impl GatewayStats {
             lockouts: copy(&self.lockouts),
             lockout_refusals: copy(&self.lockout_refusals),
             transactions: self.transactions.load(Ordering::Relaxed),
+            dialogs: self.dialogs.load(Ordering::Relaxed),
             overloaded: self.overloaded.load(Ordering::Relaxed),
             playout_padded: self.playout.padded(),
             playout_underruns: self.playout.underruns(),

@@ -167,6 +167,12 @@ impl Exporter {
             "SIP transactions in progress (client and server).",
             gauge_value(g.transactions),
         )?;
+        gauge(
+            e,
+            "sip_dialogs_open",
+            "SIP dialogs held (both legs of each call not yet forgotten).",
+            gauge_value(g.dialogs),
+        )?;
         counter(
             e,
             "sip_overload_refusals",
