@@ -45,6 +45,7 @@ pub struct GatewayBuilder {
     extra_toml: String,
     env: Vec<(String, String)>,
     wrapper: Vec<String>,
+    addresses: Option<(SocketAddr, SocketAddr)>,
 }
 
 impl GatewayBuilder {
@@ -100,6 +101,14 @@ impl GatewayBuilder {
         self
     }
 
+    /// SIP (UDP and TCP) on `sip` and HTTP on `http` instead of a fresh
+    /// loopback address: for a gateway in a network namespace of its own
+    /// ([`wrapped`](GatewayBuilder::wrapped) in `ip netns exec`).
+    pub fn addresses(mut self, sip: SocketAddr, http: SocketAddr) -> Self {
+        self.addresses = Some((sip, http));
+        self
+    }
+
     /// Writes the config into a fresh folder and starts the binary; waits
     /// until SIP listens and the policy serves.
     pub fn start(self) -> Gateway {
@@ -112,10 +121,13 @@ impl GatewayBuilder {
             policies.join(format!("{policy}.wasm")),
         )
         .unwrap();
-        let sip = loopback();
-        let http = std::net::TcpListener::bind((sip.ip(), 0))
-            .and_then(|l| l.local_addr())
-            .expect("a free TCP port for HTTP");
+        let (sip, http) = self.addresses.unwrap_or_else(|| {
+            let sip = loopback();
+            let http = std::net::TcpListener::bind((sip.ip(), 0))
+                .and_then(|l| l.local_addr())
+                .expect("a free TCP port for HTTP");
+            (sip, http)
+        });
         let allow = if self.trunk_toml.contains("allow") {
             ""
         } else {

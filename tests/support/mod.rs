@@ -6,6 +6,7 @@
 
 pub mod gateway;
 pub mod http;
+pub mod netns;
 pub mod redis;
 pub mod rtp;
 pub mod sip_text;

@@ -95,6 +95,9 @@ pub struct Sipp {
     timeout: Duration,
     kill_after: Option<Duration>,
     args: Vec<String>,
+    /// A command SIPp runs under (`ip netns exec NAME`): it must `exec`
+    /// SIPp, so the child's pid is SIPp's.
+    wrapper: Vec<String>,
 }
 
 impl Sipp {
@@ -110,6 +113,7 @@ impl Sipp {
             timeout: Duration::from_secs(20),
             kill_after: None,
             args: Vec::new(),
+            wrapper: Vec::new(),
         }
     }
 
@@ -153,6 +157,13 @@ impl Sipp {
     /// `-au`/`-ap`: credentials for `[authentication]` (five9_uac_auth.xml).
     pub fn credentials(self, user: &str, password: &str) -> Self {
         self.arg("-au").arg(user).arg("-ap").arg(password)
+    }
+
+    /// Runs SIPp inside the network namespace `name` (`ip netns exec`):
+    /// `local` and the remote are addresses of that namespace.
+    pub fn netns(mut self, name: &str) -> Self {
+        self.wrapper = ["ip", "netns", "exec", name].map(String::from).to_vec();
+        self
     }
 
     /// Any other SIPp argument, passed as is.
@@ -209,7 +220,15 @@ impl Sipp {
         let args = self.command_args(dir.path());
         let out = std::fs::File::create(dir.path().join("stdout.txt")).expect("stdout file");
         let err = std::fs::File::create(dir.path().join("stderr.txt")).expect("stderr file");
-        let child = Command::new(sipp_binary())
+        let mut command = match self.wrapper.split_first() {
+            None => Command::new(sipp_binary()),
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(sipp_binary());
+                c
+            }
+        };
+        let child = command
             .args(&args)
             .current_dir(dir.path())
             .stdin(Stdio::null())
@@ -227,7 +246,9 @@ impl Sipp {
             dir: Some(dir),
             deadline: Instant::now() + kill_after,
             local: self.local,
-            command: format!("sipp {}", args.join(" ")),
+            command: format!("{} sipp {}", self.wrapper.join(" "), args.join(" "))
+                .trim_start()
+                .to_owned(),
         }
     }
 
@@ -258,7 +279,8 @@ impl Running {
     pub fn wait_ready(&mut self, limit: Duration) {
         let until = Instant::now() + limit;
         while Instant::now() < until {
-            if udp_bound(self.local) {
+            let pid = self.child.as_ref().map(|c| c.id());
+            if pid.is_some_and(|pid| udp_bound(pid, self.local)) {
                 return;
             }
             if let Some(child) = self.child.as_mut()
@@ -278,6 +300,13 @@ impl Running {
             "SIPp did not listen on {} within {limit:?}: {}",
             self.local, self.command
         );
+    }
+
+    /// As [`wait`](Running::wait), killing SIPp `limit` from now at the
+    /// latest (a UAS still waiting for calls that will not come).
+    pub fn wait_within(mut self, limit: Duration) -> Outcome {
+        self.deadline = self.deadline.min(Instant::now() + limit);
+        self.wait()
     }
 
     /// Waits for SIPp to exit, killing it at the deadline, and collects the
@@ -312,14 +341,15 @@ impl Drop for Running {
     }
 }
 
-/// Whether something has `addr` (IPv4) bound as a UDP socket, per
-/// /proc/net/udp (which spells 127.0.0.12:5060 as `0C00007F:13C4`).
-fn udp_bound(addr: SocketAddr) -> bool {
+/// Whether something in the network namespace of process `pid` has `addr`
+/// (IPv4) bound as a UDP socket, per /proc/PID/net/udp (which spells
+/// 127.0.0.12:5060 as `0C00007F:13C4`).
+fn udp_bound(pid: u32, addr: SocketAddr) -> bool {
     let SocketAddr::V4(v4) = addr else {
         return false;
     };
     let want = proc_net_hex(v4);
-    std::fs::read_to_string("/proc/net/udp")
+    std::fs::read_to_string(format!("/proc/{pid}/net/udp"))
         .map(|t| {
             t.lines()
                 .skip(1)
@@ -405,6 +435,8 @@ pub struct Outcome {
     pub errors: String,
     /// `-trace_logs`: what the scenario's `<log>` actions wrote.
     pub logs: String,
+    /// `-trace_stat`: SIPp's statistics CSV (see [`Outcome::stat`]).
+    pub stats: String,
     /// SIPp's screen output (final statistics).
     pub stdout: String,
     /// The command line, for failure reports.
@@ -419,7 +451,8 @@ impl Outcome {
         // SIPp writes the files; a missing one (killed early) reads as empty.
         let message_trace = read("messages.log");
         let stdout = read("stdout.txt") + &read("stderr.txt");
-        let (successful, failed) = stats_from_csv(&read("stats.csv"))
+        let stats = read("stats.csv");
+        let (successful, failed) = stats_from_csv(&stats)
             .or_else(|| stats_from_screen(&stdout))
             .unwrap_or((0, 0));
         Self {
@@ -431,6 +464,7 @@ impl Outcome {
             message_trace,
             errors: read("errors.log"),
             logs: read("logs.log"),
+            stats,
             stdout,
             command: command.to_owned(),
             _dir: dir,
@@ -440,6 +474,12 @@ impl Outcome {
     /// Exit 0, not killed, at least one call and none failed.
     pub fn passed(&self) -> bool {
         self.status == Some(0) && !self.killed && self.successful > 0 && self.failed == 0
+    }
+
+    /// A column of the last row of SIPp's statistics, e.g.
+    /// `Retransmissions(C)` (cumulative retransmissions SIPp sent).
+    pub fn stat(&self, column: &str) -> Option<u64> {
+        csv_column(&self.stats, column)
     }
 
     /// Panics with the whole story unless [`passed`](Outcome::passed).
@@ -545,14 +585,19 @@ pub fn parse_message_trace(trace: &str) -> Vec<Traced> {
 
 /// (successful, failed) from the last row of a `-trace_stat` CSV.
 pub fn stats_from_csv(csv: &str) -> Option<(u64, u64)> {
+    Some((
+        csv_column(csv, "SuccessfulCall(C)")?,
+        csv_column(csv, "FailedCall(C)")?,
+    ))
+}
+
+/// Column `name` of the last row of a `-trace_stat` CSV, as a number.
+pub fn csv_column(csv: &str, name: &str) -> Option<u64> {
     let mut rows = csv.lines().filter(|l| !l.trim().is_empty());
     let header: Vec<&str> = rows.next()?.split(';').collect();
     let last: Vec<&str> = rows.next_back()?.split(';').collect();
-    let col = |name: &str| -> Option<u64> {
-        let i = header.iter().position(|h| *h == name)?;
-        last.get(i)?.trim().parse().ok()
-    };
-    Some((col("SuccessfulCall(C)")?, col("FailedCall(C)")?))
+    let i = header.iter().position(|h| *h == name)?;
+    last.get(i)?.trim().parse().ok()
 }
 
 /// (successful, failed) from SIPp's final screen: the cumulative column is

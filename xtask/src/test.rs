@@ -25,6 +25,8 @@ const TOOLS: &[(&str, &str)] = &[
     ("redis-server", "redis-server"),
     ("kamailio", "kamailio"),
     ("svcrack", "sipvicious"),
+    // tests/lossy_network.rs: NFQUEUE rules for the netem stand-in.
+    ("iptables", "iptables"),
 ];
 
 /// Runs the checks in order, stopping at the first failure.
