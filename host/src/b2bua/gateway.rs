@@ -307,7 +307,12 @@ pub async fn start(
                 }
             }
             gw.flush().await;
-            gw.stats.set_transactions(gw.table.len());
+            gw.stats.set_tables(super::stats::Tables {
+                transactions: gw.table.len(),
+                calls: gw.calls.len(),
+                dialogs: gw.by_dialog.len(),
+                timers: gw.timers.len(),
+            });
         }
         gw.transports.shutdown().await;
     });
