@@ -386,6 +386,14 @@ fn control_api_ends_a_sip_agent_call_and_handoff_returns_what_five9_got() {
         metric(&before, "trunkline_calls_started_total") + 1.0
     );
     assert_eq!(metric(&during, "trunkline_active_calls"), 1.0, "{during}");
+    // What the core holds for it: one call, its two dialogs, its timers.
+    assert_eq!(metric(&during, "trunkline_calls_open"), 1.0, "{during}");
+    assert_eq!(
+        metric(&during, "trunkline_sip_dialogs_open"),
+        2.0,
+        "{during}"
+    );
+    assert!(metric(&during, "trunkline_call_timers") >= 1.0, "{during}");
     assert!(
         metric(&during, packets) > metric(&before, packets),
         "{during}"

@@ -309,6 +309,26 @@ impl Running {
         self.wait()
     }
 
+    /// SIPp's process id (its Call-IDs are `N-PID@ADDRESS`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Stops a SIPp that would run on (a UAS whose `-m` is never reached)
+    /// the way its `q` key does: SIGUSR1, no new calls, the ones in
+    /// progress finish, the final statistics are written. Killed if it is
+    /// still running after `limit`.
+    pub fn stop(mut self, limit: Duration) -> Outcome {
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill")
+                .arg("-USR1")
+                .arg(pid.to_string())
+                .status();
+        }
+        self.deadline = self.deadline.min(Instant::now() + limit);
+        self.wait()
+    }
+
     /// Waits for SIPp to exit, killing it at the deadline, and collects the
     /// traces.
     pub fn wait(mut self) -> Outcome {

@@ -363,6 +363,8 @@ impl Gateway {
         // The caller's INVITE transaction may still absorb retransmissions
         // for a while; its index entry goes when it terminates.
         self.calls.remove(&key);
+        let calls = &self.calls;
+        self.timers.prune(calls.len(), |k| calls.contains_key(&k));
     }
 }
 

@@ -5,8 +5,7 @@
 //! this file is where messages meet sockets and timers meet the clock. One
 //! task keeps the state lock-free; a decision (~20 µs) runs inline.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +22,8 @@ use super::admission::Gatekeeper;
 use super::call::{Call, CallKey, Leg, format_call_id};
 use super::control::{CallInfo, ControlError, ControlOrder};
 use super::media::MediaPlane;
+pub(crate) use super::timers::CallTimer;
+use super::timers::CallTimers;
 use super::wire::Wire;
 use crate::config::Config;
 use crate::policy::{EndReason, PolicyRegistry};
@@ -68,21 +69,6 @@ pub enum GatewayEvent {
 
 /// How long BYEs sent at shutdown may take to complete.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
-
-/// Timers the calls own (the transactions own theirs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum CallTimer {
-    /// Re-send our 2xx to the caller until the ACK (UDP), `n`-th time.
-    Retransmit200(u32),
-    /// The agent rang too long.
-    RingTimeout,
-    /// The call reached the maximum duration.
-    MaxDuration,
-    /// The REFER's final NOTIFY did not come in time: send the BYE.
-    ReferTimeout,
-    /// The session timer (RFC 4028) may be due.
-    Session,
-}
 
 /// The running gateway's handle.
 #[derive(Clone)]
@@ -191,7 +177,8 @@ pub(crate) struct Gateway {
     /// Transaction -> call and leg (server INVITE of the caller, client
     /// transactions toward either leg).
     pub(crate) by_tx: HashMap<TransactionKey, (CallKey, Leg)>,
-    timers: BinaryHeap<Reverse<(Instant, CallKey, CallTimer)>>,
+    /// The calls' timers; an ended call's are pruned (see `timers`).
+    pub(crate) timers: CallTimers,
     pub(crate) events_tx: mpsc::Sender<GatewayEvent>,
     /// Messages waiting for a TCP/TLS connection being opened, per peer, in
     /// order (see [`Gateway::flush`]).
@@ -266,7 +253,7 @@ pub async fn start(
         calls: HashMap::new(),
         by_dialog: HashMap::new(),
         by_tx: HashMap::new(),
-        timers: BinaryHeap::new(),
+        timers: CallTimers::default(),
         events_tx: events_tx.clone(),
         connecting: HashMap::new(),
         resolver: Resolver::new(
@@ -320,8 +307,12 @@ pub async fn start(
                 }
             }
             gw.flush().await;
-            gw.stats.set_transactions(gw.table.len());
-            gw.stats.set_dialogs(gw.by_dialog.len());
+            gw.stats.set_tables(super::stats::Tables {
+                transactions: gw.table.len(),
+                calls: gw.calls.len(),
+                dialogs: gw.by_dialog.len(),
+                timers: gw.timers.len(),
+            });
         }
         gw.transports.shutdown().await;
     });
@@ -349,7 +340,7 @@ impl Gateway {
 
     fn next_deadline(&mut self) -> Option<Instant> {
         let tx = self.table.poll_timeout();
-        let call = self.timers.peek().map(|Reverse((at, _, _))| *at);
+        let call = self.timers.next_deadline();
         match (tx, call) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -365,17 +356,12 @@ impl Gateway {
     }
 
     pub(crate) fn arm(&mut self, key: CallKey, after: Duration, timer: CallTimer) {
-        self.timers
-            .push(Reverse((Instant::now() + after, key, timer)));
+        self.timers.arm(Instant::now() + after, key, timer);
     }
 
     fn on_timeout(&mut self, now: Instant) {
         self.table.handle_timeout(now);
-        while let Some(Reverse((at, key, timer))) = self.timers.peek().cloned() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
+        while let Some((key, timer)) = self.timers.pop_due(now) {
             if self.calls.contains_key(&key) {
                 let _span = self.call_span(key).entered();
                 self.on_call_timer(key, timer);

@@ -19,6 +19,7 @@
 //! - `admission` — trunks: IP allow-lists and digest auth.
 //! - `media` — SDP toward each leg and the RTP relay session.
 //! - `stats` — the core's counters for `/metrics`.
+//! - `timers` — the calls' timers, pruned of ended calls'.
 //! - `call`, `wire` — the state of a call; a message with its destination.
 
 mod admission;
@@ -35,6 +36,7 @@ mod media;
 mod peers;
 mod session;
 mod stats;
+mod timers;
 mod wire;
 
 pub use control::{CallInfo, ControlError, ControlOrder};

@@ -18,10 +18,25 @@ pub struct GatewayStats {
     lockouts: Mutex<BTreeMap<&'static str, u64>>,
     lockout_refusals: Mutex<BTreeMap<&'static str, u64>>,
     transactions: AtomicU64,
+    calls_open: AtomicU64,
     dialogs: AtomicU64,
+    timers: AtomicU64,
     overloaded: AtomicU64,
     /// WebSocket agents' playout (their streams count into it).
     pub(crate) playout: Arc<PlayoutStats>,
+}
+
+/// The sizes of the core's tables after a turn of its loop.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tables {
+    /// SIP transactions open.
+    pub(crate) transactions: usize,
+    /// Call records held, ending ones included.
+    pub(crate) calls: usize,
+    /// Dialogs indexed (up to two per call).
+    pub(crate) dialogs: usize,
+    /// Call timers queued, stale ones included.
+    pub(crate) timers: usize,
 }
 
 /// A copy of every counter.
@@ -45,9 +60,15 @@ pub struct GatewayStatsSnapshot {
     pub lockout_refusals: BTreeMap<&'static str, u64>,
     /// SIP transactions open (client and server).
     pub transactions: u64,
-    /// Dialogs the gateway holds (both legs of every call it has not
-    /// forgotten yet, ended calls waiting for their BYE's answer included).
+    /// Call records held in memory: calls in progress, and ended ones
+    /// until their last transaction ends (the agent INVITE's lasts 32 s
+    /// after its 2xx, RFC 6026, so a retransmitted 2xx is still ACKed).
+    pub calls_open: u64,
+    /// SIP dialogs held (both legs of every call).
     pub dialogs: u64,
+    /// Call timers queued (ring, maximum duration, session, 2xx
+    /// retransmission, REFER), ended calls' included until pruned.
+    pub timers: u64,
     /// Requests answered statelessly (or dropped) because the caps on open
     /// server transactions were reached.
     pub overloaded: u64,
@@ -105,12 +126,12 @@ impl GatewayStats {
         bump(&self.lockout_refusals, reason);
     }
 
-    pub(crate) fn set_transactions(&self, open: usize) {
-        self.transactions.store(open as u64, Ordering::Relaxed);
-    }
-
-    pub(crate) fn set_dialogs(&self, open: usize) {
-        self.dialogs.store(open as u64, Ordering::Relaxed);
+    pub(crate) fn set_tables(&self, t: Tables) {
+        self.transactions
+            .store(t.transactions as u64, Ordering::Relaxed);
+        self.calls_open.store(t.calls as u64, Ordering::Relaxed);
+        self.dialogs.store(t.dialogs as u64, Ordering::Relaxed);
+        self.timers.store(t.timers as u64, Ordering::Relaxed);
     }
 
     pub(crate) fn overloaded(&self) {
@@ -128,7 +149,9 @@ impl GatewayStats {
             lockouts: copy(&self.lockouts),
             lockout_refusals: copy(&self.lockout_refusals),
             transactions: self.transactions.load(Ordering::Relaxed),
+            calls_open: self.calls_open.load(Ordering::Relaxed),
             dialogs: self.dialogs.load(Ordering::Relaxed),
+            timers: self.timers.load(Ordering::Relaxed),
             overloaded: self.overloaded.load(Ordering::Relaxed),
             playout_padded: self.playout.padded(),
             playout_underruns: self.playout.underruns(),

@@ -141,6 +141,24 @@ impl Exporter {
             "Calls in progress.",
             gauge_value(g.active_calls()),
         )?;
+        gauge(
+            e,
+            "calls_open",
+            "Call records held in memory: calls in progress, and ended ones until their last transaction ends (the agent INVITE's, 32 s after its 2xx).",
+            gauge_value(g.calls_open),
+        )?;
+        gauge(
+            e,
+            "sip_dialogs_open",
+            "SIP dialogs held (both legs of every call).",
+            gauge_value(g.dialogs),
+        )?;
+        gauge(
+            e,
+            "call_timers",
+            "Call timers queued (ring, maximum duration, session, retransmission), ended calls' included until pruned.",
+            gauge_value(g.timers),
+        )?;
         counter(
             e,
             "calls_started",
@@ -166,12 +184,6 @@ impl Exporter {
             "sip_transactions_open",
             "SIP transactions in progress (client and server).",
             gauge_value(g.transactions),
-        )?;
-        gauge(
-            e,
-            "sip_dialogs_open",
-            "SIP dialogs held (both legs of each call not yet forgotten).",
-            gauge_value(g.dialogs),
         )?;
         counter(
             e,
