@@ -211,44 +211,6 @@ impl Gateway {
         }
     }
 
-    /// Answers a request in its own server transaction (INVITE or not).
-    fn respond(
-        &mut self,
-        now: Instant,
-        key: TransactionKey,
-        reliability: Reliability,
-        to: &Target,
-        reply: Option<SipMessage>,
-        invite: bool,
-    ) {
-        if !invite {
-            self.respond_once(now, key, reliability, to, reply);
-            return;
-        }
-        let Some(reply) = reply else { return };
-        let status = reply.status_code().unwrap_or(500);
-        // The 100 the transaction would send if we were slow; never sent
-        // here, since the final answer is ready.
-        let Ok(trying) = SipMessage::response(100, None) else {
-            return;
-        };
-        if self
-            .table
-            .start_server_invite(
-                now,
-                key.clone(),
-                reliability,
-                Wire::new(to.clone(), trying),
-                to.addr.ip(),
-            )
-            .is_ok()
-        {
-            let _ = self
-                .table
-                .send_response(now, &key, status, Wire::new(to.clone(), reply));
-        }
-    }
-
     /// Where a request built by a dialog goes: its first Route, else its
     /// Request-URI, when that names an IP address; else where the dialog's
     /// peer was reached before.

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use trunkline_relay::MediaEvent;
-use trunkline_sip::dialog::{self, DialogId};
+use trunkline_sip::dialog::DialogId;
 use trunkline_sip::message::{Method, SipMessage, ViaTrust};
 use trunkline_sip::transaction::{
-    Event, Reliability, Routed, SentBy, TableError, Timers, TransactionKey, Transactions, Transmit,
+    self, Event, Reliability, Routed, Timers, TransactionKey, Transactions, Transmit,
 };
 
 use super::admission::Gatekeeper;
@@ -510,23 +510,12 @@ impl Gateway {
         let Some(method) = msg.method().cloned() else {
             return;
         };
-        let Ok(via) = msg.top_via() else { return };
-        let branch = via.branch().unwrap_or_default().to_owned();
-        let sent_by = SentBy::new(&via.host.to_string(), via.port);
-        let key = match TransactionKey::server(&branch, sent_by, method.as_str()) {
-            Ok(k) => k,
-            Err(_) => {
-                // RFC 2543 peers (no z9hG4bK branch) are not supported.
-                if method != Method::Ack {
-                    self.reply_stateless(
-                        &msg,
-                        &reply_to,
-                        400,
-                        "Bad Request - RFC 3261 branch required",
-                    );
-                }
-                return;
-            }
+        // §17.2.3: by branch, sent-by and method, or for an RFC 2543 peer
+        // (no `z9hG4bK` branch: RFC 4475 wsinv, longreq, inv2543) by
+        // Request-URI, tags, Call-ID, CSeq and top Via. The framer checked
+        // everything the key reads.
+        let Some(key) = transaction::server_key(&msg) else {
+            return;
         };
         let wire = Wire::new(reply_to.clone(), msg);
         let wire = match self.table.handle_request(now, &key, wire) {
@@ -540,70 +529,24 @@ impl Gateway {
             kind: reply_to.kind,
             conn: reply_to.conn,
         };
+        let in_dialog = msg
+            .to()
+            .ok()
+            .and_then(|t| t.tag().map(str::to_owned))
+            .is_some();
+        let new_invite = method == Method::Invite && !in_dialog;
+        // RFC 3261 §8.2 (405/501, 416, 420, 415, 406) before anything reads
+        // the request; a new INVITE is checked after admission instead, so
+        // a stranger learns nothing beyond its 403.
+        if !new_invite && self.refused_by_inspection(now, &key, &wire, reliability, trust) {
+            return;
+        }
         match method {
             Method::Ack => self.on_ack(&msg, &origin),
             Method::Cancel => self.on_cancel(now, key, wire, reliability, &origin),
-            _ if msg
-                .to()
-                .ok()
-                .and_then(|t| t.tag().map(str::to_owned))
-                .is_some() =>
-            {
-                self.on_in_dialog(now, key, wire, reliability, &origin)
-            }
+            _ if in_dialog => self.on_in_dialog(now, key, wire, reliability, &origin),
             Method::Invite => self.on_new_invite(now, key, wire, source, reliability),
-            _ => {
-                let reply = match method {
-                    Method::Options => dialog::answer_options(&msg).ok(),
-                    Method::Extension(_) => msg.reply(501, None, None).ok(),
-                    // BYE, INFO, NOTIFY... outside any dialog.
-                    _ => msg.reply(481, None, None).ok(),
-                };
-                if trust == ViaTrust::Admitted {
-                    self.respond_once(now, key, reliability, &reply_to, reply);
-                } else if let Some(reply) = reply {
-                    // Nobody we know: answered once, and nothing is kept
-                    // (a retransmission is answered again, one for one).
-                    self.send_now(Wire::new(reply_to, reply));
-                }
-            }
-        }
-    }
-
-    /// Starts a non-INVITE server transaction and answers it at once.
-    pub(crate) fn respond_once(
-        &mut self,
-        now: Instant,
-        key: TransactionKey,
-        reliability: Reliability,
-        to: &Target,
-        reply: Option<SipMessage>,
-    ) {
-        let Some(reply) = reply else { return };
-        match self
-            .table
-            .start_server(now, key.clone(), reliability, to.addr.ip())
-        {
-            Ok(()) => {}
-            Err(TableError::Overloaded(why)) => {
-                // Past the caps: the answer still goes out, once, and no
-                // transaction is kept for it.
-                self.stats.overloaded();
-                tracing::debug!(%why, "no room for a server transaction: answered statelessly");
-                self.send_now(Wire::new(to.clone(), reply));
-                return;
-            }
-            Err(_) => return,
-        }
-        let status = reply.status_code().unwrap_or(500);
-        let _ = self
-            .table
-            .send_response(now, &key, status, Wire::new(to.clone(), reply));
-    }
-
-    fn reply_stateless(&self, msg: &SipMessage, to: &Target, status: u16, reason: &str) {
-        if let Ok(r) = msg.reply(status, Some(reason), None) {
-            self.send_now(Wire::new(to.clone(), r));
+            _ => self.on_out_of_dialog(now, key, wire, reliability, trust),
         }
     }
 

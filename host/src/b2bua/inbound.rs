@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
 use trunkline_sip::dialog::{self, DialogPeer};
+use trunkline_sip::inspect::inspect;
 use trunkline_sip::message::{Host, Method, Scheme, SipMessage, Uri, new_branch, new_tag};
 use trunkline_sip::transaction::{AckBuilder, Reliability, TableError, TransactionKey};
 
@@ -95,6 +96,20 @@ impl Gateway {
                             .send_response(now, &key, status, Wire::new(reply_to.clone(), r));
                 }
             };
+        // RFC 3261 §8.2, for an admitted caller only: an unknown scheme
+        // (416), a Require we do not support (420), a body that is not SDP
+        // (415), an Accept without SDP (406). Before the policy is asked or
+        // a relay port taken.
+        if let Some(refusal) = inspect(&msg) {
+            tracing::info!(%source, status = refusal.status(), "INVITE refused before routing");
+            if let Ok(r) = refusal.reply(&msg, Some(&caller_tag)) {
+                let status = refusal.status();
+                let _ = self
+                    .table
+                    .send_response(now, &key, status, Wire::new(reply_to.clone(), r));
+            }
+            return;
+        }
         // RFC 4028: an interval below our minimum gets 422 before anything
         // else happens, so the caller can retry with a larger one.
         if let Ok(dialog::UasTimer::TooSmall { min_se }) =

@@ -6,6 +6,9 @@
 //! - `agent` — the agent's answer or failure; the caller's ACK for our 2xx.
 //! - `early` — the agent's provisional responses: 180, or 183 with SDP and
 //!   early media.
+//! - `uas` — answers outside any call: RFC 3261 §8.2 refusals (405, 501,
+//!   416, 420, 415, 406), OPTIONS, 481; stateful to admitted peers,
+//!   stateless to others.
 //! - `dialogs` — in-dialog requests of either leg, CANCEL, request routing.
 //! - `peers` — who may send in a call's dialogs (the established peer, the
 //!   trunk's allow-list; credentials again for media moves); refusals.
@@ -37,6 +40,7 @@ mod peers;
 mod session;
 mod stats;
 mod timers;
+mod uas;
 mod wire;
 
 pub use control::{CallInfo, ControlError, ControlOrder};

@@ -6,7 +6,9 @@
 //! a framing error that loses message boundaries, idle timeout, a failed
 //! write, shutdown) it removes the table entry. That drops the last queue
 //! sender, so the writer flushes what was queued (a 400 owed to the peer,
-//! say) and then closes the stream.
+//! say) and then closes the stream. After an end of stream or a framing
+//! error the entry stays for [`CLOSE_LINGER`] first, if messages were
+//! delivered: their answers are still to come.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -35,6 +37,13 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_CHUNK: usize = 16 * 1024;
 /// RFC 5626 §3.5.1: one CRLF answers each CRLFCRLF ping.
 const PONG: &[u8] = b"\r\n";
+/// How long a connection stays writable after its peer stopped sending or
+/// sent bytes that lost the message boundaries, when it delivered messages
+/// before that: their answers come from the signalling task a moment
+/// later, and without the connection they would be lost (RFC 4475 `dblreq`
+/// on a stream: the REGISTER before the junk is still owed its 405).
+/// Nothing more is read meanwhile.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 /// Open connections, by id and by peer address.
 #[derive(Default)]
@@ -184,6 +193,7 @@ async fn read_loop<S: AsyncRead>(
     let mut framer = StreamFramer::new(task.transports.inner.limits);
     let mut buf = vec![0; READ_CHUNK];
     let mut shutdown = task.shutdown.clone();
+    let mut delivered = false;
     let why = loop {
         let read = tokio::select! {
             read = reader.read(&mut buf) => read,
@@ -198,7 +208,7 @@ async fn read_loop<S: AsyncRead>(
             _ = shutdown.wait_for(|stop| *stop) => break "shutdown",
         };
         let len = match read {
-            Ok(0) => break "closed by peer",
+            Ok(0) => break CLOSED_BY_PEER,
             Ok(len) => len,
             Err(error) => {
                 debug!(peer = %conn.peer, %error, "{} {} read error", conn.kind, conn.id);
@@ -207,20 +217,34 @@ async fn read_loop<S: AsyncRead>(
         };
         activity.touch();
         framer.push(&buf[..len]);
-        if let Some(why) = drain_framer(&mut task, &conn, &mut framer).await {
+        if let Some(why) = drain_framer(&mut task, &conn, &mut framer, &mut delivered).await {
             break why;
         }
     };
+    if delivered && matches!(why, CLOSED_BY_PEER | BOUNDARIES_LOST) {
+        tokio::select! {
+            _ = tokio::time::sleep(CLOSE_LINGER) => {}
+            _ = broken.notified() => {}
+            _ = shutdown.wait_for(|stop| *stop) => {}
+        }
+    }
     task.transports.inner.conns.remove(conn.id);
     debug!(peer = %conn.peer, "{} {} closed: {why}", conn.kind, conn.id);
 }
 
-/// Delivers every complete message, answers pings and malformed requests.
-/// Returns why the connection must close, if it must.
+/// The peer ended its stream; answers may still be owed ([`CLOSE_LINGER`]).
+const CLOSED_BY_PEER: &str = "closed by peer";
+/// Bytes that start no message arrived; answers to the messages before
+/// them may still be owed ([`CLOSE_LINGER`]).
+const BOUNDARIES_LOST: &str = "message boundaries lost";
+
+/// Delivers every complete message (setting `delivered`), answers pings and
+/// malformed requests. Returns why the connection must close, if it must.
 async fn drain_framer(
     task: &mut Task,
     conn: &Conn,
     framer: &mut StreamFramer,
+    delivered: &mut bool,
 ) -> Option<&'static str> {
     loop {
         let popped = framer.pop();
@@ -242,6 +266,7 @@ async fn drain_framer(
                 {
                     return Some("shutdown");
                 }
+                *delivered = true;
             }
             Err(malformed) => {
                 let close = malformed.close_connection || framer.is_closed();
@@ -249,7 +274,7 @@ async fn drain_framer(
                     let _ = conn.queue.try_send(reply);
                 }
                 if close {
-                    return Some("message boundaries lost");
+                    return Some(BOUNDARIES_LOST);
                 }
             }
         }

@@ -223,6 +223,40 @@ async fn tcp_without_content_length_is_answered_then_closed() {
 }
 
 #[tokio::test]
+async fn tcp_request_before_junk_is_still_answered_then_closed() {
+    // RFC 4475 dblreq on a stream: a complete request, then bytes that lose
+    // the message boundaries. The reader gives up at once, but the answer
+    // the signalling task sends a moment later still goes out, and only
+    // then is the connection closed.
+    let (transports, mut rx) = bind(&config()).await;
+    let mut client = tcp_client(&transports).await;
+    let bytes = format!("{}C\r\n\r\n", options("TCP", 1, ""));
+    client.write_all(bytes.as_bytes()).await.expect("written");
+    let inbound = next(&mut rx).await;
+    tokio::time::sleep(QUIET).await;
+    let target = Target::new(TransportKind::Tcp, "127.0.0.1:9".parse().expect("addr"))
+        .on(inbound.conn.expect("a connection"));
+    let ok = inbound.msg.reply(200, None, Some("t")).expect("reply");
+    transports.send(&target, &ok).await.expect("queued");
+    let mut answer = Vec::new();
+    timeout(WAIT, client.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("SIP/2.0 200 OK\r\n"), "{answer}");
+    assert_eq!(transports.stats().tcp.connections_open, 0);
+
+    // Junk alone is closed at once: nothing can be owed to it.
+    let mut client = tcp_client(&transports).await;
+    client.write_all(b"C\r\n\r\n").await.expect("written");
+    let mut rest = Vec::new();
+    let read = timeout(QUIET, client.read_to_end(&mut rest)).await;
+    assert!(matches!(read, Ok(Ok(0))), "closed at once: {read:?}");
+    transports.shutdown().await;
+}
+
+#[tokio::test]
 async fn tcp_ping_gets_a_pong_and_the_connection_stays_up() {
     let (transports, mut rx) = bind(&config()).await;
     let mut client = tcp_client(&transports).await;

@@ -6,10 +6,17 @@
 //! - [`message`]: framing (TCP/TLS streams, UDP datagrams), normalisation of what
 //!   real peers send, the [`message::SipMessage`] type with typed accessors,
 //!   builders and printing, transport helpers (RFC 3261 §18, RFC 3581).
+//! - [`transaction`]: RFC 3261 / RFC 6026 transactions, keys (RFC 2543
+//!   peers included), caps.
+//! - [`inspect`]: what a UAS checks before processing a request (RFC 3261
+//!   §8.2: 405/501, 416, 420, 415, 406).
+//! - [`dialog`]: dialogs, session timers, REFER.
+//! - [`auth`]: digest authentication, allow-lists, lockout.
 //! - [`log_budget`]: so many log lines per interval about refused requests,
 //!   and a count of the ones left out (floods must not flood the log).
 pub mod auth;
 pub mod dialog;
+pub mod inspect;
 pub mod log_budget;
 pub mod message;
 pub mod rfc;

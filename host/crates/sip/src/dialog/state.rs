@@ -77,7 +77,13 @@ impl Dialog {
         let local = response.to()?;
         let local_tag = local.tag().ok_or(DialogError::MissingTag("To"))?;
         let remote = invite.from()?;
-        let remote_target = contact_uri(invite)?.ok_or(DialogError::MissingContact("INVITE"))?;
+        // RFC 2543 made Contact optional, and its UAs expect in-dialog
+        // requests at their From address (RFC 4475 inv2543): without that,
+        // the peer's ACK and BYE would find no dialog.
+        let remote_target = match contact_uri(invite)? {
+            Some(uri) => uri,
+            None => remote.uri.clone(),
+        };
         let local_contact = response
             .contact()?
             .ok_or(DialogError::MissingContact("response"))?;
@@ -299,6 +305,35 @@ mod tests {
         assert_eq!((dialog.remote_seq(), dialog.local_seq()), (Some(1), 0));
         assert_eq!(dialog.local_contact(), LOCAL_CONTACT);
         assert!(!dialog.is_secure());
+    }
+
+    #[test]
+    fn uas_dialog_with_an_rfc_2543_peer() {
+        // RFC 4475 inv2543: no From tag, no Contact.
+        let invite = message(
+            &FIVE9_INVITE
+                .replace(";tag=f9-1", "")
+                .replace("Contact: <sip:5550199@198.51.100.20:5060>\r\n", ""),
+            SDP,
+        );
+        let ok = five9_ok(&invite);
+        let dialog = Dialog::uas(&invite, &ok, LOCAL_VIA).expect("dialog");
+        assert_eq!(
+            dialog.id(),
+            &DialogId::new("1-2345@198.51.100.20", "tl-1", "")
+        );
+        assert_eq!(dialog.remote_target(), "sip:5550199@five9.example.com");
+        // Its ACK and BYE (no From tag either) name the dialog.
+        let bye = message(
+            "BYE sip:trunkline@192.0.2.10:5060 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 198.51.100.20:5060\r\n\
+             From: \"John Smith\" <sip:5550199@five9.example.com>\r\n\
+             To: <sip:18005550100@trunkline.example.com>;tag=tl-1\r\n\
+             Call-ID: 1-2345@198.51.100.20\r\n\
+             CSeq: 2 BYE\r\n",
+            "",
+        );
+        assert_eq!(DialogId::of_received(&bye).as_ref(), Some(dialog.id()));
     }
 
     #[test]

@@ -3,12 +3,13 @@
 //! INFO, NOTIFY, errors) and hands the rest (re-INVITE, UPDATE, REFER) to
 //! the owner, who answers with [`Dialog::answer`].
 
-use super::answer::{ALLOW, answer_options, reply};
+use super::answer::{answer_options, reply};
 use super::error::DialogError;
 use super::id::DialogId;
 use super::refer::ReferProgress;
 use super::response::random;
 use super::state::{Dialog, DialogState, contact_uri};
+use crate::inspect::inspect;
 use crate::message::{Method, NameAddr, SipMessage};
 
 /// What a request from the peer means, and the answer when it needs no
@@ -70,7 +71,7 @@ impl Dialog {
         if self.state == DialogState::Terminated {
             return reply(request, 481, None).map(Incoming::Reply);
         }
-        if let Some(refusal) = unsupported(request, &method)? {
+        if let Some(refusal) = unsupported(request)? {
             return Ok(Incoming::Reply(refusal));
         }
         if self.remote_seq.is_some_and(|last| cseq.seq < last) {
@@ -130,23 +131,21 @@ impl Dialog {
     }
 }
 
-/// 501 for a method we do not know, 405 (with Allow, §8.2.1) for one we
-/// know but do not take in a dialog; `None` for the methods we handle.
-fn unsupported(request: &SipMessage, method: &Method) -> Result<Option<SipMessage>, DialogError> {
-    Ok(match method {
-        Method::Extension(_) => Some(reply(request, 501, None)?),
-        Method::Register
-        | Method::Publish
-        | Method::Subscribe
-        | Method::Message
-        | Method::Prack => Some(reply(request, 405, None)?.with_header("Allow", ALLOW)?),
-        _ => None,
-    })
+/// The refusals of RFC 3261 §8.2 ([`inspect`]): 501 for a method we do not
+/// know, 405 (with Allow) for one we know but do not take, 416, 420 (with
+/// Unsupported), 415 and 406; `None` for what we handle. The dialog's own
+/// To tag is on the request, so the reply keeps it.
+fn unsupported(request: &SipMessage) -> Result<Option<SipMessage>, DialogError> {
+    match inspect(request) {
+        Some(refusal) => Ok(Some(refusal.reply(request, None)?)),
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::ResponseEffect;
+    use super::super::answer::ALLOW;
     use super::super::testing::*;
     use super::*;
 

@@ -17,6 +17,13 @@ pub enum ParseError {
     /// that is not three digits, a method that is not a token).
     #[error("Malformed start line")]
     InvalidStartLine,
+    /// A request line that reads as SIP (a method token first, a SIP
+    /// version last) but is not `Method SP Request-URI SP SIP-Version`
+    /// (RFC 3261 §25.1): whitespace inside the Request-URI, two spaces, a
+    /// tab, trailing spaces. Answered 400: tolerating it would let two
+    /// parsers on the path read two different Request-URIs.
+    #[error("Malformed Request-Line")]
+    InvalidRequestLine,
     /// The start line names a protocol version other than SIP/2.0.
     #[error("Version Not Supported")]
     UnsupportedVersion,
@@ -31,8 +38,18 @@ pub enum ParseError {
     /// given).
     #[error("Invalid {0}")]
     InvalidHeader(&'static str),
-    /// The Request-URI is empty or a `sip:`/`sips:`/`tel:` URI that does not
-    /// parse (other schemes are left to the dialog layer, which answers 416).
+    /// A header that takes one value appears more than once (RFC 3261
+    /// §7.3.1: only comma-list headers may repeat): which Call-ID, From or
+    /// CSeq is meant would be a guess.
+    #[error("Multiple {0} headers")]
+    DuplicateHeader(&'static str),
+    /// A datagram's header section is not ended by an empty line (RFC 3261
+    /// §7): the message was cut short, or was never SIP.
+    #[error("Header section not terminated")]
+    HeadNotTerminated,
+    /// The Request-URI is empty, a `sip:`/`sips:`/`tel:` URI that does not
+    /// parse, or one with `?headers`, which RFC 3261 §19.1.5 does not allow
+    /// there (other schemes are left to the UAS checks, which answer 416).
     #[error("Invalid Request-URI")]
     InvalidRequestUri,
     /// The CSeq method differs from the request method (RFC 3261 §8.2.2.3
@@ -58,12 +75,15 @@ pub enum ParseError {
 
 impl ParseError {
     /// The status code to answer with, or `None` when nothing must be sent
-    /// back: answering garbage, or a request without a readable Via, would let
-    /// anyone aim our replies at a third party.
+    /// back: garbage, and a request without any Via (RFC 4475's `test`: no
+    /// route a response could follow). A request whose Via is present but
+    /// garbled gets its 400: the transports answer malformed requests at the
+    /// packet's source (or on its connection), never where a Via points, so
+    /// the answer cannot be aimed at a third party.
     pub fn status(&self) -> Option<u16> {
         match self {
             ParseError::NotSip | ParseError::InvalidStartLine => None,
-            ParseError::MissingHeader("Via") | ParseError::InvalidHeader("Via") => None,
+            ParseError::MissingHeader("Via") => None,
             ParseError::UnsupportedVersion => Some(505),
             ParseError::TooLarge { .. } => Some(513),
             _ => Some(400),
@@ -111,7 +131,26 @@ mod tests {
             (ParseError::NotSip, None, None),
             (ParseError::InvalidStartLine, None, None),
             (ParseError::MissingHeader("Via"), None, None),
-            (ParseError::InvalidHeader("Via"), None, None),
+            (
+                ParseError::InvalidHeader("Via"),
+                Some(400),
+                Some("Bad Request - Invalid Via"),
+            ),
+            (
+                ParseError::InvalidRequestLine,
+                Some(400),
+                Some("Bad Request - Malformed Request-Line"),
+            ),
+            (
+                ParseError::DuplicateHeader("CSeq"),
+                Some(400),
+                Some("Bad Request - Multiple CSeq headers"),
+            ),
+            (
+                ParseError::HeadNotTerminated,
+                Some(400),
+                Some("Bad Request - Header section not terminated"),
+            ),
             (
                 ParseError::MissingHeader("Call-ID"),
                 Some(400),

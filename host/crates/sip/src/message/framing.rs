@@ -38,9 +38,9 @@ pub struct Malformed {
     /// What is wrong.
     pub error: ParseError,
     /// A ready response (400/505/513 with a reason naming the problem) to
-    /// send back. Only present for a request other than ACK whose top Via
-    /// could be read: responses are never answered, and without a Via there
-    /// is nowhere safe to send one.
+    /// send back, to the packet's source or on its connection. Only present
+    /// for a request other than ACK that has a Via: responses are never
+    /// answered, and a request without any Via is garbage to us.
     pub reply: Option<Box<SipMessage>>,
     /// Stream only: message boundaries are lost (no usable Content-Length,
     /// garbage, oversize); send `reply` if any, then close the connection.
@@ -49,12 +49,15 @@ pub struct Malformed {
 
 impl SipMessage {
     /// Parses one complete message with the datagram rules of
-    /// [`parse_datagram`] and no size limit.
+    /// [`parse_datagram`] and no size limit, except that a header section
+    /// need not end with an empty line: this reads captured files (`policy
+    /// run`) and test fixtures, where a missing last line end is only an
+    /// editor's habit, not a message cut short.
     pub fn parse(bytes: &[u8]) -> Result<SipMessage, ParseError> {
         let limits = FrameLimits {
             max_message_size: usize::MAX,
         };
-        match parse_datagram(bytes, &limits) {
+        match datagram(bytes, &limits, false) {
             Ok(Some(message)) => Ok(message),
             Ok(None) => Err(ParseError::NotSip),
             Err(malformed) => Err(malformed.error),
@@ -66,18 +69,31 @@ impl SipMessage {
 ///
 /// RFC 3261 §18.3: without Content-Length the body is the rest of the
 /// datagram; bytes past Content-Length are dropped; a Content-Length larger
-/// than what arrived is a 400. A datagram with no blank line after the
-/// headers is read as headers only (the datagram end is unambiguous).
+/// than what arrived is a 400. A datagram whose headers are not ended by an
+/// empty line is a 400 too (RFC 4475 `baddn_archive`): it was cut short, and
+/// a body it may have had cannot be told from its headers.
 pub fn parse_datagram(
     datagram: &[u8],
     limits: &FrameLimits,
+) -> Result<Option<SipMessage>, Malformed> {
+    self::datagram(datagram, limits, true)
+}
+
+fn datagram(
+    datagram: &[u8],
+    limits: &FrameLimits,
+    need_blank_line: bool,
 ) -> Result<Option<SipMessage>, Malformed> {
     let data = skip_line_ends(datagram);
     if data.is_empty() {
         return Ok(None);
     }
-    let (head_len, body_start) = find_head_end(data, 0).unwrap_or((data.len(), data.len()));
-    let (mut message, bad_line) = parse_head_only(&data[..head_len], false)?;
+    let end = find_head_end(data, 0);
+    let (head_len, body_start) = end.unwrap_or((data.len(), data.len()));
+    let (mut message, mut bad_line) = parse_head_only(&data[..head_len], false)?;
+    if end.is_none() && need_blank_line {
+        bad_line.get_or_insert(ParseError::HeadNotTerminated);
+    }
     let rest = &data[body_start..];
     if datagram.len() > limits.max_message_size {
         return Err(reject(
@@ -144,10 +160,13 @@ pub(super) fn finish(
     }
 }
 
-/// Wraps an error with the reply it deserves, when one may be sent.
+/// Wraps an error with the reply it deserves, when one may be sent: to a
+/// request other than ACK that has a Via at all (a garbled one is copied into
+/// the 400 as it came; the transports send such replies to the packet's
+/// source, never where the Via points).
 pub(super) fn reject(message: &SipMessage, error: ParseError, close_connection: bool) -> Malformed {
     let answerable =
-        matches!(message.method(), Some(m) if *m != Method::Ack) && message.top_via().is_ok();
+        matches!(message.method(), Some(m) if *m != Method::Ack) && message.header("Via").is_some();
     let reply = match (error.status(), error.reason_phrase()) {
         (Some(code), Some(reason)) if answerable => {
             // RFC 3261 §8.2.6.2: every final response but 100 carries a To tag.
@@ -220,7 +239,11 @@ mod tests {
                 format!("\r\n\r\n{}", with_length("0", "")),
                 Ok(""),
             ),
-            ("no blank line", HEAD.to_string(), Ok("")),
+            (
+                "no blank line: cut short",
+                HEAD.to_string(),
+                bad(400, "Bad Request - Header section not terminated"),
+            ),
             (
                 "larger: lost body",
                 with_length("40", "abcd"),
@@ -299,6 +322,26 @@ mod tests {
             ),
             ("HTTP", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", None, None),
             ("no Via: nowhere to answer", no_via.as_bytes(), None, None),
+            (
+                // RFC 4475 badinv01: the 400 goes to the packet's source.
+                "garbled Via",
+                with_length("0", "")
+                    .replace("10.0.0.2:5060;branch=z9hG4bK1", "192.0.2.15;;,;,,")
+                    .into_bytes()
+                    .leak(),
+                Some(400),
+                Some(400),
+            ),
+            (
+                // RFC 4475 lwsruri: SIP, but not a Request-Line.
+                "LWS in the Request-URI",
+                with_length("0", "")
+                    .replace("sip:100@10.0.0.1 SIP", "sip:100@10.0.0.1; lr SIP")
+                    .into_bytes()
+                    .leak(),
+                Some(400),
+                Some(400),
+            ),
             ("no Call-ID", no_call_id.as_bytes(), Some(400), Some(400)),
             (
                 "a response is never answered",
@@ -328,6 +371,16 @@ mod tests {
             assert_eq!(malformed.error.status(), *status, "{what}");
             assert_eq!(reply_line(&malformed).map(|(c, _)| c), *reply, "{what}");
         }
+    }
+
+    #[test]
+    fn files_may_end_without_the_blank_line() {
+        // A capture saved by an editor: `SipMessage::parse` (files, tests)
+        // takes it, the network path does not.
+        let msg = SipMessage::parse(HEAD.as_bytes()).expect("a file's message");
+        assert_eq!(msg.call_id(), Ok("abc"));
+        let malformed = parse_datagram(HEAD.as_bytes(), &limits(4000)).expect_err("cut short");
+        assert_eq!(malformed.error, ParseError::HeadNotTerminated);
     }
 
     #[test]

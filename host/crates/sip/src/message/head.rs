@@ -87,11 +87,12 @@ pub(crate) fn find_head_end(buf: &[u8], from: usize) -> Option<(usize, usize)> {
 /// Parses the header section (without its terminating blank line).
 pub(crate) fn parse_head(head: &[u8]) -> Result<Head, ParseError> {
     let mut lines = head.split(|&b| b == b'\n').map(strip_cr);
-    let (start, version_ok) = parse_start_line(lines.next().unwrap_or_default())?;
+    let (start, deferred) = parse_start_line(lines.next().unwrap_or_default())?;
     let mut headers: Vec<Header> = Vec::new();
-    // A wrong version is reported after the headers are read, so that the
-    // 505 can be answered with the request's Via and Call-ID.
-    let mut bad_line = (!version_ok).then_some(ParseError::UnsupportedVersion);
+    // A wrong version or a sloppy request line is reported after the headers
+    // are read, so that the 505 or 400 can be answered with the request's
+    // Via and Call-ID.
+    let mut bad_line = deferred;
     for line in lines {
         if line.is_empty() {
             // Only possible at the very end (a datagram without the blank
@@ -147,13 +148,19 @@ fn parse_header_line(line: &[u8]) -> Option<Header> {
     Some(Header { name, value })
 }
 
-/// Parses a request or status line; the flag is false when the version is
-/// not SIP/2.0 (the line is otherwise well-formed).
-pub(crate) fn parse_start_line(line: &[u8]) -> Result<(StartLine, bool), ParseError> {
+/// Parses a request or status line. The error beside the line is one to
+/// answer once the headers are read: [`ParseError::UnsupportedVersion`] for a
+/// version other than SIP/2.0, [`ParseError::InvalidRequestLine`] for a
+/// request line that is SIP but not exactly `Method SP Request-URI SP
+/// SIP-Version`. An `Err` is input nobody should answer.
+pub(crate) fn parse_start_line(line: &[u8]) -> Result<(StartLine, Option<ParseError>), ParseError> {
     if !line.first().is_some_and(|&b| is_token_byte(b)) {
         return Err(ParseError::NotSip);
     }
     let line = std::str::from_utf8(line).map_err(|_| ParseError::NotSip)?;
+    let version_error = |version: &str| {
+        (!version.eq_ignore_ascii_case("2.0")).then_some(ParseError::UnsupportedVersion)
+    };
     if let Some(rest) = strip_prefix_ignore_case(line, "SIP/") {
         let (version, rest) = rest.split_once(' ').ok_or(ParseError::InvalidStartLine)?;
         let rest = rest.trim_start();
@@ -169,24 +176,42 @@ pub(crate) fn parse_start_line(line: &[u8]) -> Result<(StartLine, bool), ParseEr
             code,
             reason: reason.trim().to_string(),
         };
-        return Ok((start, version.eq_ignore_ascii_case("2.0")));
+        return Ok((start, version_error(version)));
     }
-    let mut parts = line.split_ascii_whitespace();
-    let (Some(method), Some(uri), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(ParseError::InvalidStartLine);
-    };
+    // Method, then whatever lies before the last word, then that word: the
+    // version. Only once both ends read as SIP is the middle judged.
+    let method_end = line
+        .find(|c: char| c.is_ascii_whitespace())
+        .ok_or(ParseError::InvalidStartLine)?;
+    let (method, rest) = line.split_at(method_end);
+    let trimmed = rest.trim_end_matches(|c: char| c.is_ascii_whitespace());
+    let version_start = trimmed
+        .rfind(|c: char| c.is_ascii_whitespace())
+        .map_or(trimmed.len(), |i| i + 1);
+    let (middle, version) = trimmed.split_at(version_start);
     let Some(version) = strip_prefix_ignore_case(version, "SIP/") else {
         // HTTP or something else on the SIP port.
         return Err(ParseError::NotSip);
     };
     let method = Method::parse(method).ok_or(ParseError::InvalidStartLine)?;
-    let start = StartLine::Request {
-        method,
-        uri: uri.to_string(),
+    let uri = middle.trim();
+    if uri.is_empty() {
+        return Err(ParseError::InvalidStartLine);
+    }
+    let exact = trimmed.len() == rest.len()
+        && middle.len() == uri.len() + 2
+        && middle.starts_with(' ')
+        && middle.ends_with(' ')
+        && !uri.contains(|c: char| c.is_ascii_whitespace());
+    let deferred = if exact {
+        version_error(version)
+    } else {
+        Some(ParseError::InvalidRequestLine)
     };
-    Ok((start, version.eq_ignore_ascii_case("2.0")))
+    // Kept without whitespace, so even a message only being refused holds
+    // a Request-URI that could be printed.
+    let uri = uri.split_ascii_whitespace().collect::<String>();
+    Ok((StartLine::Request { method, uri }, deferred))
 }
 
 fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
@@ -311,9 +336,21 @@ mod tests {
                 Ok(request(Method::Invite, "tel:+1555")),
             ),
             (
-                "FOO  sip:h   SIP/2.0",
+                "FOO sip:h SIP/2.0",
                 Ok(request(Method::Extension("FOO".into()), "sip:h")),
             ),
+            // RFC 4475 lwsstart, trws, lwsruri: SIP, but sloppy (400).
+            ("FOO  sip:h   SIP/2.0", Err(ParseError::InvalidRequestLine)),
+            (
+                "OPTIONS sip:h SIP/2.0  ",
+                Err(ParseError::InvalidRequestLine),
+            ),
+            (
+                "INVITE sip:u@h; lr SIP/2.0",
+                Err(ParseError::InvalidRequestLine),
+            ),
+            ("INVITE\tsip:h SIP/2.0", Err(ParseError::InvalidRequestLine)),
+            ("INVITE sip:h  SIP/3.0", Err(ParseError::InvalidRequestLine)),
             ("SIP/2.0 200 OK", Ok(response(200, "OK"))),
             ("SIP/2.0 180", Ok(response(180, ""))),
             ("SIP/2.0 486 Busy  Here ", Ok(response(486, "Busy  Here"))),
@@ -322,22 +359,17 @@ mod tests {
             ("SIP/2.0 2000 OK", Err(ParseError::InvalidStartLine)),
             ("SIP/2.0 099 Low", Err(ParseError::InvalidStartLine)),
             ("SIP/2.0 +20 x", Err(ParseError::InvalidStartLine)),
-            ("INVITE sip:h", Err(ParseError::InvalidStartLine)),
-            (
-                "INVITE sip:h SIP/2.0 extra",
-                Err(ParseError::InvalidStartLine),
-            ),
+            ("INVITE sip:h", Err(ParseError::NotSip)),
+            ("INVITE SIP/2.0", Err(ParseError::InvalidStartLine)),
+            ("INVITE sip:h SIP/2.0 extra", Err(ParseError::NotSip)),
             ("IN\"VITE sip:h SIP/2.0", Err(ParseError::InvalidStartLine)),
             ("GET / HTTP/1.1", Err(ParseError::NotSip)),
             ("\u{16}\u{3}\u{1}", Err(ParseError::NotSip)),
             ("", Err(ParseError::NotSip)),
         ];
         for (line, expected) in table {
-            let parsed = parse_start_line(line.as_bytes()).and_then(|(start, version_ok)| {
-                version_ok
-                    .then_some(start)
-                    .ok_or(ParseError::UnsupportedVersion)
-            });
+            let parsed = parse_start_line(line.as_bytes())
+                .and_then(|(start, deferred)| deferred.map_or(Ok(start), Err));
             assert_eq!(&parsed, expected, "{line:?}");
         }
     }

@@ -32,6 +32,15 @@ impl NameAddr {
 
     /// Parses one value; `None` when it is empty, has unbalanced quotes or
     /// brackets, or text after `>` that is not parameters.
+    ///
+    /// Also refused, as RFC 4475 §3.1.2 says an element may (and a B2BUA
+    /// facing untrusted peers should): whitespace just inside `<` `>`
+    /// (`badaspec`), an unquoted display name holding `,` `;` `?` `\` or a
+    /// control character (`baddn`: other parsers on the path would read
+    /// `Bell, Alexander <...>` as two values), and an addr-spec holding `?`
+    /// or `,`, which §20.10 says must be in `<>` (`regbadct`). Other
+    /// non-token text in an unquoted display name (parentheses, `@`, UTF-8)
+    /// is sent by real UAs and read the same by everyone, so it is kept.
     pub fn parse(text: &str) -> Option<NameAddr> {
         let text = text.trim();
         let (display_name, rest) = if let Some(quoted) = text.strip_prefix('"') {
@@ -43,7 +52,7 @@ impl NameAddr {
             (Some(display), rest)
         } else if let Some(open) = text.find('<') {
             let display = text[..open].trim();
-            if display.contains('"') {
+            if display.contains(|c: char| "\",;?\\".contains(c) || c.is_control()) {
                 return None;
             }
             (
@@ -54,6 +63,9 @@ impl NameAddr {
             // addr-spec: a `;` ends the URI, so what follows is a header
             // parameter (`sip:bob@b.com;tag=1` has a tag, not a URI param).
             let (uri, params) = text.split_once(';').unwrap_or((text, ""));
+            if uri.contains(['?', ',']) {
+                return None;
+            }
             return Self::finish(None, uri.trim(), params);
         };
         let inner = rest.strip_prefix('<')?;
@@ -62,7 +74,7 @@ impl NameAddr {
         if !params.is_empty() && !params.starts_with(';') {
             return None;
         }
-        Self::finish(display_name, inner[..close].trim(), params)
+        Self::finish(display_name, &inner[..close], params)
     }
 
     fn finish(display_name: Option<String>, uri: &str, params: &str) -> Option<NameAddr> {
@@ -218,6 +230,29 @@ mod tests {
             ),
             ("*", None, "*", None, "*"),
             (
+                // RFC 4475 lwsdisp and intmeth: no space before `<`, and
+                // token characters in an unquoted name.
+                "caller<sip:caller@example.com>;tag=323",
+                Some("caller"),
+                "sip:caller@example.com",
+                Some("323"),
+                "\"caller\" <sip:caller@example.com>;tag=323",
+            ),
+            (
+                "token1~` token2'+_ token3*%!.- <sip:mundane@example.com>",
+                Some("token1~` token2'+_ token3*%!.-"),
+                "sip:mundane@example.com",
+                None,
+                "\"token1~` token2'+_ token3*%!.-\" <sip:mundane@example.com>",
+            ),
+            (
+                "J\u{f6}rg (mobile) <sip:j@h>",
+                Some("J\u{f6}rg (mobile)"),
+                "sip:j@h",
+                None,
+                "\"J\u{f6}rg (mobile)\" <sip:j@h>",
+            ),
+            (
                 "  <sip:a@b> ; tag = t ",
                 None,
                 "sip:a@b",
@@ -250,6 +285,13 @@ mod tests {
             "<>",
             "<sip:a@b>;=1",
             "Bo\"b <sip:a@b>",
+            // RFC 4475 badaspec, baddn, regbadct.
+            "\"Watson, Thomas\" < sip:t.watson@example.org >",
+            "<sip:a@b >",
+            "Bell, Alexander <sip:a.g.bell@bell-tel.com>;tag=43",
+            "Bell; Alexander <sip:a@b>",
+            "sip:user@example.com?Route=%3Csip:sip.example.com%3E",
+            "sip:a@b,sip:c@d",
         ] {
             assert_eq!(NameAddr::parse(input), None, "{input:?}");
         }

@@ -14,6 +14,11 @@ use super::uri::Uri;
 use super::via::Via;
 use std::fmt;
 
+/// Headers whose grammar allows one value only (RFC 3261 §7.3.1, §25.1), so
+/// a second line is an error rather than a list. Content-Length has its own
+/// rule (several lines must agree, see [`SipMessage::content_length`]).
+const SINGLE_VALUED: [&str; 5] = ["Call-ID", "CSeq", "From", "To", "Max-Forwards"];
+
 /// A SIP request or response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SipMessage {
@@ -240,8 +245,19 @@ impl SipMessage {
     /// Checks what RFC 3261 §8.1.1 makes mandatory and what transactions rely
     /// on. Via is checked first: without it no answer can be sent, so the
     /// error then has no status and the message is dropped silently.
+    ///
+    /// Requests are also held to what a B2BUA facing untrusted peers should
+    /// not guess at (RFC 4475 §3.1.2, §3.3): one line each for the headers
+    /// that take one value, a Contact that parses, and no `?headers` in the
+    /// Request-URI. A response's Contact is left to whoever reads it: a
+    /// response is never answered, only dropped.
     pub fn validate(&self) -> Result<(), ParseError> {
         self.vias()?;
+        for name in SINGLE_VALUED {
+            if self.header_values(name).nth(1).is_some() {
+                return Err(ParseError::DuplicateHeader(name));
+            }
+        }
         self.call_id()?;
         let cseq = self.cseq()?;
         self.from()?;
@@ -252,10 +268,28 @@ impl SipMessage {
             if cseq.method != *method {
                 return Err(ParseError::CSeqMethodMismatch);
             }
-            let scheme = uri.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
+            // RFC 3986 §3.1: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), so
+            // `<sip:...>` (RFC 4475 ltgtruri) names no scheme at all.
+            let scheme = uri
+                .split_once(':')
+                .map(|(s, _)| s.to_ascii_lowercase())
+                .filter(|s| {
+                    s.starts_with(|c: char| c.is_ascii_alphabetic())
+                        && s.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+                });
             let ours = matches!(scheme.as_deref(), Some("sip" | "sips" | "tel"));
-            if scheme.is_none() || (ours && Uri::parse(uri).is_none()) {
+            let valid = match Uri::parse(uri) {
+                // §19.1.5: headers are not allowed in a Request-URI, and an
+                // element must never turn them into real headers.
+                Some(parsed) => parsed.headers.is_none(),
+                None => !ours,
+            };
+            if scheme.is_none() || !valid {
                 return Err(ParseError::InvalidRequestUri);
+            }
+            for value in self.header_values("Contact") {
+                NameAddr::parse_list(value).ok_or(ParseError::InvalidHeader("Contact"))?;
             }
         }
         Ok(())
@@ -386,9 +420,71 @@ mod tests {
                 ),
                 ParseError::InvalidRequestUri,
             ),
+            // RFC 4475 ltgtruri: brackets are not part of a Request-URI.
+            (
+                replace(
+                    "INVITE sip:+15550100@trunkline.example.com",
+                    "INVITE <sip:+15550100@trunkline.example.com>",
+                ),
+                ParseError::InvalidRequestUri,
+            ),
             (
                 replace("m: <sip:five9", "m: <sip:five9 x"),
                 ParseError::InvalidHeader("Contact"),
+            ),
+            // RFC 4475 multi01: which Call-ID, CSeq, From or To is meant?
+            (
+                replace(
+                    "CSeq: 42 INVITE\r\n",
+                    "CSeq: 42 INVITE\r\nCSeq: 43 INVITE\r\n",
+                ),
+                ParseError::DuplicateHeader("CSeq"),
+            ),
+            (
+                replace(
+                    "i: call-1@10.0.0.2\r\n",
+                    "i: call-1@10.0.0.2\r\nCall-ID: other\r\n",
+                ),
+                ParseError::DuplicateHeader("Call-ID"),
+            ),
+            (
+                replace(
+                    "t: <tel:+1-555-0100>\r\n",
+                    "t: <tel:+1-555-0100>\r\nTo: <sip:x@y>\r\n",
+                ),
+                ParseError::DuplicateHeader("To"),
+            ),
+            (
+                replace(
+                    "Max-Forwards: 69\r\n",
+                    "Max-Forwards: 69\r\nMax-Forwards: 70\r\n",
+                ),
+                ParseError::DuplicateHeader("Max-Forwards"),
+            ),
+            // RFC 4475 escruri: headers never belong in a Request-URI.
+            (
+                replace(
+                    "INVITE sip:+15550100@trunkline.example.com",
+                    "INVITE sip:user@example.com?Route=%3Csip:example.com%3E",
+                ),
+                ParseError::InvalidRequestUri,
+            ),
+            // RFC 4475 regbadct: a URI with `?` must be in `<>`.
+            (
+                replace(
+                    "m: <sip:five9@[2001:db8::7]:5070;transport=tcp>;expires=60",
+                    "m: sip:user@example.com?Route=%3Csip:sip.example.com%3E",
+                ),
+                ParseError::InvalidHeader("Contact"),
+            ),
+            // RFC 4475 baddn, badaspec.
+            (
+                replace("f: \"Caller, The\"", "f: Caller, The"),
+                ParseError::InvalidHeader("From"),
+            ),
+            (
+                replace("t: <tel:+1-555-0100>", "t: < tel:+1-555-0100 >"),
+                ParseError::InvalidHeader("To"),
             ),
         ];
         for (text, error) in table {
@@ -396,6 +492,25 @@ mod tests {
             let result = msg.validate().and_then(|()| msg.contact().map(|_| ()));
             assert_eq!(result, Err(error.clone()), "{text}");
         }
+    }
+
+    #[test]
+    fn a_response_may_repeat_nothing_but_its_contact_is_not_judged() {
+        let response = INVITE
+            .replace(
+                "INVITE sip:+15550100@trunkline.example.com SIP/2.0",
+                "SIP/2.0 200 OK",
+            )
+            .replace("m: <sip:five9", "m: <sip:five9 x");
+        assert_eq!(head_only(&response).validate(), Ok(()));
+        let twice = response.replace(
+            "CSeq: 42 INVITE\r\n",
+            "CSeq: 42 INVITE\r\nCSeq: 42 INVITE\r\n",
+        );
+        assert_eq!(
+            head_only(&twice).validate(),
+            Err(ParseError::DuplicateHeader("CSeq"))
+        );
     }
 
     #[test]

@@ -369,6 +369,55 @@ mod tests {
     }
 
     #[test]
+    fn a_complete_request_comes_out_before_the_broken_one_closes() {
+        // RFC 4475 dblreq on a stream: a REGISTER, a CRLF, an INVITE, then
+        // octets that start no message. Both requests come out, in order,
+        // before the error that closes the connection, so each is answered.
+        let register = "REGISTER sip:example.com SIP/2.0\r\n\
+            To: sip:j.user@example.com\r\n\
+            From: sip:j.user@example.com;tag=43251j3j324\r\n\
+            Max-Forwards: 8\r\n\
+            I: dblreq.0ha0isndaksdj99sdfafnl3lk233412\r\n\
+            CSeq: 8 REGISTER\r\n\
+            Via: SIP/2.0/UDP 192.0.2.125;branch=z9hG4bKkdjuw23492\r\n\
+            Content-Length: 0\r\n\r\n";
+        let invite = with_length("4", "v=0\n");
+        let mut framer = StreamFramer::new(FrameLimits::default());
+        framer.push(format!("{register}\r\n{invite}C\r\n\r\n").as_bytes());
+        let first = framer.pop().expect("valid").expect("the REGISTER");
+        assert_eq!(first.method(), Some(&super::super::Method::Register));
+        let second = framer.pop().expect("valid").expect("the INVITE");
+        assert_eq!(second.body(), b"v=0\n");
+        let broken = framer.pop().expect_err("junk");
+        assert!(broken.close_connection && framer.is_closed());
+        assert_eq!(broken.reply, None, "nothing to answer in `C`");
+    }
+
+    #[test]
+    fn sloppy_request_lines_cost_one_message() {
+        // RFC 4475 lwsruri, lwsstart, trws: framed by Content-Length as
+        // usual, answered 400, and the stream goes on.
+        let mut framer = StreamFramer::new(FrameLimits::default());
+        for line in [
+            "INVITE sip:100@10.0.0.1; lr SIP/2.0",
+            "INVITE  sip:100@10.0.0.1  SIP/2.0",
+            "INVITE sip:100@10.0.0.1 SIP/2.0  ",
+        ] {
+            let text = with_length("0", "").replace("INVITE sip:100@10.0.0.1 SIP/2.0", line);
+            framer.push(text.as_bytes());
+            let malformed = framer.pop().expect_err(line);
+            assert!(!malformed.close_connection, "{line}");
+            assert_eq!(
+                reply_line(&malformed),
+                Some((400, "Bad Request - Malformed Request-Line".into())),
+                "{line}"
+            );
+        }
+        framer.push(with_length("0", "").as_bytes());
+        assert!(framer.pop().expect("valid").is_some());
+    }
+
+    #[test]
     fn a_trickling_peer_costs_linear_time() {
         // 56 KiB a byte at a time: rescanning or reparsing on every byte would
         // take minutes here; linear framing takes well under a second.

@@ -75,39 +75,21 @@ impl Uri {
         if scheme == Scheme::Tel {
             return parse_tel(rest);
         }
-        let (rest, headers) = match rest.split_once('?') {
-            Some((rest, headers)) => (rest, Some(headers.to_string())),
+        // `?headers` usually start at the first `?`; but the user part may
+        // hold `?` too (§25.1 user-unreserved, RFC 4475 `intmeth`), so when
+        // that reading leaves no valid host, the headers are looked for
+        // after the `@` instead.
+        let (before, headers) = match rest.split_once('?') {
+            Some((before, headers)) => (before, Some(headers)),
             None => (rest, None),
         };
-        // The last `@`: a few UAs send an unescaped `@` inside the user part,
-        // and a host can never contain one.
-        let (userinfo, hostpart) = match rest.rfind('@') {
-            Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
-            None => (None, rest),
-        };
-        let (user, password) = match userinfo {
-            Some(info) => match info.split_once(':') {
-                Some((user, password)) => (user, Some(password.to_string())),
-                None => (info, None),
-            },
-            None => ("", None),
-        };
-        if userinfo.is_some() && user.is_empty() {
-            return None;
-        }
-        let (hostport, params) = match hostpart.split_once(';') {
-            Some((hostport, params)) => (hostport, params),
-            None => (hostpart, ""),
-        };
-        let (host, port) = parse_host_port(hostport)?;
-        Some(Uri {
-            scheme,
-            user: (!user.is_empty()).then(|| user.to_string()),
-            password,
-            host: Some(host),
-            port,
-            params: params::parse(params)?,
-            headers,
+        parse_sip(scheme, before, headers).or_else(|| {
+            let at = rest.rfind('@')?;
+            let (hostpart, headers) = match rest[at + 1..].split_once('?') {
+                Some((hostpart, headers)) => (hostpart, Some(headers)),
+                None => (&rest[at + 1..], None),
+            };
+            parse_sip(scheme, &format!("{}@{hostpart}", &rest[..at]), headers)
         })
     }
 
@@ -141,6 +123,40 @@ impl Uri {
             Scheme::Sip | Scheme::Tel => rfc::DEFAULT_SIP_PORT,
         }
     }
+}
+
+/// A `sip:`/`sips:` URI from what follows the scheme, `?headers` split off.
+fn parse_sip(scheme: Scheme, rest: &str, headers: Option<&str>) -> Option<Uri> {
+    // The last `@`: a few UAs send an unescaped `@` inside the user part,
+    // and a host can never contain one.
+    let (userinfo, hostpart) = match rest.rfind('@') {
+        Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+        None => (None, rest),
+    };
+    let (user, password) = match userinfo {
+        Some(info) => match info.split_once(':') {
+            Some((user, password)) => (user, Some(password.to_string())),
+            None => (info, None),
+        },
+        None => ("", None),
+    };
+    if userinfo.is_some() && user.is_empty() {
+        return None;
+    }
+    let (hostport, params) = match hostpart.split_once(';') {
+        Some((hostport, params)) => (hostport, params),
+        None => (hostpart, ""),
+    };
+    let (host, port) = parse_host_port(hostport)?;
+    Some(Uri {
+        scheme,
+        user: (!user.is_empty()).then(|| user.to_string()),
+        password,
+        host: Some(host),
+        port,
+        params: params::parse(params)?,
+        headers: headers.map(str::to_string),
+    })
 }
 
 fn parse_tel(rest: &str) -> Option<Uri> {
@@ -299,6 +315,24 @@ mod tests {
                 Some("h"),
                 None,
                 Some("bad%zzesc"),
+            ),
+            (
+                // RFC 4475 intmeth: `?`, `,`, `;`, `/`, `*` and a password in
+                // the user part, no `?headers`.
+                "sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com",
+                Scheme::Sip,
+                Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*"),
+                Some("example.com"),
+                None,
+                Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/"),
+            ),
+            (
+                "sip:user@example.com?Route=%3Csip:example.com%3E",
+                Scheme::Sip,
+                Some("user"),
+                Some("example.com"),
+                None,
+                Some("user"),
             ),
             (
                 "tel:+1-555-010-0199",

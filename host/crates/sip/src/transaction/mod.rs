@@ -2,7 +2,9 @@
 //!
 //! # Layout
 //! - [`timers`]: T1/T2/T4 and the timer durations derived from them.
-//! - [`key`]: transaction keys (§17.1.3, §17.2.3), built from plain values.
+//! - [`key`]: transaction keys (§17.1.3, §17.2.3, RFC 2543 peers included),
+//!   built from plain values; [`server_key`] reads one off a received
+//!   [`SipMessage`](crate::message::SipMessage).
 //! - [`client_inv`] / [`client`]: INVITE and non-INVITE client transactions.
 //! - [`server_inv`] / [`server`]: INVITE and non-INVITE server transactions.
 //! - [`Transaction`]: any one of the four machines, driven alike.
@@ -36,6 +38,7 @@ pub mod budget;
 pub mod client;
 pub mod client_inv;
 pub mod key;
+mod message_key;
 pub mod server;
 pub mod server_inv;
 pub mod table;
@@ -45,7 +48,8 @@ pub use any::Transaction;
 pub use budget::{Overload, ServerLimits};
 pub use client::Client;
 pub use client_inv::{AckBuilder, ClientInvite};
-pub use key::{KeyError, Role, SentBy, TransactionKey};
+pub use key::{KeyError, Rfc2543Fields, Role, SentBy, TransactionKey};
+pub use message_key::server_key;
 pub use server::Server;
 pub use server_inv::ServerInvite;
 pub use table::{Routed, TableError, Transactions, Transmit};

@@ -216,7 +216,12 @@ impl<M: Clone> Transactions<M> {
     /// answered or absorbed, an ACK goes to its INVITE transaction;
     /// anything else comes back unmatched.
     pub fn handle_request(&mut self, now: Instant, key: &TransactionKey, request: M) -> Routed<M> {
-        let target = key.matching_transaction();
+        let mut target = key.matching_transaction();
+        if !self.machines.contains_key(&target)
+            && let Some(untagged) = key.untagged_invite()
+        {
+            target = untagged;
+        }
         let Some(tx) = self.machines.get_mut(&target) else {
             return Routed::Unmatched(request);
         };
@@ -433,6 +438,57 @@ mod tests {
 
     fn pair(method: &str, message: &str) -> (String, String) {
         (method.to_owned(), message.to_owned())
+    }
+
+    #[test]
+    fn rfc_2543_invite_is_absorbed_and_its_ack_found_by_the_tag_we_added() {
+        let t0 = Instant::now();
+        let mut table = Transactions::default();
+        let fields = |to_tag: Option<&str>| crate::transaction::Rfc2543Fields {
+            request_uri: "sip:userb@example.com".into(),
+            from_tag: None,
+            to_tag: to_tag.map(String::from),
+            call_id: "inv2543.1717".into(),
+            cseq: 56,
+            top_via: "sip/2.0/udp iftgw.example.com".into(),
+        };
+        let key = |to_tag, method| {
+            TransactionKey::server_rfc2543(fields(to_tag), method).expect("valid key")
+        };
+        let invite = key(None, "INVITE");
+        table
+            .start_server_invite(
+                t0,
+                invite.clone(),
+                Reliability::Unreliable,
+                "100".into(),
+                src(),
+            )
+            .expect("new");
+        table
+            .send_response(t0, &invite, 480, "480 tag=tl".into())
+            .expect("sent");
+        assert_eq!(sent(&mut table), [pair("INVITE", "480 tag=tl")]);
+        // The retransmitted INVITE gets the 480 again instead of a new call.
+        assert_eq!(
+            table.handle_request(at(t0, 300), &invite, "INVITE".into()),
+            Routed::Matched
+        );
+        assert_eq!(sent(&mut table), [pair("INVITE", "480 tag=tl")]);
+        // The ACK carries our tag and ends the retransmissions (Confirmed).
+        assert_eq!(
+            table.handle_request(at(t0, 400), &key(Some("tl"), "ACK"), "ACK".into()),
+            Routed::Matched
+        );
+        assert_eq!(table.state(&invite), Some(State::Confirmed));
+        // Another call's ACK (another CSeq) matches nothing.
+        let mut stray = fields(Some("tl"));
+        stray.cseq = 57;
+        let stray = TransactionKey::server_rfc2543(stray, "ACK").expect("valid key");
+        assert!(matches!(
+            table.handle_request(at(t0, 400), &stray, "ACK".into()),
+            Routed::Unmatched(_)
+        ));
     }
 
     #[test]
