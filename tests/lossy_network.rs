@@ -424,15 +424,21 @@ fn explain(
 ) -> String {
     // The agent sees the gateway's own Call-IDs: its failures come whole.
     let agent_side = if agent.failed > 0 {
-        let e = &agent.errors;
-        let mut from = e.len().saturating_sub(4000);
-        while !e.is_char_boundary(from) {
-            from += 1;
-        }
+        // Its errors log also lists every late message to an ended call.
+        let why: Vec<&str> = agent
+            .errors
+            .lines()
+            .filter(|l| {
+                ["Aborting", "timeout", "retrans", "watchdog", "Failed"]
+                    .iter()
+                    .any(|w| l.contains(w))
+            })
+            .take(20)
+            .collect();
         format!(
-            "--- the agent's SIPp failed {} call(s); its errors end with\n{}\n",
+            "--- the agent's SIPp failed {} call(s):\n{}\n",
             agent.failed,
-            &e[from..]
+            why.join("\n")
         )
     } else {
         String::new()
