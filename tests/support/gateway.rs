@@ -38,6 +38,7 @@ pub struct Gateway {
 pub struct GatewayBuilder {
     policy: String,
     policy_toml: String,
+    engine_toml: String,
     trunk_toml: String,
     gateway_toml: String,
     http_toml: String,
@@ -52,6 +53,12 @@ impl GatewayBuilder {
     /// `[policies.NAME]` body.
     pub fn policy_toml(mut self, body: &str) -> Self {
         self.policy_toml = body.to_owned();
+        self
+    }
+
+    /// Lines added to `[policy]` (the engine: `deadline_ms`, …).
+    pub fn engine_toml(mut self, body: &str) -> Self {
+        self.engine_toml = body.to_owned();
         self
     }
 
@@ -144,12 +151,13 @@ impl GatewayBuilder {
             "\n[store]\nbackend = \"memory\"\n"
         };
         let config = format!(
-            "[policy]\ndir = \"policies\"\n\n[sip]\nudp = \"{sip}\"\ntcp = \"{sip}\"\n\n\
+            "[policy]\ndir = \"policies\"\n{et}\n\n[sip]\nudp = \"{sip}\"\ntcp = \"{sip}\"\n\n\
              [http]\nlisten = \"{http}\"\n{ht}\n\n\
              [[http.keys]]\nname = \"five9\"\nkey = \"{TEST_KEY}\"\ntenant = \"five9\"\n\n\
              [[http.keys]]\nname = \"acme\"\nkey = \"{OTHER_TENANT_KEY}\"\ntenant = \"acme\"\n\n\
              [gateway]\nring_timeout_secs = 10\n{gw}\n\n[policies.{policy}]\n{pt}\n\n\
              [[trunk]]\nname = \"five9\"\npolicy = \"{policy}\"\n{allow}{tt}\n{media}{store}\n{extra}",
+            et = self.engine_toml,
             gw = self.gateway_toml,
             ht = self.http_toml,
             pt = self.policy_toml,
