@@ -53,8 +53,13 @@ pub(crate) fn set(params: &mut Vec<Param>, name: &str, value: Option<String>) {
 }
 
 /// Parses `;a=b;c;d="x;y"` (leading `;` optional). `None` when a parameter
-/// has an empty name or a name that is not a token.
+/// has an empty name or a name that is not a token, or a quoted value does
+/// not end: the open quote would swallow any parameter printed after it
+/// (the To tag of our reply, found by fuzzing).
 pub(crate) fn parse(text: &str) -> Option<Vec<Param>> {
+    if !quotes_closed(text) {
+        return None;
+    }
     let mut params = Vec::new();
     for part in split_outside_quotes(text, b';') {
         let part = part.trim();
@@ -75,6 +80,22 @@ pub(crate) fn parse(text: &str) -> Option<Vec<Param>> {
         });
     }
     Some(params)
+}
+
+/// Whether every quoted string in `text` ends (a `\\` escapes the next byte).
+fn quotes_closed(text: &str) -> bool {
+    let mut in_quotes = false;
+    let mut bytes = text.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'\\' if in_quotes => {
+                bytes.next();
+            }
+            b'"' => in_quotes = !in_quotes,
+            _ => {}
+        }
+    }
+    !in_quotes
 }
 
 /// RFC 3261 §25.1 `token`: what header names, methods and parameter names
