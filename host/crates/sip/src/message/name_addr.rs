@@ -272,8 +272,8 @@ mod tests {
     }
 
     /// Found by the `sip_header` fuzz target: a parameter with an open
-    /// quote was accepted, and the tag a reply adds after it was swallowed
-    /// by the quote when read back (the caller's To had no tag).
+    /// quote (or `[`) was accepted, and the tag a reply adds after it was
+    /// swallowed by it when read back (the caller's To had no tag).
     #[test]
     fn an_unterminated_quoted_parameter_is_refused() {
         for input in [
@@ -281,9 +281,13 @@ mod tests {
             "sip:100@h;x=\";tag=1",
             ");'%%z=\";.",
             "<sip:100@h>;x=\"a\\\"",
+            "A[g;l=[[[",
+            "<sip:100@h>;maddr=[::1",
+            "<sip:100@h>;x=a]",
         ] {
             assert_eq!(NameAddr::parse(input), None, "{input:?}");
         }
+        assert!(NameAddr::parse("<sip:100@h>;maddr=[::1];x=\"[\"").is_some());
         let mut to = NameAddr::parse("<sip:100@h>;x=\"a;\\\"b\"").expect("closed quote");
         assert_eq!(to.param("x"), Some(Some("\"a;\\\"b\"")));
         to.set_param("tag", Some("t-1"));
