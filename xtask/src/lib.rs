@@ -21,6 +21,7 @@
 mod cargo;
 mod component;
 pub mod demo;
+pub mod fuzz;
 pub mod test;
 
 pub use cargo::{CORE_TARGET, PROFILE, PolicyCrate, crates_in};
