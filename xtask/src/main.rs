@@ -3,8 +3,9 @@
 //! ```text
 //! cargo xtask policies [--out DIR]   # policies/*        -> target/policies
 //! cargo xtask fixtures [--out DIR]   # tests/policies/*  -> target/test-policies
-//! cargo xtask test                   # tools, fmt, clippy, every test (what CI runs)
+//! cargo xtask test                   # tools, fmt, clippy, every test, fuzz smoke (what CI runs)
 //! cargo xtask peers                  # the tests' Python peers (Pipecat), in target/peers/venv
+//! cargo xtask fuzz [--secs N] [T...] # every fuzz target (or T) for N s each (default 20)
 //! cargo xtask demo [--release]       # build, then run Trunkline with examples/builtin.toml
 //! cargo xtask demo-call [--key K]    # SIPp as Five9 presses K; prints the BYE and the handoff
 //! ```
@@ -19,8 +20,11 @@ usage: cargo xtask <command> [--out DIR]
 commands:
   policies   build policies/* into components (default out: target/policies)
   fixtures   build tests/policies/* test fixtures (default out: target/test-policies)
-  test       install test tools, then fmt --check, clippy -D warnings, test --workspace
+  test       install test tools, then fmt --check, clippy -D warnings, test --workspace,
+             then the fuzz smoke (every target for 20 s)
   peers      install the tests' Python peers (Pipecat) into target/peers/venv
+  fuzz       run the fuzz targets in tests/fuzz [--secs N] [TARGET...] (default: all, 20 s
+             each); fails on a crash and prints the input and the command to reproduce it
   demo       build the policies, then run Trunkline with examples/builtin.toml
              (every call to the builtin agent's DTMF menu) [--release]
   demo-call  call the demo as Five9 with SIPp, press a key [--key 2], print the
@@ -47,6 +51,9 @@ fn run(args: Vec<String>) -> Result<()> {
     }
     if command == "peers" {
         return xtask::peers::install();
+    }
+    if command == "fuzz" {
+        return xtask::fuzz::run(rest);
     }
     if command == "demo" {
         return xtask::demo::start(rest);

@@ -4,7 +4,9 @@
 //!    peers), when they are missing, and the Python peers (`peers.rs`);
 //! 2. `cargo fmt --check` and `cargo clippy -D warnings` on the workspace;
 //! 3. `cargo build --workspace --tests --bins`, then `cargo test --workspace`
-//!    with `TRUNKLINE_BIN` naming the gateway binary that build made.
+//!    with `TRUNKLINE_BIN` naming the gateway binary that build made;
+//! 4. the fuzz smoke: every target in `tests/fuzz` for a few seconds
+//!    ([`crate::fuzz`]), failing on any crash.
 //!
 //! The end-to-end tests run the real `trunkline` binary. Left to themselves
 //! they `cargo build -p trunkline`, whose feature set differs from the test
@@ -44,8 +46,12 @@ pub fn run() -> Result<()> {
     ])?;
     cargo(&["build", "--workspace", "--tests", "--bins"])?;
     cargo(&["test", "--workspace"])?;
-    Ok(())
+    crate::fuzz::run(&["--secs".to_string(), SMOKE_SECS.to_string()])
 }
+
+/// Seconds per fuzz target in the smoke: enough to replay the seeds and
+/// the corpus and mutate a little, for nine targets within a few minutes.
+const SMOKE_SECS: u64 = crate::fuzz::DEFAULT_SECS;
 
 fn cargo(args: &[&str]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());

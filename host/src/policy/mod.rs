@@ -15,6 +15,8 @@ mod context;
 mod decide;
 mod engine;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod registry;
 mod stats;
 mod validate;

@@ -119,7 +119,12 @@ fn target(t: &str) -> Result<(), DecisionError> {
     let ok_scheme = t.eq_ignore_ascii_case("builtin:")
         || ["sip:", "sips:", "ws://", "wss://", "builtin:"]
             .iter()
-            .any(|s| t.len() > s.len() && t[..s.len()].eq_ignore_ascii_case(s));
+            // `get`: a target starting with a multi-byte character has no
+            // char boundary where the scheme would end (a policy's answer
+            // panicked the gateway here; found by fuzzing).
+            .any(|s| {
+                t.len() > s.len() && t.get(..s.len()).is_some_and(|p| p.eq_ignore_ascii_case(s))
+            });
     if !ok_scheme {
         return invalid(format!(
             "target {t:?} is not sip:, sips:, ws://, wss:// or builtin:"
@@ -246,6 +251,11 @@ mod tests {
             (connect("sip:", vec![]), Some("not sip:")),
             (connect("http://x", vec![]), Some("not sip:")),
             (connect("sip:a b@h", vec![]), Some("whitespace")),
+            // Found by the policy_answer fuzz target: a multi-byte character
+            // where a scheme would end panicked the check (and the gateway).
+            (connect("@7 B\u{fffd}x", vec![]), Some("not sip:")),
+            (connect("sip\u{e9}:agent@h", vec![]), Some("not sip:")),
+            (connect("builti\u{fffd}", vec![]), Some("not sip:")),
             (
                 connect("sip:a@h", vec![h("X Bad", "v")]),
                 Some("not an RFC 3261 token"),

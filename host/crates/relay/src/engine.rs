@@ -222,7 +222,29 @@ impl Engine {
         stats: Arc<RelayStats>,
         now: Instant,
     ) -> Engine {
-        let mut rng = Rng::seeded();
+        Engine::with_rng(config, a, b, stats, now, Rng::seeded())
+    }
+
+    /// [`Engine::new`] with a given random state: the fuzz targets need a
+    /// run that repeats exactly.
+    pub(crate) fn with_seed(
+        config: RelayConfig,
+        a: (LegParams, bool),
+        b: (LegParams, bool),
+        now: Instant,
+        seed: u64,
+    ) -> Engine {
+        Engine::with_rng(config, a, b, Arc::default(), now, Rng(seed | 1))
+    }
+
+    fn with_rng(
+        config: RelayConfig,
+        a: (LegParams, bool),
+        b: (LegParams, bool),
+        stats: Arc<RelayStats>,
+        now: Instant,
+        mut rng: Rng,
+    ) -> Engine {
         let legs = [
             Leg::new(a.0, a.1, &config, &mut rng, now),
             Leg::new(b.0, b.1, &config, &mut rng, now),

@@ -25,6 +25,8 @@
 pub mod config;
 mod engine;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod latch;
 pub mod ports;
 mod report;

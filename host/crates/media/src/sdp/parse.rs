@@ -89,6 +89,14 @@ impl SessionDescription {
         }
 
         sdp.origin = origin.ok_or(SdpError::MissingOrigin)?;
+        // Verbatim lines in the order they are printed (`write`), so that
+        // printing, then parsing, gives back an equal value even for a
+        // peer's out-of-order `d=` before `e=` (found by fuzzing). The sort
+        // is stable: lines of one group keep the peer's order.
+        sdp.other.sort_by_key(|l| !super::write::is_early(l));
+        for media in &mut sdp.media {
+            media.other.sort_by_key(|l| l.kind != 'i');
+        }
         if sdp.timings.is_empty() {
             sdp.timings.push(Timing::default());
         }

@@ -14,6 +14,11 @@ use super::{
 /// Session-level types printed before `c=`.
 const BEFORE_CONNECTION: &[char] = &['i', 'u', 'e', 'p'];
 
+/// Whether a session-level verbatim line is printed before `c=`.
+pub(super) fn is_early(line: &OtherLine) -> bool {
+    BEFORE_CONNECTION.contains(&line.kind)
+}
+
 impl Display for SessionDescription {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         let o = &self.origin;
@@ -29,7 +34,7 @@ impl Display for SessionDescription {
             o.address
         )?;
         write!(f, "s={}\r\n", self.session_name)?;
-        let early = |l: &&OtherLine| BEFORE_CONNECTION.contains(&l.kind);
+        let early = |l: &&OtherLine| is_early(l);
         write_other(f, self.other.iter().filter(early))?;
         if let Some(c) = &self.connection {
             write!(f, "c={c}\r\n")?;
@@ -177,6 +182,30 @@ mod tests {
             printed,
             "v=0\r\no=- 1 1 IN IP4 1.1.1.1\r\ns=x\r\ni=info\r\nc=IN IP4 1.1.1.1\r\nt=0 0\r\n\
              m=audio 5 RTP/AVP 0\r\nc=IN IP4 2.2.2.2\r\na=sendonly\r\n"
+        );
+    }
+
+    /// Found by the `sdp` fuzz target: a `d=` (unknown) line before an
+    /// `e=` line printed as `e=` before `t=` and `d=` after it, and the
+    /// printed text parsed to a different order: not an equal value.
+    #[test]
+    fn verbatim_lines_out_of_order_still_print_then_parse_equal() {
+        let text = "v=0\no=Five9 1 1 IN IP4 127.0.0.1\nd=unknown 1\ne=Imtp:101 0-15\n\
+                    t=0 0\nm=audio 5 RTP/AVP 0\nk=key\ni=media info\nc=IN IP4 1.1.1.1\n";
+        let sdp = SessionDescription::parse(text).unwrap();
+        let printed = sdp.to_string();
+        assert_eq!(
+            SessionDescription::parse(&printed).unwrap(),
+            sdp,
+            "{printed}"
+        );
+        assert!(
+            printed.contains("e=Imtp:101 0-15\r\nt=0 0\r\nd=unknown 1\r\n"),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("i=media info\r\nc=IN IP4 1.1.1.1\r\nk=key\r\n"),
+            "{printed}"
         );
     }
 

@@ -36,6 +36,8 @@ mod allow_list;
 mod config;
 mod credentials;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod header;
 mod lockout;
 mod nonce;

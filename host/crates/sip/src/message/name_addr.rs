@@ -312,4 +312,28 @@ mod tests {
         assert_eq!(to.to_string(), "<sip:100@h>;x=1;tag=abc");
         assert!(to.parsed_uri().is_some());
     }
+
+    /// Found by the `sip_header` fuzz target: a parameter with an open
+    /// quote (or `[`) was accepted, and the tag a reply adds after it was
+    /// swallowed by it when read back (the caller's To had no tag).
+    #[test]
+    fn an_unterminated_quoted_parameter_is_refused() {
+        for input in [
+            "<sip:100@h>;x=\"open",
+            "sip:100@h;x=\";tag=1",
+            ");'%%z=\";.",
+            "<sip:100@h>;x=\"a\\\"",
+            "A[g;l=[[[",
+            "<sip:100@h>;maddr=[::1",
+            "<sip:100@h>;x=a]",
+        ] {
+            assert_eq!(NameAddr::parse(input), None, "{input:?}");
+        }
+        assert!(NameAddr::parse("<sip:100@h>;maddr=[::1];x=\"[\"").is_some());
+        let mut to = NameAddr::parse("<sip:100@h>;x=\"a;\\\"b\"").expect("closed quote");
+        assert_eq!(to.param("x"), Some(Some("\"a;\\\"b\"")));
+        to.set_param("tag", Some("t-1"));
+        let again = NameAddr::parse(&to.to_string()).expect("parses");
+        assert_eq!(again.tag(), Some("t-1"));
+    }
 }

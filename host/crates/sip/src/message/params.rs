@@ -53,8 +53,13 @@ pub(crate) fn set(params: &mut Vec<Param>, name: &str, value: Option<String>) {
 }
 
 /// Parses `;a=b;c;d="x;y"` (leading `;` optional). `None` when a parameter
-/// has an empty name or a name that is not a token.
+/// has an empty name or a name that is not a token, or a quoted value, `[`
+/// or `<` does not end: it would swallow any parameter printed after it
+/// (the To tag of our reply, found by fuzzing).
 pub(crate) fn parse(text: &str) -> Option<Vec<Param>> {
+    if !balanced(text) {
+        return None;
+    }
     let mut params = Vec::new();
     for part in split_outside_quotes(text, b';') {
         let part = part.trim();
@@ -75,6 +80,36 @@ pub(crate) fn parse(text: &str) -> Option<Vec<Param>> {
         });
     }
     Some(params)
+}
+
+/// Whether every quoted string in `text` ends (a `\\` escapes the next
+/// byte), and `[...]` and `<...>` outside quotes close in order: the spans
+/// [`split_outside_quotes`] does not split inside.
+fn balanced(text: &str) -> bool {
+    let mut in_quotes = false;
+    let (mut square, mut angle) = (0usize, 0usize);
+    let mut bytes = text.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'\\' if in_quotes => {
+                bytes.next();
+            }
+            b'"' => in_quotes = !in_quotes,
+            _ if in_quotes => {}
+            b'[' => square += 1,
+            b'<' => angle += 1,
+            b']' => match square.checked_sub(1) {
+                Some(depth) => square = depth,
+                None => return false,
+            },
+            b'>' => match angle.checked_sub(1) {
+                Some(depth) => angle = depth,
+                None => return false,
+            },
+            _ => {}
+        }
+    }
+    !in_quotes && square == 0 && angle == 0
 }
 
 /// RFC 3261 §25.1 `token`: what header names, methods and parameter names
