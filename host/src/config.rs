@@ -175,7 +175,9 @@ pub struct GatewaySettings {
     /// answered statelessly (an admitted INVITE gets `503` with
     /// Retry-After) and nothing is kept.
     pub max_transactions: usize,
-    /// Server transactions open at once from one source IP.
+    /// Server transactions open at once from one source IP. A call holds
+    /// two for 32 s after their answer, so a source sending N calls a
+    /// second needs 64·N (the default: 600 CPS from one Five9 edge).
     pub max_transactions_per_source: usize,
     /// How long a DNS look-up (an agent named by host name) may take, in
     /// milliseconds, before the call fails with `503`.
@@ -195,8 +197,8 @@ impl Default for GatewaySettings {
             session_expires_secs: 1800,
             refer_timeout_secs: 8,
             drain_secs: 30,
-            max_transactions: 50_000,
-            max_transactions_per_source: 10_000,
+            max_transactions: 100_000,
+            max_transactions_per_source: 40_000,
             dns_timeout_ms: 2_000,
             dns_cache_secs: 60,
         }

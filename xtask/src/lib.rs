@@ -21,8 +21,8 @@
 mod cargo;
 mod component;
 pub mod demo;
-pub mod peers;
 pub mod fuzz;
+pub mod peers;
 pub mod test;
 
 pub use cargo::{CORE_TARGET, PROFILE, PolicyCrate, crates_in};

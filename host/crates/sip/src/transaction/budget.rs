@@ -8,9 +8,11 @@
 //! ones past these caps; the owner then answers statelessly (or drops the
 //! request), and nothing about it is kept.
 //!
-//! The defaults are sized for a busy trunk: 10,000 per source is 300 calls
-//! a second from one Five9 edge with every transaction held its full 32 s;
-//! 50,000 in all is roughly 100 MB of held messages.
+//! The defaults are sized for a busy trunk. A call leaves two server
+//! transactions held 32 s after their answer (its INVITE, RFC 6026 Timer L,
+//! and its BYE, Timer J), so a source sending N calls a second holds 64·N.
+//! 40,000 per source is 600 calls a second from one Five9 edge; 100,000 in
+//! all is 1,500 a second, a few hundred MB of held messages at most.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -27,8 +29,8 @@ pub struct ServerLimits {
 impl Default for ServerLimits {
     fn default() -> Self {
         ServerLimits {
-            total: 50_000,
-            per_source: 10_000,
+            total: 100_000,
+            per_source: 40_000,
         }
     }
 }
