@@ -333,3 +333,43 @@ fn five9_uac_cancel_takes_the_487_before_the_200_to_its_cancel() {
     peer.wait_for_msg("ACK", LIMIT, is("ACK"));
     five9.wait().assert_passed();
 }
+
+#[test]
+fn agent_uas_takes_a_retransmitted_invite_after_its_200() {
+    let agent_addr = loopback();
+    let peer = UdpPeer::new(agent_addr);
+    let mut agent = Sipp::new("agent_uas.xml", agent_addr)
+        .timeout(Duration::from_secs(15))
+        .pause(Duration::from_millis(300))
+        .spawn();
+    agent.wait_ready(LIMIT);
+    let me = peer.me;
+    let sdp = format!(
+        "v=0\r\no=gw 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+         m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        ip = me.ip()
+    );
+    let invite = format!(
+        "INVITE sip:agent@{agent_addr} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-gw-inv-1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:five9@{me}>;tag=gw-a\r\nTo: <sip:agent@{agent_addr}>\r\n\
+         Call-ID: {}\r\nCSeq: 1 INVITE\r\nContact: <sip:gw@{me}>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        support::unique("agent-call"),
+        sdp.len()
+    );
+    peer.send(&invite);
+    let ok200 = peer.wait_for_msg("200", LIMIT, |m| m.status() == Some(200));
+    // Our INVITE again, as if its retransmission had crossed the 200.
+    peer.send(&invite);
+    let to = ok200.header("To").expect("To").to_owned();
+    let ack = format!(
+        "ACK sip:agent@{agent_addr} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-gw-ack-1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:five9@{me}>;tag=gw-a\r\nTo: {to}\r\n\
+         Call-ID: {}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+        ok200.header("Call-ID").expect("Call-ID")
+    );
+    peer.send(&ack);
+    let bye = peer.wait_for_msg("BYE", LIMIT, is("BYE"));
+    peer.send(&ok(&bye));
+    agent.wait().assert_passed();
+}
