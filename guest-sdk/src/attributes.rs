@@ -244,6 +244,38 @@ impl<'a> IntoIterator for &'a Attributes {
     }
 }
 
+/// An attribute value read back as the JSON its setter sent.
+///
+/// Attribute values are text. The control API and the WebSocket agents'
+/// `set_attributes` keep a JSON string as its text and write any other JSON
+/// value (number, boolean, object, array) as compact JSON text: `0.92`,
+/// `true`, `{"a":[1]}`. This reads such text back as that value: text that
+/// parses as a JSON number, boolean, object or array *and prints back
+/// exactly as it is* is that value; anything else is a string. So `0.92`
+/// is a number while `000123` (a JSON number can't start with zeros),
+/// `1e3` and `12345678901234567890123` (which would not print back the
+/// same) stay strings, and nothing is ever rounded. A string of digits
+/// that must stay a string (an account number) belongs in a JSON object
+/// attribute such as `five9.metadata`, where its quotes say so.
+///
+/// ```
+/// use trunkline_guest_sdk::{attributes::json_value, json};
+/// assert_eq!(json_value("0.92"), json!(0.92));
+/// assert_eq!(json_value("true"), json!(true));
+/// assert_eq!(json_value(r#"{"k":[1]}"#), json!({"k": [1]}));
+/// assert_eq!(json_value("billing"), json!("billing"));
+/// assert_eq!(json_value("000123"), json!("000123"));
+/// assert_eq!(json_value("1e3"), json!("1e3"));
+/// assert_eq!(json_value("12345678901234567890123"), json!("12345678901234567890123"));
+/// assert_eq!(json_value(r#""quoted""#), json!(r#""quoted""#));
+/// ```
+pub fn json_value(text: &str) -> serde_json::Value {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(v) if !v.is_string() && !v.is_null() && *text == *v.to_string() => v,
+        _ => serde_json::Value::String(text.to_owned()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,37 +330,5 @@ mod tests {
         assert_eq!(attrs.with_prefix("meta.").collect::<Vec<_>>(), [("b", "3")]);
         let borrowed: Vec<_> = (&attrs).into_iter().collect();
         assert_eq!(borrowed, [("x", "2"), ("meta.b", "3")]);
-    }
-}
-
-/// An attribute value read back as the JSON its setter sent.
-///
-/// Attribute values are text. The control API and the WebSocket agents'
-/// `set_attributes` keep a JSON string as its text and write any other JSON
-/// value (number, boolean, object, array) as compact JSON text: `0.92`,
-/// `true`, `{"a":[1]}`. This reads such text back as that value: text that
-/// parses as a JSON number, boolean, object or array *and prints back
-/// exactly as it is* is that value; anything else is a string. So `0.92`
-/// is a number while `000123` (a JSON number can't start with zeros),
-/// `1e3` and `12345678901234567890123` (which would not print back the
-/// same) stay strings, and nothing is ever rounded. A string of digits
-/// that must stay a string (an account number) belongs in a JSON object
-/// attribute such as `five9.metadata`, where its quotes say so.
-///
-/// ```
-/// use trunkline_guest_sdk::{attributes::json_value, json};
-/// assert_eq!(json_value("0.92"), json!(0.92));
-/// assert_eq!(json_value("true"), json!(true));
-/// assert_eq!(json_value(r#"{"k":[1]}"#), json!({"k": [1]}));
-/// assert_eq!(json_value("billing"), json!("billing"));
-/// assert_eq!(json_value("000123"), json!("000123"));
-/// assert_eq!(json_value("1e3"), json!("1e3"));
-/// assert_eq!(json_value("12345678901234567890123"), json!("12345678901234567890123"));
-/// assert_eq!(json_value(r#""quoted""#), json!(r#""quoted""#));
-/// ```
-pub fn json_value(text: &str) -> serde_json::Value {
-    match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(v) if !v.is_string() && !v.is_null() && v.to_string() == text => v,
-        _ => serde_json::Value::String(text.to_owned()),
     }
 }
