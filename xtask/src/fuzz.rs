@@ -47,6 +47,8 @@ pub const DEFAULT_SECS: u64 = 20;
 /// What one run of a target showed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
+    /// Seconds the run took (less than asked when it crashed).
+    pub secs: u64,
     /// libFuzzer's `stat::number_of_executed_units`.
     pub executions: u64,
     /// The last `cov:` (edges covered).
@@ -199,9 +201,11 @@ fn run_target(dirs: &Dirs, target: &str, secs: u64) -> Result<Report> {
         "-print_final_stats=1".into(),
         format!("-artifact_prefix={}/", artifacts.display()),
     ];
-    let output = cargo_fuzz_output(dirs, &args, &libfuzzer)?;
+    let started = Instant::now();
+    let output = fuzz_binary_output(dirs, &args, &libfuzzer)?;
     std::fs::write(&log, &output.1).with_context(|| format!("writing {}", log.display()))?;
     let mut report = parse_output(&output.1);
+    report.secs = started.elapsed().as_secs();
     if !output.0 && report.crash.is_none() {
         bail!(
             "fuzzing {target} failed without a crash input; see {}",
@@ -273,23 +277,42 @@ fn cargo_fuzz(dirs: &Dirs, args: &[&str], libfuzzer: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Runs `cargo fuzz run ARGS -- LIBFUZZER`, collecting its output (libFuzzer
-/// reports on stderr); returns whether it exited 0, and the output.
-fn cargo_fuzz_output(
+/// Runs the built target binary on `args` with libFuzzer's options,
+/// collecting its output (libFuzzer reports on stderr); returns whether it
+/// exited 0, and the output. The binary is run directly rather than through
+/// `cargo fuzz run`, so the seconds reported are fuzzing, never a rebuild.
+fn fuzz_binary_output(
     dirs: &Dirs,
     args: &[String],
     libfuzzer: &[String],
 ) -> Result<(bool, Vec<u8>)> {
-    let output = fuzz_command(dirs, "run")
-        .args(args)
-        .arg("--")
+    let (target, inputs) = args.split_first().context("no target")?;
+    let binary = built_binary(dirs, target)?;
+    let output = Command::new(&binary)
+        .args(inputs)
         .args(libfuzzer)
+        .current_dir(workspace_root())
         .stdin(Stdio::null())
         .output()
-        .context("running cargo fuzz run")?;
+        .with_context(|| format!("running {}", binary.display()))?;
     let mut text = output.stdout;
     text.extend_from_slice(&output.stderr);
     Ok((output.status.success(), text))
+}
+
+/// `target/fuzz/<host triple>/release/TARGET`, as `cargo fuzz build` left it.
+fn built_binary(dirs: &Dirs, target: &str) -> Result<PathBuf> {
+    let entries = std::fs::read_dir(&dirs.target)
+        .with_context(|| format!("reading {}", dirs.target.display()))?;
+    entries
+        .filter_map(|e| e.ok().map(|e| e.path().join("release").join(target)))
+        .find(|p| p.is_file())
+        .with_context(|| {
+            format!(
+                "no built binary for {target} under {}",
+                dirs.target.display()
+            )
+        })
 }
 
 /// Installs cargo-fuzz from crates.io when `cargo fuzz` is not there.

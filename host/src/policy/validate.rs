@@ -96,7 +96,11 @@ fn headers(hs: &[Header]) -> Result<(), DecisionError> {
         if h.name.is_empty() || !h.name.bytes().all(is_token_byte) {
             return invalid(format!("header name {:?} is not an RFC 3261 token", h.name));
         }
-        if HOST_OWNED.contains(&h.name.to_ascii_lowercase().as_str()) {
+        // Compact forms too: `t` is To. The dialog refuses them, so an
+        // outcome with one lost its BYE (found by fuzzing), and the agent's
+        // INVITE would have carried a second To.
+        let long = trunkline_sip::rfc::expand_compact(&h.name).unwrap_or(&h.name);
+        if HOST_OWNED.contains(&long.to_ascii_lowercase().as_str()) {
             return invalid(format!("header `{}` is owned by the host", h.name));
         }
         if h.value.len() > MAX_HEADER_VALUE {
@@ -268,6 +272,21 @@ mod tests {
                 connect("sip:a@h", vec![h("Call-ID", "x")]),
                 Some("owned by the host"),
             ),
+            // Found by the policy_answer fuzz target: compact forms of
+            // host-owned headers passed, and the dialog then refused the BYE.
+            (
+                connect("sip:a@h", vec![h("t", "<sip:x@evil>")]),
+                Some("owned by the host"),
+            ),
+            (
+                connect("sip:a@h", vec![h("I", "second-call-id")]),
+                Some("owned by the host"),
+            ),
+            (
+                connect("sip:a@h", vec![h("r", "<sip:x@evil>")]),
+                Some("owned by the host"),
+            ),
+            (connect("sip:a@h", vec![h("s", "a subject")]), None),
             (
                 connect("sip:a@h", vec![h("X-Big", &"a".repeat(5000))]),
                 Some("max 4096"),
@@ -314,6 +333,10 @@ mod tests {
     fn outcomes() {
         let cases: Vec<(Outcome, Option<&str>)> = vec![
             (outcome(Transfer::Bye, vec![h("X-contained", "true")]), None),
+            (
+                outcome(Transfer::Bye, vec![h("v", "SIP/2.0/UDP 203.0.113.9")]),
+                Some("owned by the host"),
+            ),
             (
                 outcome(
                     Transfer::Refer("sip:sales@five9.example.com".into()),

@@ -136,7 +136,7 @@ fn check_added(base: &SipMessage, built: &SipMessage, headers: &[Header]) {
             again
                 .headers()
                 .iter()
-                .any(|line| line.name == h.name && line.value == h.value.trim()),
+                .any(|line| line.is(&h.name) && line.value == h.value.trim()),
             "{h:?} is not on the wire"
         );
     }

@@ -403,4 +403,28 @@ mod tests {
         );
         assert_eq!(reply.call_id(), Err(ParseError::MissingHeader("Call-ID")));
     }
+
+    /// Found by the `sip_datagram` fuzz target: a bare CR inside a header
+    /// line was kept, and the 400 copied it back (`To: a\rFrom: x` reads
+    /// as two lines to a peer that splits on CR).
+    #[test]
+    fn a_bare_cr_in_a_header_line_is_a_400_that_does_not_echo_it() {
+        let text = "INVITE sip:100@10.0.0.1 SIP/2.0\r\n\
+            Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK1\r\n\
+            From: <sip:a@x>;tag=1\r\n\
+            To: <sip:100@10.0.0.1>\rX-Injected: 1\r\n\
+            Call-ID: abc\r\n\
+            CSeq: 1 INVITE\r\n\
+            Content-Length: 0\r\n\r\n";
+        let malformed = parse_datagram(text.as_bytes(), &limits(4096)).expect_err("refused");
+        assert_eq!(malformed.error, ParseError::InvalidHeaderLine);
+        let reply = malformed.reply.expect("answered");
+        assert_eq!(reply.status_code(), Some(400));
+        let printed = reply.to_bytes();
+        assert!(
+            !printed.windows(2).any(|w| w[0] == b'\r' && w[1] != b'\n'),
+            "bare CR echoed"
+        );
+        assert!(!String::from_utf8_lossy(&printed).contains("X-Injected"));
+    }
 }

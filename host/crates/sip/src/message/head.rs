@@ -99,6 +99,13 @@ pub(crate) fn parse_head(head: &[u8]) -> Result<Head, ParseError> {
             // line, or a test's trailing CRLF): nothing to read.
             continue;
         }
+        if line.contains(&b'\r') {
+            // A bare CR ends the line for some parsers and not for others:
+            // kept, it went back out in our replies (`To: a\rFrom: x`, found
+            // by fuzzing) as a line of our own to whoever splits on it.
+            bad_line.get_or_insert(ParseError::InvalidHeaderLine);
+            continue;
+        }
         if line.first().is_some_and(|&b| b == b' ' || b == b'\t') {
             let more = String::from_utf8_lossy(line);
             let more = more.trim();

@@ -140,12 +140,21 @@ impl StreamFramer {
         let max = self.limits.max_message_size;
         let Some((head_len, body_start)) = find_head_end(&self.buf, self.scanned.saturating_sub(2))
         else {
-            if self.buf.len() > max {
+            // Past `max` by more than a partial blank line (`\r\n\r` of its
+            // `\r\n\r\n`), the headers themselves are too long.
+            if self.buf.len() > max + 3 {
                 return Err(self.fatal(None, ParseError::TooLarge { limit: max }));
             }
             self.scanned = self.buf.len();
             return Ok(None);
         };
+        if head_len > max {
+            // The same answer as when these headers arrive in pieces and the
+            // buffer fills before their end: none, whatever the segmenting
+            // (a 513 came back only when they arrived whole; found by
+            // fuzzing).
+            return Err(self.fatal(None, ParseError::TooLarge { limit: max }));
+        }
         let (message, bad_line) = match parse_head_only(&self.buf[..head_len], true) {
             Ok(parsed) => parsed,
             Err(malformed) => return Err(self.fatal(None, malformed.error)),
@@ -436,5 +445,41 @@ mod tests {
             }
         }
         assert_eq!(popped.map(|m| m.body().len()), Some(body.len()));
+    }
+
+    /// Found by the `sip_stream` fuzz target: headers longer than the
+    /// limit got a 513 when they arrived in one segment and none (only the
+    /// close) when they trickled in. Now neither way answers, and headers
+    /// within the limit get the same 513 either way.
+    #[test]
+    fn oversized_headers_are_answered_the_same_whatever_the_segmenting() {
+        let outcome = |text: &str, chunk: usize| {
+            let mut framer = StreamFramer::new(limits(256));
+            for piece in text.as_bytes().chunks(chunk) {
+                framer.push(piece);
+                match framer.pop() {
+                    Ok(None) => {}
+                    Ok(Some(_)) => return "message".to_string(),
+                    Err(m) => return format!("{:?} close={}", reply_line(&m), m.close_connection),
+                }
+            }
+            "waiting".to_string()
+        };
+        let long_head = format!(
+            "{HEAD}X-Pad: {}\r\nContent-Length: 0\r\n\r\n",
+            "p".repeat(300)
+        );
+        // Headers of exactly the limit, a body that does not fit.
+        let head = format!("{HEAD}Content-Length: 10\r\nX-Pad: ");
+        let fits = format!(
+            "{head}{}\r\n\r\n0123456789",
+            "p".repeat(256 - 4 - head.len())
+        );
+        for text in [long_head, fits] {
+            let whole = outcome(&text, text.len());
+            for chunk in [1, 2, 3, 7, 64] {
+                assert_eq!(outcome(&text, chunk), whole, "chunks of {chunk}");
+            }
+        }
     }
 }
