@@ -2,6 +2,8 @@
 //! answers are checked before they reach the wire, and a broken answer is
 //! treated like a trap (fallback, logged, counted).
 
+use trunkline_sip::message::{NameAddr, Scheme};
+
 use super::error::DecisionError;
 use super::{Decision, Header, Outcome, Transfer};
 
@@ -155,7 +157,14 @@ fn refer_target(uri: &str) -> Result<(), DecisionError> {
         r.split_once('@')
             .is_some_and(|(user, host)| !user.is_empty() && host_part(host))
     });
+    // And what the dialog will put in Refer-To must read as a sip: URI
+    // with a user: otherwise the REFER is never built and Five9 gets a BYE
+    // while the outcome says "refer" (found by fuzzing).
+    let readable = NameAddr::parse(uri)
+        .and_then(|n| n.parsed_uri())
+        .is_some_and(|u| matches!(u.scheme, Scheme::Sip | Scheme::Sips) && u.user.is_some());
     if !fully_qualified
+        || !readable
         || uri
             .bytes()
             .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
@@ -353,6 +362,12 @@ mod tests {
             ),
             (
                 outcome(Transfer::Refer("sip:1234".into()), vec![]),
+                Some("fully qualified"),
+            ),
+            // Found by the policy_answer fuzz target: passed the check, but
+            // the dialog could not read it, so no REFER was sent.
+            (
+                outcome(Transfer::Refer("sip:w~@~\u{e9}#x.example".into()), vec![]),
                 Some("fully qualified"),
             ),
             (
