@@ -22,6 +22,9 @@ const HOST_OWNED: &[&str] = &[
     "route",
     "record-route",
     "refer-to",
+    // The host writes it on the REFER, and the dialog refuses a second one
+    // (the REFER then never went out; found by fuzzing).
+    "referred-by",
     "authorization",
     "proxy-authorization",
     "www-authenticate",
@@ -344,6 +347,13 @@ mod tests {
             (outcome(Transfer::Bye, vec![h("X-contained", "true")]), None),
             (
                 outcome(Transfer::Bye, vec![h("v", "SIP/2.0/UDP 203.0.113.9")]),
+                Some("owned by the host"),
+            ),
+            (
+                outcome(
+                    Transfer::Refer("sip:sales@five9.example.com".into()),
+                    vec![h("b", "<sip:policy@example.com>")],
+                ),
                 Some("owned by the host"),
             ),
             (
