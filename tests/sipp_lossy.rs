@@ -229,6 +229,45 @@ fn bench_uac_survives_a_late_180() {
 }
 
 #[test]
+fn bench_uac_survives_a_180_during_its_pause() {
+    let (late, pause) = (Duration::from_millis(200), Duration::from_millis(600));
+    late_180_then_caller_bye("bench_uac.xml", late, pause).assert_passed();
+}
+
+/// The soak's "media-timeout" calls: the bench UAC's BYE is lost and a
+/// retransmission of our INVITE 200 (its ACK lost too) reaches SIPp first.
+/// SIPp must ACK that 200 again and keep retransmitting its BYE until the
+/// BYE itself is answered; it used to take the INVITE's 200 for the BYE's,
+/// call the call done, and leave the gateway holding it for 30 s.
+#[test]
+fn bench_uac_does_not_take_a_retransmitted_invite_200_for_its_bye_200() {
+    let five9_addr = loopback();
+    let peer = UdpPeer::new(five9_addr);
+    let mut five9 = Sipp::new("bench_uac.xml", five9_addr)
+        .remote(peer.me)
+        .timeout(Duration::from_secs(15))
+        .pause(Duration::from_millis(100))
+        .spawn();
+    five9.wait_ready(LIMIT);
+    let invite = peer.wait_for_msg("INVITE", LIMIT, is("INVITE"));
+    let answered = answer(&invite, "200 OK", &peer);
+    peer.send(&answered);
+    peer.wait_for_msg("ACK", LIMIT, is("ACK"));
+    let first_bye = peer.wait_for_msg("BYE", LIMIT, is("BYE"));
+    // The BYE "lost": the 200 to the INVITE comes again instead.
+    peer.send(&answered);
+    peer.wait_for_msg("the ACK again", LIMIT, is("ACK"));
+    let again = peer.wait_for_msg(
+        "the BYE retransmitted (SIPp took the INVITE's 200 for the BYE's)",
+        Duration::from_secs(2),
+        is("BYE"),
+    );
+    assert_eq!(again.header("CSeq"), first_bye.header("CSeq"));
+    peer.send(&ok(&again));
+    five9.wait().assert_passed();
+}
+
+#[test]
 fn five9_uac_reinvite_survives_a_late_180_and_a_retransmitted_200() {
     let five9_addr = loopback();
     let peer = UdpPeer::new(five9_addr);
