@@ -1,5 +1,6 @@
-//! SIP digest authentication, server side (RFC 3261 §22, RFC 2617, RFC 7616,
-//! RFC 8760), and IP allow-lists: how a trunk admits a peer.
+//! SIP digest authentication (RFC 3261 §22, RFC 2617, RFC 7616, RFC 8760):
+//! the server side and IP allow-lists, how a trunk admits a peer; and the
+//! client side, how an outbound leg answers a trunk's challenge.
 //!
 //! The gateway challenges inbound requests with a 401 (or 407) carrying one
 //! challenge per configured algorithm, SHA-256 before MD5, each with
@@ -16,6 +17,7 @@
 //! # Layout
 //! - `config`: [`DigestConfig`] (realm, algorithms, lifetimes, limits) and
 //!   [`ChallengeKind`] (401 or 407).
+//! - `client`: [`DigestClient`]: answering 401/407 on outbound requests.
 //! - `server`: [`DigestAuth`]: challenges and the verification of answers.
 //! - `rules`: [`Verification`], [`Failure`], the `uri` and `nc` rules.
 //! - `admission`: [`DigestAuth::admit`]: challenge, admit, or 403 after
@@ -33,6 +35,7 @@
 mod admission;
 mod algorithm;
 mod allow_list;
+mod client;
 mod config;
 mod credentials;
 mod error;
@@ -51,6 +54,10 @@ pub use crate::log_budget::{LogBudget, LogPermit};
 pub use admission::{Admission, Locked, Rejection};
 pub use algorithm::{Algorithm, ha1};
 pub use allow_list::{Cidr, IpAllowList};
+pub use client::{
+    AuthFailure, Authorization, ChallengeError, ChallengeStatus, DigestChallenge, DigestClient,
+    RequestLine, os_cnonce, split_challenges,
+};
 pub use config::{ChallengeKind, DigestConfig};
 pub use credentials::{CredentialStore, Credentials, Secret};
 pub use error::{CidrError, ConfigError, CredentialsError, KeyError, SecretError};
