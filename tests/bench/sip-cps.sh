@@ -22,6 +22,12 @@
 # CPU is read from /proc/PID/stat before the step and SETTLE_S seconds after
 # the UAC ends, so transaction clean-up timers are counted too.
 #
+# Burst or steady state: a finished call's transactions stay 32 s (RFC 3261
+# Timer J, RFC 6026 Timer L), so a step of 5,000 calls (5 s at 1,000 CPS)
+# measures a target whose tables are still filling. The rate a target holds
+# for minutes (what tests/bench/soak.sh runs at) needs steps longer than
+# that: CALLS of at least 40 x the rate (CALLS=30000 for rates up to 750).
+#
 # Environment (defaults):
 #   RATES="250 500 750 1000 1250 1500 2000 2500 3000"  calls per second
 #   CALLS=5000  HOLD_MS=100  MAX_FAIL_PCT=0.1  MIN_ACHIEVED_PCT=90  SETTLE_S=6
