@@ -796,6 +796,101 @@ fn udp_200_is_retransmitted_until_the_ack_then_stops() {
     agent.wait().assert_passed();
 }
 
+/// A caller that never ACKs our 200 OK (RFC 3261 §13.3.1.4): the copies
+/// stop after 64*T1 and the call is ended with a BYE to both legs, rather
+/// than held open. T1 is 20 ms here, so that is 1.28 s.
+#[test]
+fn udp_200_never_acked_ends_the_call_with_a_bye_after_64_t1() {
+    let agent_addr = loopback();
+    let gw = Gateway::start_with(
+        "route-reason",
+        &format!("default_agent = \"sip:agent@{agent_addr}\""),
+        "",
+        "t1_ms = 20",
+    );
+    let mut agent = Sipp::new("agent_uas_wait_bye.xml", agent_addr).spawn();
+    agent.wait_ready(SOON);
+    let peer = UdpPeer::new(gw.sip);
+    let c = Ctx::new(peer.me, gw.sip);
+    peer.send(&invite(&c, &sdp(peer.me, &[0, 8])));
+    let (ok, _) = peer.wait_for("200 OK", Duration::from_secs(10), |m| {
+        m.status().is_some_and(|s| s >= 200)
+    });
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    let first = Instant::now();
+    let (bye, before) = peer.wait_for("BYE once the 200 was given up", SOON, |m| {
+        m.method() == Some("BYE")
+    });
+    let waited = first.elapsed();
+    let copies = before.iter().filter(|m| **m == ok).count();
+    // T1 = 20 ms: copies at 20, 60, 140, 300, 620 and 1,260 ms.
+    assert!(
+        (3..=8).contains(&copies),
+        "{copies} copies of the 200 before giving up: {before:#?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(1200),
+        "the BYE waited for the retransmissions to give up: {waited:?}"
+    );
+    peer.send(&reply_to(&bye, "200 OK"));
+    agent.wait().assert_passed();
+    let after = peer.collect(Duration::from_millis(600));
+    assert!(
+        after
+            .iter()
+            .all(|(_, m)| m.status() != Some(200) || m.cseq_method() != Some("INVITE")),
+        "no 200 to the INVITE after giving up: {after:#?}"
+    );
+}
+
+/// Over TCP nothing is re-sent (the transport is reliable), but a caller
+/// that never ACKs must not hold the call either: after 64*T1 the gateway
+/// ends it with a BYE on the same connection.
+#[test]
+fn tcp_200_never_acked_ends_the_call_with_a_bye_after_64_t1() {
+    let agent_addr = loopback();
+    let gw = Gateway::start_with(
+        "route-reason",
+        &format!("default_agent = \"sip:agent@{agent_addr}\""),
+        "",
+        "t1_ms = 20",
+    );
+    let mut agent = Sipp::new("agent_uas_wait_bye.xml", agent_addr).spawn();
+    agent.wait_ready(SOON);
+    let mut peer = TcpPeer::connect(gw.sip);
+    let c = Ctx::new(peer.me(), gw.sip);
+    let text = invite(&c, &sdp(peer.me(), &[0, 8]))
+        .replace("SIP/2.0/UDP", "SIP/2.0/TCP")
+        .replace(
+            &format!("<sip:five9@{}>", peer.me()),
+            &format!("<sip:five9@{};transport=tcp>", peer.me()),
+        );
+    peer.write(text.as_bytes());
+    let started = Instant::now();
+    let mut ok = None;
+    let bye = loop {
+        let m = peer
+            .next(Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("no BYE {:?} after the INVITE", started.elapsed()));
+        match (m.status(), m.method()) {
+            (Some(200), _) => {
+                assert!(ok.is_none(), "a 200 re-sent over TCP: {m:?}");
+                ok = Some(Instant::now());
+            }
+            (_, Some("BYE")) => break m,
+            _ => {}
+        }
+    };
+    let ok = ok.expect("a 200 OK before the BYE");
+    assert!(
+        ok.elapsed() >= Duration::from_millis(1200),
+        "the BYE waited 64*T1 for the ACK: {:?}",
+        ok.elapsed()
+    );
+    peer.write(reply_to(&bye, "200 OK").as_bytes());
+    agent.wait().assert_passed();
+}
+
 #[test]
 fn retransmitted_invite_gets_the_last_provisional_and_makes_no_second_call() {
     let agent_addr = loopback();

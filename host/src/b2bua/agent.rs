@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use trunkline_sip::dialog::{self, Dialog, DialogId, SessionTimer, UasTimer};
+use trunkline_sip::leg::{LegFailure, OkRetransmit, OkStep};
 use trunkline_sip::message::SipMessage;
 use trunkline_sip::transaction::{Event, TransactionKey};
 
@@ -12,18 +13,6 @@ use super::gateway::{CallTimer, Gateway, GatewayEvent};
 use super::wire::Wire;
 use crate::policy::EndReason;
 use crate::transport::TransportKind;
-
-/// The caller's status for an agent's failure: Five9 branches on a few
-/// well-known codes.
-fn caller_status_for(agent_status: u16) -> u16 {
-    match agent_status {
-        486 | 600 | 603 => 486,
-        408 => 408,
-        401 | 407 => 503,
-        500..=599 => 503,
-        _ => 480,
-    }
-}
 
 impl Gateway {
     pub(crate) fn on_call_tx_event(
@@ -53,18 +42,21 @@ impl Gateway {
                 101..=199 => self.on_agent_progress(key, &response),
                 200..=299 => self.on_agent_answer(key, &response),
                 _ => {
-                    tracing::info!(call_id = %call.id(), status, "agent refused the call");
-                    self.fail_before_answer(key, caller_status_for(status));
+                    let failure = LegFailure::from_status(status, false);
+                    tracing::info!(call_id = %call.id(), status, %failure, "agent refused the call");
+                    self.fail_before_answer(key, failure.caller_status());
                 }
             },
             Event::Timeout(_) if is_agent_invite => {
-                tracing::info!(call_id = %call.id(), "agent did not answer the INVITE");
-                self.fail_before_answer(key, 408);
+                let failure = LegFailure::timed_out();
+                tracing::info!(call_id = %call.id(), %failure, "agent did not answer the INVITE");
+                self.fail_before_answer(key, failure.caller_status());
             }
             Event::TransportError if is_agent_invite => {
                 // RFC 3261 §8.1.3.1: a transport failure counts as a 503.
-                tracing::warn!(call_id = %call.id(), "agent unreachable (connection or TLS failed)");
-                self.fail_before_answer(key, 503);
+                let failure = LegFailure::unreachable();
+                tracing::warn!(call_id = %call.id(), %failure, "agent unreachable (connection or TLS failed)");
+                self.fail_before_answer(key, failure.caller_status());
             }
             Event::Ack(_) if leg == Leg::Caller => self.caller_acked(key),
             Event::Response { status, .. } if is_refer && status >= 300 => {
@@ -207,43 +199,62 @@ impl Gateway {
         let _ = self
             .table
             .send_response(now, &call.caller_tx, 200, wire.clone());
-        let unreliable = wire.target.kind == TransportKind::Udp;
-        call.caller_ok = Some(wire);
         call.phase = Phase::Connected;
         call.answered = Some((now, std::time::SystemTime::now()));
         tracing::info!(call_id = %call.id(), "call connected");
         self.calls.insert(key, call);
-        if unreliable {
-            self.arm(key, self.timer_config.t1, CallTimer::Retransmit200(1));
-        }
+        self.await_caller_ack(key, wire);
         let max = Duration::from_secs(self.config.gateway.max_call_secs);
         self.arm(key, max, CallTimer::MaxDuration);
         self.arm_session(key);
     }
 
-    /// Our 2xx to the caller again (UDP), until the ACK or 64*T1.
-    pub(crate) fn retransmit_200(&mut self, key: CallKey, n: u32) {
-        let t1 = self.timer_config.t1;
-        let Some(call) = self.calls.get(&key) else {
+    /// Our 2xx to the caller's INVITE is out: it is re-sent over UDP
+    /// until the ACK comes (`OkRetransmit`), and what would overtake that
+    /// ACK (our BYE) waits for it. Over TCP/TLS nothing is re-sent, but the
+    /// wait still ends after 64*T1, so a caller that never ACKs cannot hold
+    /// the call.
+    pub(crate) fn await_caller_ack(&mut self, key: CallKey, ok: Wire) {
+        let schedule = OkRetransmit::new(Instant::now(), &self.timer_config);
+        let next = schedule.poll_timeout();
+        let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let Some(ok) = call.caller_ok.clone() else {
-            return;
-        };
-        let elapsed: Duration = (0..n)
-            .map(|i| (t1 * 2u32.pow(i.min(16))).min(self.timer_config.t2))
-            .sum();
-        if elapsed >= t1 * 64 {
-            tracing::warn!(call_id = %call.id(), "caller never ACKed our 200 OK; ending the call");
-            // §13.3.1.4: without the ACK the dialog is to be ended with a
-            // BYE; a held outcome goes out now, else the call ends here.
-            self.end_call(key, EndReason::Error);
-            self.caller_acked(key);
-            return;
+        call.caller_ok = Some((ok, schedule));
+        if let Some(at) = next {
+            self.timers.arm(at, key, CallTimer::Retransmit200);
         }
-        self.send_now(ok);
-        let next = (t1 * 2u32.pow(n.min(16))).min(self.timer_config.t2);
-        self.arm(key, next, CallTimer::Retransmit200(n + 1));
+    }
+
+    /// The 2xx retransmission timer is due: our 2xx again (UDP), or the
+    /// end of the wait for the ACK.
+    pub(crate) fn retransmit_200(&mut self, key: CallKey) {
+        let now = Instant::now();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some((ok, schedule)) = call.caller_ok.as_mut() else {
+            return; // ACKed meanwhile: a stale timer.
+        };
+        match schedule.handle_timeout(now) {
+            None => {}
+            Some(OkStep::Resend) => {
+                let (ok, next) = (ok.clone(), schedule.poll_timeout());
+                if ok.target.kind == TransportKind::Udp {
+                    self.send_now(ok);
+                }
+                if let Some(at) = next {
+                    self.timers.arm(at, key, CallTimer::Retransmit200);
+                }
+            }
+            Some(OkStep::GiveUp) => {
+                tracing::warn!(call_id = %call.id(), "caller never ACKed our 200 OK; ending the call");
+                // §13.3.1.4: without the ACK the dialog is to be ended with
+                // a BYE; a held outcome goes out now, else the call ends here.
+                self.end_call(key, EndReason::Error);
+                self.caller_acked(key);
+            }
+        }
     }
 
     /// The ACK for a 2xx (end to end, new branch): the caller confirms.

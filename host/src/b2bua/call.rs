@@ -63,8 +63,9 @@ pub(crate) struct Call {
     /// Our To tag toward the caller (chosen before answering).
     pub(crate) caller_tag: String,
     pub(crate) caller_dialog: Option<Dialog>,
-    /// Our 200 OK to the caller, retransmitted over UDP until the ACK.
-    pub(crate) caller_ok: Option<Wire>,
+    /// Our 200 OK to the caller and its schedule: re-sent over UDP until
+    /// the ACK, which our BYE must not overtake.
+    pub(crate) caller_ok: Option<(Wire, trunkline_sip::leg::OkRetransmit)>,
     /// Whether the caller is still on the line (no BYE/CANCEL from them).
     pub(crate) caller_up: bool,
     /// Where the admitted INVITE came from (address, TCP/TLS connection):

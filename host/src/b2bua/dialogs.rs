@@ -6,11 +6,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use trunkline_sip::dialog::{self, DialogId, Incoming};
-use trunkline_sip::message::{Host, Method, SipMessage, Uri};
+use trunkline_sip::message::{Host, Method, SipMessage};
 use trunkline_sip::transaction::{Reliability, TransactionKey};
 
 use super::call::{Leg, Phase, policy_headers};
-use super::gateway::{CallTimer, Gateway};
+use super::gateway::Gateway;
 use super::peers::Origin;
 use super::wire::Wire;
 use crate::policy::EndReason;
@@ -186,11 +186,13 @@ impl Gateway {
                 }
                 self.arm_session(call_key);
                 self.respond(now, key, reliability, &to, reply.clone(), is_invite);
-                if is_invite && ok_2xx && leg == Leg::Caller && to.kind == TransportKind::Udp {
-                    if let (Some(call), Some(r)) = (self.calls.get_mut(&call_key), reply) {
-                        call.caller_ok = Some(Wire::new(to, r));
-                    }
-                    self.arm(call_key, self.timer_config.t1, CallTimer::Retransmit200(1));
+                if is_invite
+                    && ok_2xx
+                    && leg == Leg::Caller
+                    && to.kind == TransportKind::Udp
+                    && let Some(r) = reply
+                {
+                    self.await_caller_ack(call_key, Wire::new(to, r));
                 }
             }
             Ok(Incoming::Refer { .. }) => {
@@ -215,29 +217,9 @@ impl Gateway {
     /// Request-URI, when that names an IP address; else where the dialog's
     /// peer was reached before.
     pub(crate) fn target_for(&self, request: &SipMessage, fallback: &Target) -> Target {
-        // A loose router (`;lr`) first in the route set is the next hop; a
-        // strict one was moved into the Request-URI by the dialog
-        // (RFC 3261 §12.2.1.1), which is then the next hop.
-        let route_uri = request
-            .header("Route")
-            .and_then(|r| r.split(',').next())
-            .map(|r| {
-                r.trim()
-                    .trim_start_matches('<')
-                    .split('>')
-                    .next()
-                    .unwrap_or("")
-                    .to_owned()
-            })
-            .filter(|uri| {
-                uri.split(';').skip(1).any(|p| {
-                    p.trim().eq_ignore_ascii_case("lr")
-                        || p.trim().to_ascii_lowercase().starts_with("lr=")
-                })
-            });
-        let uri_text =
-            route_uri.unwrap_or_else(|| request.request_uri().unwrap_or_default().to_owned());
-        let Some(uri) = Uri::parse(&uri_text) else {
+        // The first loose Route, else the Request-URI (a strict router
+        // was moved there by the dialog, §12.2.1.1).
+        let Some(uri) = trunkline_sip::leg::next_hop(request) else {
             return fallback.clone();
         };
         let ip = match &uri.host {

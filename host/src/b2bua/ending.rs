@@ -327,7 +327,7 @@ impl Gateway {
             return;
         };
         match timer {
-            CallTimer::Retransmit200(n) => self.retransmit_200(key, n),
+            CallTimer::Retransmit200 => self.retransmit_200(key),
             CallTimer::RingTimeout if call.phase == Phase::Calling => {
                 tracing::info!(call_id = %call.id(), "agent rang too long");
                 self.fail_before_answer(key, 480);

@@ -19,8 +19,8 @@ use super::call::CallKey;
 /// Timers the calls own (the transactions own theirs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum CallTimer {
-    /// Re-send our 2xx to the caller until the ACK (UDP), `n`-th time.
-    Retransmit200(u32),
+    /// Our 2xx to the caller may be due again (its `OkRetransmit` says).
+    Retransmit200,
     /// The agent rang too long.
     RingTimeout,
     /// The call reached the maximum duration.
@@ -146,7 +146,7 @@ mod tests {
             timers.arm(
                 t0 + Duration::from_millis(500),
                 key,
-                CallTimer::Retransmit200(1),
+                CallTimer::Retransmit200,
             );
             if key >= 200 {
                 live.remove(&(key - 200));

@@ -36,8 +36,12 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 const SWEEP_BATCH: usize = 500;
 /// Idle read connections kept open; more are opened under load and closed.
 const MAX_IDLE_READERS: usize = 16;
-/// Memory-mapped reads of the database file: lookups and the upsert's
-/// index searches read pages without a `read()` each.
+/// Memory-mapped reads of the database file for the read connections:
+/// lookups read pages without a `read()` each. The writer and the
+/// checkpointer map nothing: the writer has its own page cache
+/// ([`WRITER_CACHE_KIB`]), and a mapping would only add the pages its
+/// inserts and sweeps touch to the process's RSS, growing with the file
+/// for as long as the gateway runs (the soak saw +14 MB in 8 minutes).
 const MMAP_BYTES: i64 = 256 << 20;
 /// Page cache of the writer (KiB): the indexes of ~100k records stay hot.
 const WRITER_CACHE_KIB: i64 = 32 << 10;
@@ -132,7 +136,7 @@ impl SqliteStore {
             retention_ms: settings.retention().as_millis() as u64,
             counters: Counters::default(),
         });
-        let checkpointer = open_reader_writer(&path).map_err(|e| open_error(&path, e))?;
+        let checkpointer = open_read_write(&path).map_err(|e| open_error(&path, e))?;
         let (stop, stopped) = mpsc::channel();
         let thread_shared = shared.clone();
         let maintenance = std::thread::Builder::new()
@@ -423,7 +427,7 @@ fn maintain(shared: &Shared, checkpointer: &Connection, stop: &mpsc::Receiver<()
 }
 
 fn open_writer(path: &Path, sync: SyncMode) -> rusqlite::Result<Connection> {
-    let conn = open_reader_writer(path)?;
+    let conn = open_read_write(path)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         // E.g. a file system without shared memory: no crash-safe fast mode.
@@ -453,7 +457,8 @@ fn open_writer(path: &Path, sync: SyncMode) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-fn open_reader_writer(path: &Path) -> rusqlite::Result<Connection> {
+/// A read-write connection, without memory-mapped I/O (see [`MMAP_BYTES`]).
+fn open_read_write(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -461,7 +466,7 @@ fn open_reader_writer(path: &Path) -> rusqlite::Result<Connection> {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.execute_batch(&format!("PRAGMA mmap_size = {MMAP_BYTES};"))?;
+    conn.execute_batch("PRAGMA mmap_size = 0;")?;
     Ok(conn)
 }
 

@@ -11,12 +11,15 @@
 //! - [`inspect`]: what a UAS checks before processing a request (RFC 3261
 //!   §8.2: 405/501, 416, 420, 415, 406).
 //! - [`dialog`]: dialogs, session timers, REFER.
+//! - [`leg`]: typed leg failures and their statuses, the 2xx retransmit
+//!   schedule, a request's next hop.
 //! - [`auth`]: digest authentication, allow-lists, lockout.
 //! - [`log_budget`]: so many log lines per interval about refused requests,
 //!   and a count of the ones left out (floods must not flood the log).
 pub mod auth;
 pub mod dialog;
 pub mod inspect;
+pub mod leg;
 pub mod log_budget;
 pub mod message;
 pub mod rfc;
