@@ -48,7 +48,7 @@ mod replay;
 mod rules;
 mod server;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 pub use crate::log_budget::{LogBudget, LogPermit};
 pub use admission::{Admission, Locked, Rejection};
