@@ -5,7 +5,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use trunkline_sip::dialog::{self, DialogPeer};
 use trunkline_sip::inspect::inspect;
-use trunkline_sip::message::{Host, Method, Scheme, SipMessage, Uri, new_branch, new_tag};
+use trunkline_sip::leg::InviteRequest;
+use trunkline_sip::message::{Host, Scheme, Uri, new_tag};
 use trunkline_sip::transaction::{AckBuilder, Reliability, TableError, TransactionKey};
 
 use super::admission::Verdict;
@@ -335,56 +336,42 @@ impl Gateway {
             .ok_or_else(|| format!("no {kind:?} listener for the agent leg"))?;
         let contact = self.local_contact(kind).unwrap_or_default();
         let host = super::dialogs::host_text(self.advertise);
-        let branch = new_branch();
-        let caller_user = call
-            .policy_call
-            .from_uri
-            .split_once(':')
-            .and_then(|(_, rest)| rest.split('@').next())
-            .filter(|u| {
-                !u.is_empty()
-                    && u.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"+-_.".contains(&b))
-            })
-            .unwrap_or("trunkline")
-            .to_owned();
-        let display = call
-            .policy_call
-            .from_display
-            .as_deref()
-            .map(|d| format!("\"{}\" ", d.replace(['"', '\\'], "")))
-            .unwrap_or_default();
         let call_id = call.id();
-        let mut invite = SipMessage::request(Method::Invite, target)
-            .and_then(|m| m.with_header("Via", &format!("{via};branch={branch};rport")))
-            .and_then(|m| m.with_header("Max-Forwards", "70"))
-            .and_then(|m| {
-                m.with_header(
-                    "From",
-                    &format!("{display}<sip:{caller_user}@{host}>;tag={}", new_tag()),
-                )
-            })
-            .and_then(|m| m.with_header("To", &format!("<{target}>")))
-            .and_then(|m| m.with_header("Call-ID", &format!("{call_id}@{host}")))
-            .and_then(|m| m.with_header("CSeq", "1 INVITE"))
-            .and_then(|m| m.with_header("Contact", &contact))
-            .and_then(|m| m.with_header("Allow", dialog::ALLOW))
-            .and_then(|m| m.with_header("Supported", dialog::SUPPORTED))
-            .and_then(|m| m.with_header(CALL_ID_HEADER, &call_id))
-            .map_err(|e| e.to_string())?;
-        for h in extra {
-            invite
-                .push_header(&h.name, &h.value)
-                .map_err(|e| format!("policy header {}: {e}", h.name))?;
-        }
+        let mut headers = vec![(CALL_ID_HEADER.to_owned(), call_id.clone())];
+        headers.extend(extra.iter().map(|h| (h.name.clone(), h.value.clone())));
         let offer = call
             .media
             .as_ref()
             .map(|m| m.agent_offer())
             .unwrap_or_default();
-        let invite = invite
-            .with_body("application/sdp", offer.into_bytes())
-            .map_err(|e| e.to_string())?;
+        let invite = InviteRequest {
+            request_uri: target.clone(),
+            to: target.clone(),
+            // The caller's number as our From user, so the agent sees who
+            // calls (a user that is not a plain token becomes `trunkline`).
+            from_user: call
+                .policy_call
+                .from_uri
+                .split_once(':')
+                .and_then(|(_, rest)| rest.split('@').next())
+                .unwrap_or_default()
+                .to_owned(),
+            from_display: call.policy_call.from_display.clone(),
+            from_host: host.clone(),
+            call_id: format!("{call_id}@{host}"),
+            via,
+            contact,
+            routes: Vec::new(),
+            headers,
+            sdp: Some(offer.into_bytes()),
+        }
+        .build()
+        .map_err(|e| e.to_string())?;
+        let branch = invite
+            .top_via()
+            .ok()
+            .and_then(|v| v.branch().map(str::to_owned))
+            .unwrap_or_default();
         let key = TransactionKey::client(&branch, "INVITE").map_err(|e| e.to_string())?;
         let rel = if kind == TransportKind::Udp {
             Reliability::Unreliable

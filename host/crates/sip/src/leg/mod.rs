@@ -14,14 +14,18 @@
 //!   and [`resend_with`], a request again with credentials.
 //! - `outbound`: [`OutboundLeg`], a leg we place, from the INVITE to its
 //!   last transaction: progress, answer, CANCEL, BYE, digest, forks.
+//! - `inbound`: [`InboundLeg`], a leg that calls us: provisional, 2xx
+//!   until the ACK, 487 on CANCEL, a BYE that never overtakes the ACK.
 
 mod failure;
+mod inbound;
 mod invite;
 mod next_hop;
 mod outbound;
 mod retransmit;
 
 pub use failure::{FailureKind, LegFailure};
+pub use inbound::{InboundAction, InboundConfig, InboundInput, InboundLeg, InboundState};
 pub use invite::{FALLBACK_USER, InviteRequest, is_user_token, resend_with};
 pub use next_hop::next_hop;
 pub use outbound::{OutboundAction, OutboundConfig, OutboundInput, OutboundLeg, OutboundState};
