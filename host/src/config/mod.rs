@@ -24,6 +24,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod outbound;
+
+pub use outbound::{CallerId, Dialled, Numbers, OutboundAuth, OutboundTrunk, TargetError};
+
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -64,6 +68,9 @@ pub struct Config {
     /// The trunks: who may call in and which policy decides for them.
     #[serde(default, rename = "trunk")]
     pub trunks: Vec<TrunkConfig>,
+    /// The trunks calls are placed through (originate, transfers).
+    #[serde(default, rename = "outbound")]
+    pub outbound: Vec<OutboundTrunk>,
     /// SIP listeners.
     #[serde(default)]
     pub sip: crate::transport::ListenConfig,
@@ -494,7 +501,7 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        let mut config = Config::parse(&text).map_err(|e| match e {
+        let mut config = Config::parse_unread(&text).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse {
                 path: path.to_owned(),
                 message,
@@ -502,6 +509,7 @@ impl Config {
             other => other,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
+        config.read_outbound_secrets(base)?;
         if config.policy.dir.is_relative() {
             config.policy.dir = base.join(&config.policy.dir);
         }
@@ -526,8 +534,16 @@ impl Config {
         Ok(config)
     }
 
-    /// Parses config text; relative paths stay as written.
+    /// Parses config text; relative paths stay as written (an outbound
+    /// trunk's `password_file` is relative to the working directory).
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let mut config = Config::parse_unread(text)?;
+        config.read_outbound_secrets(Path::new("."))?;
+        Ok(config)
+    }
+
+    /// Parses and checks, reading no file or variable.
+    fn parse_unread(text: &str) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: PathBuf::from("<text>"),
             // Never toml's Display: it quotes the line, secrets and all.
@@ -616,6 +632,17 @@ impl Config {
                 )));
             }
         }
+        let mut outbound = std::collections::HashSet::new();
+        for o in &self.outbound {
+            o.check()
+                .map_err(|e| ConfigError::Invalid(format!("outbound `{}`: {e}", o.name)))?;
+            if !outbound.insert(o.name.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "outbound `{}` is defined twice",
+                    o.name
+                )));
+            }
+        }
         self.builtin
             .check()
             .map_err(|e| ConfigError::Invalid(format!("builtin: {e}")))?;
@@ -659,6 +686,22 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Reads each outbound trunk's password (a file relative to `base`,
+    /// or the environment) once, at load.
+    pub fn read_outbound_secrets(&mut self, base: &Path) -> Result<(), ConfigError> {
+        for o in &mut self.outbound {
+            o.credentials = o
+                .secret(base)
+                .map_err(|e| ConfigError::Invalid(format!("outbound `{}`: {e}", o.name)))?;
+        }
+        Ok(())
+    }
+
+    /// The outbound trunk called `name`.
+    pub fn outbound(&self, name: &str) -> Option<&OutboundTrunk> {
+        self.outbound.iter().find(|o| o.name == name)
     }
 
     /// The trunk called `name`.
@@ -858,6 +901,43 @@ mod tests {
         let text = format!("{c:?}");
         assert!(text.contains("five9"), "{text}");
         assert!(!text.contains("pa55-w0rd-x"), "{text}");
+    }
+
+    #[test]
+    fn outbound_trunks_load_with_their_secret_and_mistakes_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trunkline.toml");
+        std::fs::write(dir.path().join("five9.pw"), "file-secret-123\n").unwrap();
+        std::fs::write(
+            &path,
+            "[[outbound]]\nname='five9-out'\nuri='sip:127.0.0.1:5090'\n\
+             [outbound.auth]\nuser='trunkline'\npassword_file='five9.pw'\n",
+        )
+        .unwrap();
+        let c = Config::load(&path).expect("loads, the file relative to the config");
+        let trunk = c.outbound("five9-out").expect("the trunk");
+        assert_eq!(trunk.ring_timeout_secs, 60);
+        assert_eq!(trunk.max_concurrent, 100);
+        let (user, _) = trunk.credentials.as_ref().expect("read at load");
+        assert_eq!(user, "trunkline");
+        let text = format!("{c:?}");
+        assert!(!text.contains("file-secret-123"), "{text}");
+
+        let twice = "[[outbound]]\nname='a'\nuri='sip:h'\n[[outbound]]\nname='a'\nuri='sip:h'\n";
+        assert!(
+            matches!(Config::parse(twice), Err(ConfigError::Invalid(m)) if m.contains("twice"))
+        );
+        let env = "[[outbound]]\nname='a'\nuri='sip:h'\n[outbound.auth]\nuser='u'\n\
+                   password_env='TRUNKLINE_TEST_NO_SUCH_VARIABLE'\n";
+        assert!(matches!(
+            Config::parse(env),
+            Err(ConfigError::Invalid(m)) if m.contains("TRUNKLINE_TEST_NO_SUCH_VARIABLE") && m.contains("`a`")
+        ));
+        let typo = "[[outbound]]\nname='a'\nuri='sip:h'\nring_timeout=5\n";
+        assert!(Config::parse(typo).is_err(), "unknown keys are refused");
+        let inline = "[[outbound]]\nname='a'\nuri='sip:h'\n[outbound.auth]\nuser='u'\npassword='inline-pw-456'\n";
+        let c = Config::parse(inline).unwrap();
+        assert!(!format!("{c:?}").contains("inline-pw-456"));
     }
 
     #[test]
