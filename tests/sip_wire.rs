@@ -1196,3 +1196,141 @@ fn our_session_refresh_reinvite_keeps_the_timer_on() {
     assert_eq!(bye_ok.status(), Some(200), "{bye_ok:?}");
     agent.wait().assert_passed();
 }
+
+// ------------------------------------------------- a hand-driven agent
+
+/// The agent's answer to the gateway's `request`: its Vias, From, Call-ID
+/// and CSeq, To with our tag, and a Contact (plus an SDP answer) on 1xx/2xx.
+fn agent_reply(req: &Msg, status: &str, agent: SocketAddr) -> String {
+    let mut text = format!("SIP/2.0 {status}\r\n");
+    for via in req.headers("Via") {
+        text += &format!("Via: {via}\r\n");
+    }
+    for name in ["From", "Call-ID", "CSeq"] {
+        text += &format!("{name}: {}\r\n", req.header(name).unwrap_or_default());
+    }
+    text += &format!(
+        "To: {};tag=agent-1\r\n",
+        req.header("To").unwrap_or_default()
+    );
+    let code: u16 = status[..3].parse().expect("a status");
+    if (101..300).contains(&code) {
+        text += &format!("Contact: <sip:agent@{agent}>\r\n");
+    }
+    if (200..300).contains(&code) {
+        let body = sdp(agent, &[0]);
+        return text
+            + &format!(
+                "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+    }
+    text + "Content-Length: 0\r\n\r\n"
+}
+
+/// The caller's CANCEL for the INVITE of `c`.
+fn cancel(c: &Ctx) -> String {
+    format!(
+        "CANCEL sip:+14155550100@{gw} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={b};rport\r\n\
+         Max-Forwards: 70\r\nFrom: \"Five9\" <sip:+14155550123@five9.example.com>;tag={tag}\r\n\
+         To: <sip:+14155550100@{gw}>\r\nCall-ID: {cid}\r\nCSeq: 1 CANCEL\r\n\
+         Content-Length: 0\r\n\r\n",
+        gw = c.gw,
+        me = c.me,
+        b = c.branch,
+        tag = c.tag,
+        cid = c.call_id,
+    )
+}
+
+/// A caller whose call reached a hand-driven agent, which rang; then the
+/// caller CANCELled and got its 487. Returns the gateway, the agent (and
+/// the INVITE it got, and the CANCEL that followed) and the caller.
+fn cancelled_while_ringing() -> (Gateway, UdpPeer, Msg, UdpPeer) {
+    let mut agent = UdpPeer::new(loopback());
+    let gw = Gateway::start_with(
+        "route-reason",
+        &format!("default_agent = \"sip:agent@{}\"", agent.me),
+        "",
+        "t1_ms = 20",
+    );
+    agent.gw = gw.sip;
+    let caller = UdpPeer::new(gw.sip);
+    let c = Ctx::new(caller.me, gw.sip);
+    caller.send(&invite(&c, &sdp(caller.me, &[0, 8])));
+    let invite = agent.wait_for_msg("the agent's INVITE", Duration::from_secs(10), |m| {
+        m.method() == Some("INVITE")
+    });
+    agent.send(&agent_reply(&invite, "180 Ringing", agent.me));
+    caller.wait_for_msg("180 to the caller", SOON, |m| m.status() == Some(180));
+    caller.send(&cancel(&c));
+    caller.wait_for_msg("487 to the caller", SOON, |m| m.status() == Some(487));
+    agent.wait_for_msg("the CANCEL to the agent", SOON, |m| {
+        m.method() == Some("CANCEL")
+    });
+    (gw, agent, invite, caller)
+}
+
+/// Waits until the gateway holds no call record (`calls_open` is 0).
+fn wait_all_forgotten(gw: &Gateway, limit: Duration) {
+    let until = Instant::now() + limit;
+    while gw.metric("trunkline_calls_open") > 0.0 {
+        assert!(
+            Instant::now() < until,
+            "a call is still held after {limit:?}\n{}",
+            gw.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// RFC 3261 §9.1: an agent that rings and then ignores our CANCEL (no 200,
+/// no 487) must not keep the call for ever: 64*T1 after the CANCEL the
+/// INVITE is abandoned and the call forgotten. T1 is 20 ms here.
+#[test]
+fn an_agent_ignoring_our_cancel_is_let_go_after_64_t1() {
+    let (gw, agent, _invite, _caller) = cancelled_while_ringing();
+    assert!(
+        gw.metric("trunkline_calls_open") >= 1.0,
+        "still held at first"
+    );
+    wait_all_forgotten(&gw, Duration::from_secs(10));
+    gw.wait_for_log("INVITE abandoned", SOON);
+    assert_eq!(gw.metric("trunkline_sip_transactions_open"), 0.0);
+    // Nothing more goes to the agent (no INVITE retransmission, no BYE).
+    let late: Vec<Msg> = agent
+        .collect(Duration::from_millis(300))
+        .into_iter()
+        .map(|(_, m)| m)
+        .filter(|m| m.method() != Some("CANCEL"))
+        .collect();
+    assert!(late.is_empty(), "{late:#?}");
+}
+
+/// An agent that answers after our CANCEL (its 200 crossed the CANCEL)
+/// gets our ACK and then a BYE: it must not be left in a call nobody is
+/// on. The caller, who got its 487, sees nothing more.
+#[test]
+fn an_agent_answering_after_our_cancel_gets_an_ack_and_a_bye() {
+    let (gw, agent, invite, caller) = cancelled_while_ringing();
+    agent.send(&agent_reply(&invite, "200 OK", agent.me));
+    let ack = agent.wait_for_msg("the ACK for the agent's 200", SOON, |m| {
+        m.method() == Some("ACK")
+    });
+    assert_eq!(ack.header("CSeq"), Some("1 ACK"));
+    assert!(ack.header("To").is_some_and(|t| t.contains("tag=agent-1")));
+    let bye = agent.wait_for_msg("a BYE after the ACK", SOON, |m| m.method() == Some("BYE"));
+    assert_eq!(bye.header("Call-ID"), invite.header("Call-ID"));
+    agent.send(
+        &agent_reply(&bye, "200 OK", agent.me)
+            .replace(&format!("Contact: <sip:agent@{}>\r\n", agent.me), ""),
+    );
+    wait_all_forgotten(&gw, Duration::from_secs(10));
+    let after: Vec<Msg> = caller
+        .collect(Duration::from_millis(300))
+        .into_iter()
+        .map(|(_, m)| m)
+        .filter(|m| m.status() != Some(487))
+        .collect();
+    assert!(after.is_empty(), "the caller sees nothing more: {after:#?}");
+}

@@ -1,14 +1,17 @@
-//! The agent's answer or failure, and the caller's ACK for our 2xx
-//! (retransmitting it until then, holding the outcome behind it).
+//! The agent's SIP leg (a `trunkline_sip::leg::OutboundLeg`: the gateway
+//! carries out what it asks and acts on what it reports), and the caller's
+//! ACK for our 2xx (retransmitting it until then, holding the outcome
+//! behind it).
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use trunkline_sip::dialog::{self, Dialog, DialogId, SessionTimer, UasTimer};
-use trunkline_sip::leg::{LegFailure, OkRetransmit, OkStep};
+use trunkline_sip::leg::{FailureKind, OkRetransmit, OkStep, OutboundAction, OutboundInput};
 use trunkline_sip::message::SipMessage;
-use trunkline_sip::transaction::{Event, TransactionKey};
+use trunkline_sip::transaction::{AckBuilder, Event, Reliability, TransactionKey};
 
-use super::call::{CallKey, Leg, Phase};
+use super::call::{CallKey, Leg, Phase, format_call_id};
 use super::gateway::{CallTimer, Gateway, GatewayEvent};
 use super::wire::Wire;
 use crate::policy::EndReason;
@@ -25,121 +28,219 @@ impl Gateway {
         let Some(call) = self.calls.get(&key) else {
             return;
         };
-        let is_agent_invite = call.agent_tx.as_ref() == Some(&tx);
         let is_refer = call.refer_tx.as_ref() == Some(&tx);
-        if is_agent_invite
-            && matches!(&event, Event::Response { status, .. } if *status >= 200)
-            && let Some(c) = self.calls.get_mut(&key)
-        {
-            c.agent_final = true;
-        }
-        let Some(call) = self.calls.get(&key) else {
-            return;
-        };
+        let is_refresh = call.refresh_tx.as_ref() == Some(&tx);
         match event {
-            Event::Response { status, response } if is_agent_invite => match status {
-                100 => {}
-                101..=199 => self.on_agent_progress(key, &response),
-                200..=299 => self.on_agent_answer(key, &response),
-                _ => {
-                    let failure = LegFailure::from_status(status, false);
-                    tracing::info!(call_id = %call.id(), status, %failure, "agent refused the call");
-                    self.fail_before_answer(key, failure.caller_status());
-                }
-            },
-            Event::Timeout(_) if is_agent_invite => {
-                let failure = LegFailure::timed_out();
-                tracing::info!(call_id = %call.id(), %failure, "agent did not answer the INVITE");
-                self.fail_before_answer(key, failure.caller_status());
-            }
-            Event::TransportError if is_agent_invite => {
-                // RFC 3261 §8.1.3.1: a transport failure counts as a 503.
-                let failure = LegFailure::unreachable();
-                tracing::warn!(call_id = %call.id(), %failure, "agent unreachable (connection or TLS failed)");
-                self.fail_before_answer(key, failure.caller_status());
-            }
             Event::Ack(_) if leg == Leg::Caller => self.caller_acked(key),
             Event::Response { status, .. } if is_refer && status >= 300 => {
                 tracing::info!(call_id = %call.id(), status, "REFER refused; ending with a BYE");
                 self.finish_refer(key, true);
             }
             Event::Timeout(_) | Event::TransportError if is_refer => self.finish_refer(key, true),
-            Event::Response { status, response } if call.refresh_tx.as_ref() == Some(&tx) => {
+            Event::Response { status, response } if is_refresh => {
                 self.on_refresh_response(key, status, &response.msg)
             }
+            event if leg == Leg::Agent => self.on_agent_tx_event(key, &tx, event),
             _ => {}
         }
     }
 
-    fn on_agent_answer(&mut self, key: CallKey, answer: &Wire) {
-        let response = answer.msg.as_ref();
+    /// A transaction of the agent leg reported: the leg decides.
+    fn on_agent_tx_event(&mut self, key: CallKey, tx: &TransactionKey, event: Event<Wire>) {
+        let now = Instant::now();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(agent) = call.agent_leg.as_mut() else {
+            return;
+        };
+        match &event {
+            Event::Response { status, response } => {
+                if (200..300).contains(status) && tx == agent.invite_key() {
+                    // The agent may answer from another address than the
+                    // one called, and over the connection it will send its
+                    // requests on.
+                    if let Some(peer) = call.agent_peer.as_mut() {
+                        peer.add(response.target.addr.ip());
+                        if let Some(conn) = response.target.conn {
+                            peer.set_conn(conn);
+                        }
+                    }
+                }
+                let input = OutboundInput::Response {
+                    tx,
+                    status: *status,
+                    response: &response.msg,
+                };
+                agent.handle(now, input);
+            }
+            Event::Timeout(_) => agent.handle(now, OutboundInput::Timeout(tx)),
+            Event::TransportError => agent.handle(now, OutboundInput::TransportError(tx)),
+            Event::Ack(_) | Event::Terminated => return,
+        }
+        self.drive_agent(key);
+    }
+
+    /// Carries out what the agent leg asks for, and what it reports.
+    pub(crate) fn drive_agent(&mut self, key: CallKey) {
+        loop {
+            let Some(call) = self.calls.get_mut(&key) else {
+                return;
+            };
+            let Some(agent) = call.agent_leg.as_mut() else {
+                return;
+            };
+            let Some(action) = agent.poll_action() else {
+                let next = agent.poll_timeout();
+                if let Some(at) = next {
+                    self.timers.arm(at, key, CallTimer::AgentLeg);
+                }
+                return;
+            };
+            let call_id = call.id();
+            let Some(target) = call.agent_target.clone() else {
+                return;
+            };
+            match action {
+                OutboundAction::StartInvite { tx, request } => {
+                    self.start_agent_invite(key, tx, Wire::new(target, request))
+                }
+                OutboundAction::StartRequest { request, .. } => {
+                    let to = self.target_for(&request, &target);
+                    self.send_to(key, Leg::Agent, Wire::new(to, request));
+                }
+                OutboundAction::SendAck(ack) => {
+                    let to = self.target_for(&ack, &target);
+                    self.send_now(Wire::new(to, ack));
+                }
+                OutboundAction::Abandon(tx) => {
+                    tracing::info!(%call_id, "agent never answered our CANCEL; INVITE abandoned");
+                    self.table.abandon(&tx);
+                }
+                OutboundAction::Progress { sdp, .. } => {
+                    self.on_agent_progress(key, sdp.as_deref().unwrap_or_default())
+                }
+                OutboundAction::Answered { dialog, sdp } => {
+                    self.on_agent_answer(key, dialog, &sdp, target.addr.ip())
+                }
+                OutboundAction::Failed { failure, detail } => {
+                    match failure.kind {
+                        FailureKind::Unreachable if failure.status.is_none() => {
+                            // RFC 3261 §8.1.3.1: a transport failure counts
+                            // as a 503.
+                            tracing::warn!(%call_id, %failure, "agent unreachable (connection or TLS failed)")
+                        }
+                        _ => {
+                            tracing::info!(%call_id, %failure, detail = detail.as_deref().unwrap_or(""),
+                            "agent leg failed")
+                        }
+                    }
+                    let status = match failure.status {
+                        // A 2xx we could not take (no Contact): our fault
+                        // toward the caller is the agent's, a bad gateway.
+                        Some(200..=299) => 502,
+                        _ => failure.caller_status(),
+                    };
+                    self.fail_before_answer(key, status);
+                }
+                OutboundAction::Cancelled | OutboundAction::Ended { .. } => {}
+                OutboundAction::Finished => {
+                    if let Some(id) = self
+                        .calls
+                        .get(&key)
+                        .and_then(|c| c.agent_leg.as_ref())
+                        .and_then(|l| l.dialog())
+                        .map(|d| d.id().clone())
+                    {
+                        self.by_dialog.remove(&id);
+                    }
+                    self.maybe_forget(key);
+                }
+            }
+        }
+    }
+
+    /// The agent leg's timer (ring timeout, the CANCEL's 64*T1) is due.
+    pub(crate) fn agent_leg_timer(&mut self, key: CallKey) {
+        let now = Instant::now();
+        if let Some(agent) = self.calls.get_mut(&key).and_then(|c| c.agent_leg.as_mut()) {
+            agent.handle_timeout(now);
+        }
+        self.drive_agent(key);
+    }
+
+    /// Hangs up on the agent: CANCEL before its answer, BYE after;
+    /// nothing once it is gone.
+    pub(crate) fn hang_up_agent(&mut self, key: CallKey) {
+        let now = Instant::now();
+        if let Some(agent) = self.calls.get_mut(&key).and_then(|c| c.agent_leg.as_mut()) {
+            agent.handle(now, OutboundInput::HangUp(&[]));
+        }
+        self.drive_agent(key);
+    }
+
+    /// The INVITE to the agent (the first, or one with credentials) under
+    /// its client transaction; the call stays until that ends, so an answer
+    /// racing a CANCEL still gets its ACK and BYE.
+    fn start_agent_invite(&mut self, key: CallKey, tx: TransactionKey, wire: Wire) {
+        let rel = if wire.target.kind == TransportKind::Udp {
+            Reliability::Unreliable
+        } else {
+            Reliability::Reliable
+        };
+        let builder: AckBuilder<Wire> = Box::new(|invite: &Wire, response: &Wire| {
+            let ack = dialog::ack_for_failure(&invite.msg, &response.msg)
+                .or_else(|_| dialog::ack_for_failure(&invite.msg, &invite.msg));
+            match ack {
+                Ok(ack) => Wire::new(invite.target.clone(), ack),
+                Err(_) => invite.clone(),
+            }
+        });
+        if self
+            .table
+            .start_client_invite(Instant::now(), tx.clone(), rel, wire, builder)
+            .is_err()
+        {
+            tracing::error!(call_id = %format_call_id(key), "agent transaction could not start");
+            self.fail_before_answer(key, 500);
+            return;
+        }
+        self.by_tx.insert(tx.clone(), (key, Leg::Agent));
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.pending.push(tx);
+        }
+    }
+
+    fn on_agent_answer(&mut self, key: CallKey, id: DialogId, sdp: &[u8], agent_ip: IpAddr) {
         let Some(mut call) = self.calls.remove(&key) else {
             return;
         };
-        if call.agent_dialog.is_some() {
-            // A retransmitted 2xx: our ACK got lost.
-            if let Some(ack) = call.agent_ack.clone() {
-                self.send_now(ack);
-            }
-            self.calls.insert(key, call);
-            return;
-        }
-        let Some(invite) = call.agent_invite.clone() else {
-            self.calls.insert(key, call);
-            return;
-        };
-        let agent_dialog = match Dialog::uac(&invite.msg, response) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(call_id = %call.id(), error = %e, "agent's 2xx cannot start a dialog");
-                self.calls.insert(key, call);
-                self.fail_before_answer(key, 502);
-                return;
-            }
-        };
-        if let Ok(ack) = agent_dialog.ack(response, None) {
-            let target = self.target_for(&ack, &invite.target);
-            let wire = Wire::new(target, ack);
-            self.send_now(wire.clone());
-            call.agent_ack = Some(wire);
-        }
-        // The agent may answer from another address than the one called,
-        // and over the connection it will send its requests on.
-        if let Some(peer) = call.agent_peer.as_mut() {
-            peer.add(answer.target.addr.ip());
-            if let Some(conn) = answer.target.conn {
-                peer.set_conn(conn);
-            }
-        }
-        self.by_dialog
-            .insert(agent_dialog.id().clone(), (key, Leg::Agent));
-        call.agent_dialog = Some(agent_dialog);
-        call.agent_up = true;
+        self.by_dialog.insert(id, (key, Leg::Agent));
         if !call.caller_up || call.end_reason.is_some() {
             // The caller left while the agent was answering.
             self.calls.insert(key, call);
-            self.bye(key, Leg::Agent, &[]);
+            self.hang_up_agent(key);
             return;
         }
         let events = self.events_tx.clone();
         let started = match call.media.as_mut() {
             // Early media runs already: the 200's SDP matters only if it
             // changes the 183's (none at all keeps it).
-            Some(media) if media.started() => match response.body() {
+            Some(media) if media.started() => match sdp {
                 [] => Ok(()),
                 sdp => media.agent_answer_again(sdp).map(|_| ()),
             },
             Some(media) => {
-                let media = media.with_agent_ip(invite.target.addr.ip());
+                let media = media.with_agent_ip(agent_ip);
                 self.media
-                    .start(media, response.body(), key, events, GatewayEvent::Media)
+                    .start(media, sdp, key, events, GatewayEvent::Media)
             }
             None => Ok(()),
         };
         if let Err(f) = started {
             tracing::warn!(call_id = %call.id(), failure = %f, "agent media unusable");
             self.calls.insert(key, call);
-            self.bye(key, Leg::Agent, &[]);
+            self.hang_up_agent(key);
             self.fail_before_answer(key, f.status);
             return;
         }
@@ -173,7 +274,7 @@ impl Gateway {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!(call_id = %call.id(), error = %e, "cannot build the 200 OK");
-                let agent_up = call.agent_up;
+                let agent_up = call.agent_up();
                 self.calls.insert(key, call);
                 if agent_up {
                     self.bye(key, Leg::Agent, &[]);
@@ -285,11 +386,13 @@ impl Gateway {
 
     /// A 2xx from the agent after its INVITE transaction ended.
     pub(crate) fn on_late_2xx(&mut self, msg: &SipMessage) {
+        let now = Instant::now();
         if let Some(id) = DialogId::of_received(msg)
             && let Some(&(key, Leg::Agent)) = self.by_dialog.get(&id)
-            && let Some(ack) = self.calls.get(&key).and_then(|c| c.agent_ack.clone())
+            && let Some(agent) = self.calls.get_mut(&key).and_then(|c| c.agent_leg.as_mut())
         {
-            self.send_now(ack);
+            agent.handle(now, OutboundInput::Late2xx(msg));
+            self.drive_agent(key);
         }
     }
 }

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use trunkline_sip::dialog::{Dialog, DialogId, DialogPeer, Negotiated, SessionTimer};
+use trunkline_sip::leg::{OutboundLeg, OutboundState};
 use trunkline_sip::message::SipMessage;
 use trunkline_sip::transaction::TransactionKey;
 
 use super::media::CallMedia;
 use super::wire::Wire;
 use crate::policy::{Attribute, Call as PolicyCall, EndReason, Header, PolicyVersion};
-use crate::transport::ConnId;
+use crate::transport::{ConnId, Target};
 
 /// The gateway's handle for a call (also its Trunkline call id, in hex).
 pub(crate) type CallKey = u64;
@@ -74,23 +75,18 @@ pub(crate) struct Call {
 
     /// The policy's extra headers for the agent's INVITE.
     pub(crate) agent_extra: Vec<Header>,
-    /// Our INVITE to the agent and its client transaction.
-    pub(crate) agent_invite: Option<Wire>,
-    pub(crate) agent_tx: Option<TransactionKey>,
-    pub(crate) agent_dialog: Option<Dialog>,
+    /// The agent's SIP leg, once its address is known.
+    pub(crate) agent_leg: Option<OutboundLeg>,
+    /// Where the agent leg's requests go when no Route says otherwise.
+    pub(crate) agent_target: Option<Target>,
     /// The agent we called and where its 2xx came from: who may send in
     /// the agent's dialog. `None` until a SIP agent is called.
     pub(crate) agent_peer: Option<DialogPeer<ConnId>>,
-    /// The ACK we sent for the agent's 2xx, re-sent on retransmitted 2xx.
-    pub(crate) agent_ack: Option<Wire>,
-    pub(crate) agent_up: bool,
     /// The agent rang: the caller got 180 already.
     pub(crate) rang: bool,
     /// The agent's 18x carried SDP: the relay runs (early media) and the
     /// caller got our 183 with the SDP answer already.
     pub(crate) early: bool,
-    /// The agent's INVITE got its final response (no CANCEL any more).
-    pub(crate) agent_final: bool,
     /// Headers of the agent's BYE, for `conclude`.
     pub(crate) agent_bye_headers: Vec<Header>,
 
@@ -134,15 +130,31 @@ impl Call {
     pub(crate) fn dialog_mut(&mut self, leg: Leg) -> Option<&mut Dialog> {
         match leg {
             Leg::Caller => self.caller_dialog.as_mut(),
-            Leg::Agent => self.agent_dialog.as_mut(),
+            Leg::Agent => self.agent_leg.as_mut().and_then(OutboundLeg::dialog_mut),
         }
+    }
+
+    /// Whether the agent's SIP leg is answered and not ended.
+    pub(crate) fn agent_up(&self) -> bool {
+        self.agent_leg
+            .as_ref()
+            .is_some_and(|l| l.state() == OutboundState::Answered)
+    }
+
+    /// Whether the agent's SIP leg still has something to send or wait
+    /// for (a CANCEL's 487, a BYE's answer).
+    pub(crate) fn agent_busy(&self) -> bool {
+        self.agent_leg
+            .as_ref()
+            .is_some_and(|l| l.state() != OutboundState::Done)
     }
 
     /// Every dialog id of the call, for the gateway's index.
     pub(crate) fn dialog_ids(&self) -> Vec<DialogId> {
-        [&self.caller_dialog, &self.agent_dialog]
-            .into_iter()
-            .flatten()
+        let agent = self.agent_leg.as_ref().and_then(OutboundLeg::dialog);
+        self.caller_dialog
+            .iter()
+            .chain(agent)
             .map(|d| d.id().clone())
             .collect()
     }

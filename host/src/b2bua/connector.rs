@@ -65,7 +65,6 @@ impl Gateway {
             input: input_rx,
             report: Reporter::new(key, self.events_tx.clone()),
         };
-        call.agent_final = true; // No INVITE to cancel.
         let kind = match target {
             ConnectorTarget::WebSocket(url) => {
                 tokio::spawn(connector::ws::run(
@@ -192,7 +191,6 @@ impl Gateway {
             self.calls.insert(key, call);
             return;
         }
-        call.agent_up = false; // No SIP dialog to BYE.
         let events = self.events_tx.clone();
         let started = match call.media.as_mut() {
             Some(media) => self

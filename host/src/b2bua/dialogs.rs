@@ -120,8 +120,11 @@ impl Gateway {
                         self.maybe_forget(call_key);
                     }
                     Leg::Agent => {
-                        call.agent_up = false;
                         call.agent_bye_headers = policy_headers(&msg);
+                        if let Some(agent) = call.agent_leg.as_mut() {
+                            agent.handle(now, trunkline_sip::leg::OutboundInput::PeerBye);
+                        }
+                        self.drive_agent(call_key);
                         self.end_call(call_key, EndReason::AgentHangup);
                     }
                 }

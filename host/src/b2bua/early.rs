@@ -49,14 +49,13 @@ fn next_step(rang: bool, early: bool, sdp: bool) -> Step {
 
 impl Gateway {
     /// A 101–199 from the agent to our INVITE.
-    pub(crate) fn on_agent_progress(&mut self, key: CallKey, response: &Wire) {
+    pub(crate) fn on_agent_progress(&mut self, key: CallKey, sdp: &[u8]) {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
         if call.phase != Phase::Calling || !call.caller_up {
             return;
         }
-        let sdp = response.msg.body();
         match next_step(call.rang, call.early, !sdp.is_empty()) {
             Step::Nothing => {}
             Step::UpdateAgent => {
@@ -71,7 +70,7 @@ impl Gateway {
                 self.send_provisional(key, 180, false);
             }
             Step::EarlyMedia => {
-                if self.start_early_media(key, response) {
+                if self.start_early_media(key, sdp) {
                     self.send_provisional(key, 183, true);
                 } else if let Some(call) = self.calls.get_mut(&key)
                     && !call.rang
@@ -85,12 +84,12 @@ impl Gateway {
 
     /// Starts the relay with the SDP of the agent's 18x; `false` when it
     /// cannot be used (the call then waits for the 200's SDP as before).
-    fn start_early_media(&mut self, key: CallKey, response: &Wire) -> bool {
+    fn start_early_media(&mut self, key: CallKey, sdp: &[u8]) -> bool {
         let events = self.events_tx.clone();
         let Some(call) = self.calls.get_mut(&key) else {
             return false;
         };
-        let Some(agent_ip) = call.agent_invite.as_ref().map(|i| i.target.addr.ip()) else {
+        let Some(agent_ip) = call.agent_target.as_ref().map(|t| t.addr.ip()) else {
             return false;
         };
         let Some(media) = call.media.as_mut() else {
@@ -102,7 +101,7 @@ impl Gateway {
         let media = media.with_agent_ip(agent_ip);
         match self
             .media
-            .start(media, response.msg.body(), key, events, GatewayEvent::Media)
+            .start(media, sdp, key, events, GatewayEvent::Media)
         {
             Ok(()) => {
                 call.early = true;

@@ -54,31 +54,23 @@ impl Gateway {
         let call_id = call.id();
         tracing::info!(%call_id, ?reason, "call ending");
 
-        // 1. Stop the agent leg.
-        if was == Phase::Calling {
-            if call.caller_up {
-                // Ended by us before an answer (max duration, control API,
-                // shutdown): the caller gets a failure.
-                call.caller_up = false;
-                let (tx, target) = (call.caller_tx.clone(), call.caller_invite.target.clone());
-                let status = if reason == EndReason::Error { 503 } else { 480 };
-                if let Ok(r) = call
-                    .caller_invite
-                    .msg
-                    .reply(status, None, Some(&call.caller_tag))
-                {
-                    let _ =
-                        self.table
-                            .send_response(Instant::now(), &tx, status, Wire::new(target, r));
-                }
-            }
-            if !call.agent_final {
-                self.cancel_agent(key);
+        // 1. Refuse the caller if we end it before an answer (max
+        // duration, control API, shutdown), and stop the agent leg.
+        if was == Phase::Calling && call.caller_up {
+            call.caller_up = false;
+            let (tx, target) = (call.caller_tx.clone(), call.caller_invite.target.clone());
+            let status = if reason == EndReason::Error { 503 } else { 480 };
+            if let Ok(r) = call
+                .caller_invite
+                .msg
+                .reply(status, None, Some(&call.caller_tag))
+            {
+                let _ = self
+                    .table
+                    .send_response(Instant::now(), &tx, status, Wire::new(target, r));
             }
         }
-        if self.calls.get(&key).is_some_and(|c| c.agent_up) {
-            self.bye(key, Leg::Agent, &[]);
-        }
+        self.hang_up_agent(key);
         self.stop_connector(key, end_reason_text(reason));
 
         // 2. Conclude and store, then 3. deliver to the caller.
@@ -186,10 +178,11 @@ impl Gateway {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        match leg {
-            Leg::Caller => call.caller_up = false,
-            Leg::Agent => call.agent_up = false,
+        if leg == Leg::Agent {
+            self.hang_up_agent(key);
+            return;
         }
+        call.caller_up = false;
         let extra: Vec<(&str, &str)> = headers
             .iter()
             .map(|h| (h.name.as_str(), h.value.as_str()))
@@ -261,18 +254,6 @@ impl Gateway {
         self.maybe_forget(key);
     }
 
-    fn cancel_agent(&mut self, key: CallKey) {
-        let Some(call) = self.calls.get(&key) else {
-            return;
-        };
-        let Some(invite) = call.agent_invite.clone() else {
-            return;
-        };
-        if let Ok(cancel) = dialog::cancel(&invite.msg) {
-            self.send_to(key, Leg::Agent, Wire::new(invite.target.clone(), cancel));
-        }
-    }
-
     /// Sends a request built by a dialog in a new client transaction.
     pub(crate) fn send_request(
         &mut self,
@@ -283,13 +264,13 @@ impl Gateway {
         let call = self.calls.get(&key)?;
         let fallback = match leg {
             Leg::Caller => call.caller_invite.target.clone(),
-            Leg::Agent => call.agent_invite.as_ref()?.target.clone(),
+            Leg::Agent => call.agent_target.clone()?,
         };
         let target = self.target_for(&request, &fallback);
         self.send_to(key, leg, Wire::new(target, request))
     }
 
-    fn send_to(&mut self, key: CallKey, leg: Leg, wire: Wire) -> Option<TransactionKey> {
+    pub(crate) fn send_to(&mut self, key: CallKey, leg: Leg, wire: Wire) -> Option<TransactionKey> {
         let via = wire.msg.top_via().ok()?;
         let method = wire.msg.method()?.clone();
         let tx = TransactionKey::client(via.branch()?, method.as_str()).ok()?;
@@ -328,6 +309,7 @@ impl Gateway {
         };
         match timer {
             CallTimer::Retransmit200 => self.retransmit_200(key),
+            CallTimer::AgentLeg => self.agent_leg_timer(key),
             CallTimer::RingTimeout if call.phase == Phase::Calling => {
                 tracing::info!(call_id = %call.id(), "agent rang too long");
                 self.fail_before_answer(key, 480);
@@ -353,7 +335,7 @@ impl Gateway {
             && call.pending.is_empty()
             && call.refer_tx.is_none()
             && !call.caller_up
-            && !call.agent_up;
+            && !call.agent_busy();
         if !done {
             return;
         }

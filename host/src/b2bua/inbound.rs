@@ -5,9 +5,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use trunkline_sip::dialog::{self, DialogPeer};
 use trunkline_sip::inspect::inspect;
-use trunkline_sip::leg::InviteRequest;
+use trunkline_sip::leg::{InviteRequest, OutboundConfig, OutboundLeg};
 use trunkline_sip::message::{Host, Scheme, Uri, new_tag};
-use trunkline_sip::transaction::{AckBuilder, Reliability, TableError, TransactionKey};
+use trunkline_sip::transaction::{Reliability, TableError, TransactionKey};
 
 use super::admission::Verdict;
 use super::call::CallKey;
@@ -198,15 +198,11 @@ impl Gateway {
             caller_up: true,
             caller_peer: DialogPeer::new(source.ip(), reply_to.conn),
             agent_extra: Vec::new(),
-            agent_invite: None,
-            agent_tx: None,
-            agent_dialog: None,
+            agent_leg: None,
+            agent_target: None,
             agent_peer: None,
-            agent_ack: None,
-            agent_up: false,
             rang: false,
             early: false,
-            agent_final: false,
             agent_bye_headers: Vec::new(),
             media: Some(media),
             connector: None,
@@ -285,40 +281,34 @@ impl Gateway {
             return; // The caller left while the agent's name was resolved.
         }
         let call_id = call.id();
-        match self.agent_invite(call, addr, kind) {
-            Ok((wire, agent_key, rel)) => {
-                let builder: AckBuilder<Wire> = Box::new(|invite: &Wire, response: &Wire| {
-                    let ack = dialog::ack_for_failure(&invite.msg, &response.msg)
-                        .or_else(|_| dialog::ack_for_failure(&invite.msg, &invite.msg));
-                    match ack {
-                        Ok(ack) => Wire::new(invite.target.clone(), ack),
-                        Err(_) => invite.clone(),
-                    }
-                });
-                if self
-                    .table
-                    .start_client_invite(now, agent_key.clone(), rel, wire.clone(), builder)
-                    .is_err()
-                {
-                    tracing::error!(%call_id, "agent transaction could not start");
-                    self.fail_before_answer(call_key, 500);
-                    return;
-                }
-                self.by_tx.insert(agent_key.clone(), (call_key, Leg::Agent));
-                if let Some(call) = self.calls.get_mut(&call_key) {
-                    // Keeps the call until the INVITE transaction ends, so
-                    // an answer racing a CANCEL still gets its ACK and BYE.
-                    call.pending.push(agent_key.clone());
-                    call.agent_peer = Some(DialogPeer::new(addr.ip(), None));
-                    call.agent_invite = Some(wire);
-                    call.agent_tx = Some(agent_key);
-                }
-            }
+        let wire = match self.agent_invite(call, addr, kind) {
+            Ok(wire) => wire,
             Err(why) => {
                 tracing::warn!(%call_id, %why, "cannot build the agent's INVITE");
                 self.fail_before_answer(call_key, 503);
+                return;
             }
+        };
+        let config = OutboundConfig {
+            // The call's own ring timer (armed when it arrived) covers
+            // DNS and connectors too; the leg's is a backstop.
+            ring_timeout: Duration::from_secs(self.config.gateway.ring_timeout_secs),
+            timers: self.timer_config,
+        };
+        let leg = match OutboundLeg::new(now, (*wire.msg).clone(), &config, None) {
+            Ok(leg) => leg,
+            Err(e) => {
+                tracing::error!(%call_id, error = %e, "agent leg could not start");
+                self.fail_before_answer(call_key, 500);
+                return;
+            }
+        };
+        if let Some(call) = self.calls.get_mut(&call_key) {
+            call.agent_peer = Some(DialogPeer::new(addr.ip(), None));
+            call.agent_target = Some(wire.target.clone());
+            call.agent_leg = Some(leg);
         }
+        self.drive_agent(call_key);
     }
 
     /// Our INVITE to the agent: the policy's headers, our SDP offer, and the
@@ -328,7 +318,7 @@ impl Gateway {
         call: &Call,
         addr: SocketAddr,
         kind: TransportKind,
-    ) -> Result<(Wire, TransactionKey, Reliability), String> {
+    ) -> Result<Wire, String> {
         let target = &call.target;
         let extra = &call.agent_extra;
         let via = self
@@ -367,24 +357,13 @@ impl Gateway {
         }
         .build()
         .map_err(|e| e.to_string())?;
-        let branch = invite
-            .top_via()
-            .ok()
-            .and_then(|v| v.branch().map(str::to_owned))
-            .unwrap_or_default();
-        let key = TransactionKey::client(&branch, "INVITE").map_err(|e| e.to_string())?;
-        let rel = if kind == TransportKind::Udp {
-            Reliability::Unreliable
-        } else {
-            Reliability::Reliable
-        };
         // A TLS agent's certificate must name the URI's host: its DNS name,
         // or (for an IP address, tls_name None) that address.
         let to = match (kind, agent_domain(target)) {
             (TransportKind::Tls, Some(name)) => Target::tls(addr, name),
             _ => Target::new(kind, addr),
         };
-        Ok((Wire::new(to, invite), key, rel))
+        Ok(Wire::new(to, invite))
     }
 }
 

@@ -23,6 +23,8 @@ pub(crate) enum CallTimer {
     Retransmit200,
     /// The agent rang too long.
     RingTimeout,
+    /// The agent leg's own timer (`OutboundLeg::poll_timeout`) may be due.
+    AgentLeg,
     /// The call reached the maximum duration.
     MaxDuration,
     /// The REFER's final NOTIFY did not come in time: send the BYE.

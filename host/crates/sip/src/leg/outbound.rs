@@ -259,6 +259,11 @@ impl OutboundLeg {
         &self.invite
     }
 
+    /// The key of the INVITE transaction in flight.
+    pub fn invite_key(&self) -> &TransactionKey {
+        &self.invite_tx
+    }
+
     /// The leg's dialog, once answered.
     pub fn dialog(&self) -> Option<&Dialog> {
         self.dialog.as_ref()

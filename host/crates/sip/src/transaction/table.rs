@@ -302,6 +302,21 @@ impl<M: Clone> Transactions<M> {
         true
     }
 
+    /// Drops transaction `key` without waiting for its timers: an INVITE
+    /// whose CANCEL got no final response in 64*T1 (RFC 3261 §9.1). Its
+    /// last event, [`Event::Terminated`], is queued as for any other end,
+    /// so the owner's indexes let go of it. Returns whether it was live.
+    pub fn abandon(&mut self, key: &TransactionKey) -> bool {
+        if self.machines.remove(key).is_none() {
+            return false;
+        }
+        if let Some(source) = self.origins.remove(key) {
+            self.budget.give_back(source);
+        }
+        self.events.push_back((key.clone(), Event::Terminated));
+        true
+    }
+
     /// Fires every timer of every transaction due at or before `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(Reverse((at, _))) = self.deadlines.peek() {
@@ -438,6 +453,35 @@ mod tests {
 
     fn pair(method: &str, message: &str) -> (String, String) {
         (method.to_owned(), message.to_owned())
+    }
+
+    #[test]
+    fn an_abandoned_invite_is_gone_and_says_so() {
+        let t0 = Instant::now();
+        let mut table = Transactions::default();
+        let key = TransactionKey::client("z9hG4bKab1", "INVITE").expect("key");
+        table
+            .start_client_invite(
+                t0,
+                key.clone(),
+                Reliability::Reliable,
+                "INVITE".into(),
+                ack_builder(),
+            )
+            .expect("new");
+        sent(&mut table);
+        table.handle_response(t0, &key, 180, "180".into());
+        events(&mut table);
+        assert!(table.abandon(&key));
+        assert!(table.get(&key).is_none());
+        assert!(table.is_empty());
+        assert_eq!(events(&mut table), [(key.clone(), Event::Terminated)]);
+        assert!(!table.abandon(&key), "once");
+        // Its late 2xx matches nothing: the dialog layer ACKs it.
+        assert!(matches!(
+            table.handle_response(t0, &key, 200, "200".into()),
+            Routed::Unmatched(_)
+        ));
     }
 
     #[test]
