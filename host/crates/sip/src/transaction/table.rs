@@ -470,7 +470,10 @@ mod tests {
             )
             .expect("new");
         sent(&mut table);
-        table.handle_response(t0, &key, 180, "180".into());
+        assert!(matches!(
+            table.handle_response(t0, &key, 180, "180".into()),
+            Routed::Matched
+        ));
         events(&mut table);
         assert!(table.abandon(&key));
         assert!(table.get(&key).is_none());
