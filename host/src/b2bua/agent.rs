@@ -1,20 +1,18 @@
 //! The agent's SIP leg (a `trunkline_sip::leg::OutboundLeg`: the gateway
-//! carries out what it asks and acts on what it reports), and the caller's
-//! ACK for our 2xx (retransmitting it until then, holding the outcome
-//! behind it).
+//! carries out what it asks and acts on what it reports), and which leg's
+//! machine a transaction's report goes to.
 
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use trunkline_sip::dialog::{self, Dialog, DialogId, SessionTimer, UasTimer};
-use trunkline_sip::leg::{FailureKind, OkRetransmit, OkStep, OutboundAction, OutboundInput};
+use trunkline_sip::dialog::{self, DialogId};
+use trunkline_sip::leg::{FailureKind, InboundInput, OutboundAction, OutboundInput};
 use trunkline_sip::message::SipMessage;
 use trunkline_sip::transaction::{AckBuilder, Event, Reliability, TransactionKey};
 
-use super::call::{CallKey, Leg, Phase, format_call_id};
+use super::call::{CallKey, Leg, format_call_id};
 use super::gateway::{CallTimer, Gateway, GatewayEvent};
 use super::wire::Wire;
-use crate::policy::EndReason;
 use crate::transport::TransportKind;
 
 impl Gateway {
@@ -31,7 +29,7 @@ impl Gateway {
         let is_refer = call.refer_tx.as_ref() == Some(&tx);
         let is_refresh = call.refresh_tx.as_ref() == Some(&tx);
         match event {
-            Event::Ack(_) if leg == Leg::Caller => self.caller_acked(key),
+            Event::Ack(_) if leg == Leg::Caller => self.on_caller_input(key, InboundInput::Ack),
             Event::Response { status, .. } if is_refer && status >= 300 => {
                 tracing::info!(call_id = %call.id(), status, "REFER refused; ending with a BYE");
                 self.finish_refer(key, true);
@@ -41,7 +39,7 @@ impl Gateway {
                 self.on_refresh_response(key, status, &response.msg)
             }
             event if leg == Leg::Agent => self.on_agent_tx_event(key, &tx, event),
-            _ => {}
+            event => self.on_caller_tx_event(key, &tx, event),
         }
     }
 
@@ -216,7 +214,7 @@ impl Gateway {
             return;
         };
         self.by_dialog.insert(id, (key, Leg::Agent));
-        if !call.caller_up || call.end_reason.is_some() {
+        if !call.caller_up() || call.end_reason.is_some() {
             // The caller left while the agent was answering.
             self.calls.insert(key, call);
             self.hang_up_agent(key);
@@ -246,142 +244,6 @@ impl Gateway {
         }
 
         self.answer_caller(key, call);
-    }
-
-    /// Answers the caller (200 OK with our SDP answer) once the agent is
-    /// up and the media runs. Takes the call out of the table, puts it back.
-    pub(crate) fn answer_caller(&mut self, key: CallKey, mut call: super::call::Call) {
-        let now = Instant::now();
-        let kind = call.caller_invite.target.kind;
-        let (via, contact) = (
-            self.local_via(kind).unwrap_or_default(),
-            self.local_contact(kind).unwrap_or_default(),
-        );
-        let sdp = call
-            .media
-            .as_ref()
-            .map(|m| m.caller_answer())
-            .unwrap_or_default();
-        let built = call
-            .caller_invite
-            .msg
-            .reply(200, None, Some(&call.caller_tag))
-            .and_then(|m| m.with_header("Contact", &contact))
-            .and_then(|m| m.with_header("Allow", dialog::ALLOW))
-            .and_then(|m| m.with_header("Supported", dialog::SUPPORTED))
-            .and_then(|m| m.with_body("application/sdp", sdp.into_bytes()));
-        let mut ok = match built {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::error!(call_id = %call.id(), error = %e, "cannot build the 200 OK");
-                let agent_up = call.agent_up();
-                self.calls.insert(key, call);
-                if agent_up {
-                    self.bye(key, Leg::Agent, &[]);
-                }
-                self.fail_before_answer(key, 500);
-                return;
-            }
-        };
-        if let Ok(UasTimer::Run(negotiated)) =
-            dialog::negotiate_uas(&call.caller_invite.msg, &self.session_timer_config())
-        {
-            let _ = negotiated.apply(&mut ok);
-            call.session = Some((SessionTimer::new(now, &negotiated), negotiated));
-        }
-        match Dialog::uas(&call.caller_invite.msg, &ok, &via) {
-            Ok(d) => {
-                self.by_dialog.insert(d.id().clone(), (key, Leg::Caller));
-                call.caller_dialog = Some(d);
-            }
-            Err(e) => tracing::warn!(call_id = %call.id(), error = %e, "caller dialog not created"),
-        }
-        let wire = Wire::new(call.caller_invite.target.clone(), ok);
-        let _ = self
-            .table
-            .send_response(now, &call.caller_tx, 200, wire.clone());
-        call.phase = Phase::Connected;
-        call.answered = Some((now, std::time::SystemTime::now()));
-        tracing::info!(call_id = %call.id(), "call connected");
-        self.calls.insert(key, call);
-        self.await_caller_ack(key, wire);
-        let max = Duration::from_secs(self.config.gateway.max_call_secs);
-        self.arm(key, max, CallTimer::MaxDuration);
-        self.arm_session(key);
-    }
-
-    /// Our 2xx to the caller's INVITE is out: it is re-sent over UDP
-    /// until the ACK comes (`OkRetransmit`), and what would overtake that
-    /// ACK (our BYE) waits for it. Over TCP/TLS nothing is re-sent, but the
-    /// wait still ends after 64*T1, so a caller that never ACKs cannot hold
-    /// the call.
-    pub(crate) fn await_caller_ack(&mut self, key: CallKey, ok: Wire) {
-        let schedule = OkRetransmit::new(Instant::now(), &self.timer_config);
-        let next = schedule.poll_timeout();
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        call.caller_ok = Some((ok, schedule));
-        if let Some(at) = next {
-            self.timers.arm(at, key, CallTimer::Retransmit200);
-        }
-    }
-
-    /// The 2xx retransmission timer is due: our 2xx again (UDP), or the
-    /// end of the wait for the ACK.
-    pub(crate) fn retransmit_200(&mut self, key: CallKey) {
-        let now = Instant::now();
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let Some((ok, schedule)) = call.caller_ok.as_mut() else {
-            return; // ACKed meanwhile: a stale timer.
-        };
-        match schedule.handle_timeout(now) {
-            None => {}
-            Some(OkStep::Resend) => {
-                let (ok, next) = (ok.clone(), schedule.poll_timeout());
-                if ok.target.kind == TransportKind::Udp {
-                    self.send_now(ok);
-                }
-                if let Some(at) = next {
-                    self.timers.arm(at, key, CallTimer::Retransmit200);
-                }
-            }
-            Some(OkStep::GiveUp) => {
-                tracing::warn!(call_id = %call.id(), "caller never ACKed our 200 OK; ending the call");
-                // §13.3.1.4: without the ACK the dialog is to be ended with
-                // a BYE; a held outcome goes out now, else the call ends here.
-                self.end_call(key, EndReason::Error);
-                self.caller_acked(key);
-            }
-        }
-    }
-
-    /// The ACK for a 2xx (end to end, new branch): the caller confirms.
-    /// An ACK from anyone but the caller's peer is dropped (`peers`).
-    pub(crate) fn on_ack(&mut self, msg: &SipMessage, origin: &super::peers::Origin) {
-        let Some(id) = DialogId::of_received(msg) else {
-            return;
-        };
-        if let Some(&(key, Leg::Caller)) = self.by_dialog.get(&id)
-            && self.admit_in_dialog(key, Leg::Caller, msg, origin)
-        {
-            self.caller_acked(key);
-        }
-    }
-
-    /// The caller ACKed our 2xx (or we gave up waiting): stop
-    /// retransmitting it, and send the outcome if it was held for the ACK.
-    pub(crate) fn caller_acked(&mut self, key: CallKey) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        call.caller_ok = None;
-        if let Some((refer, headers)) = call.held_delivery.take() {
-            self.deliver(key, refer.as_deref(), &headers);
-            self.maybe_forget(key);
-        }
     }
 
     /// A 2xx from the agent after its INVITE transaction ended.

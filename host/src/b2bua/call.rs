@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use trunkline_sip::dialog::{Dialog, DialogId, DialogPeer, Negotiated, SessionTimer};
-use trunkline_sip::leg::{OutboundLeg, OutboundState};
+use trunkline_sip::leg::{InboundLeg, OutboundLeg, OutboundState};
 use trunkline_sip::message::SipMessage;
 use trunkline_sip::transaction::TransactionKey;
 
@@ -58,17 +58,14 @@ pub(crate) struct Call {
     pub(crate) started: SystemTime,
     pub(crate) answered: Option<(Instant, SystemTime)>,
 
-    /// The caller's INVITE and its server transaction.
+    /// The caller's INVITE (and where its responses go) and its server
+    /// transaction.
     pub(crate) caller_invite: Wire,
     pub(crate) caller_tx: TransactionKey,
-    /// Our To tag toward the caller (chosen before answering).
-    pub(crate) caller_tag: String,
-    pub(crate) caller_dialog: Option<Dialog>,
-    /// Our 200 OK to the caller and its schedule: re-sent over UDP until
-    /// the ACK, which our BYE must not overtake.
-    pub(crate) caller_ok: Option<(Wire, trunkline_sip::leg::OkRetransmit)>,
-    /// Whether the caller is still on the line (no BYE/CANCEL from them).
-    pub(crate) caller_up: bool,
+    /// The caller's leg: responses, our 2xx until the ACK, the dialog.
+    pub(crate) caller: InboundLeg,
+    /// When the caller leg's timer is armed for (not armed twice).
+    pub(crate) caller_armed: Option<Instant>,
     /// Where the admitted INVITE came from (address, TCP/TLS connection):
     /// with the trunk's allow-list, who may send in the caller's dialog.
     pub(crate) caller_peer: DialogPeer<ConnId>,
@@ -115,8 +112,9 @@ pub(crate) struct Call {
     pub(crate) session: Option<(SessionTimer, Negotiated)>,
     /// Our refreshing re-INVITE toward the caller, while it is pending.
     pub(crate) refresh_tx: Option<TransactionKey>,
-    /// The outcome for the caller (REFER target, headers), held until the
-    /// caller ACKs our 2xx: a BYE must not overtake that ACK (§15).
+    /// The outcome for the caller when it is a REFER, held until the
+    /// caller ACKs our 2xx: it must not overtake that ACK (§15). (A BYE
+    /// is held by the caller's leg itself.)
     pub(crate) held_delivery: Option<(Option<String>, Vec<Header>)>,
 }
 
@@ -129,16 +127,9 @@ impl Call {
     /// The dialog of `leg`, if established.
     pub(crate) fn dialog_mut(&mut self, leg: Leg) -> Option<&mut Dialog> {
         match leg {
-            Leg::Caller => self.caller_dialog.as_mut(),
+            Leg::Caller => self.caller.dialog_mut(),
             Leg::Agent => self.agent_leg.as_mut().and_then(OutboundLeg::dialog_mut),
         }
-    }
-
-    /// Whether the agent's SIP leg is answered and not ended.
-    pub(crate) fn agent_up(&self) -> bool {
-        self.agent_leg
-            .as_ref()
-            .is_some_and(|l| l.state() == OutboundState::Answered)
     }
 
     /// Whether the agent's SIP leg still has something to send or wait
@@ -152,8 +143,9 @@ impl Call {
     /// Every dialog id of the call, for the gateway's index.
     pub(crate) fn dialog_ids(&self) -> Vec<DialogId> {
         let agent = self.agent_leg.as_ref().and_then(OutboundLeg::dialog);
-        self.caller_dialog
-            .iter()
+        self.caller
+            .dialog()
+            .into_iter()
             .chain(agent)
             .map(|d| d.id().clone())
             .collect()

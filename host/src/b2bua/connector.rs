@@ -187,7 +187,7 @@ impl Gateway {
         let Some(mut call) = self.calls.remove(&key) else {
             return;
         };
-        if call.phase != Phase::Calling || !call.caller_up || call.end_reason.is_some() {
+        if call.phase != Phase::Calling || !call.caller_up() || call.end_reason.is_some() {
             self.calls.insert(key, call);
             return;
         }

@@ -6,10 +6,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use trunkline_sip::dialog::{self, DialogId, Incoming};
+use trunkline_sip::leg::InboundInput;
 use trunkline_sip::message::{Host, Method, SipMessage};
 use trunkline_sip::transaction::{Reliability, TransactionKey};
 
-use super::call::{Leg, Phase, policy_headers};
+use super::call::{Leg, policy_headers};
 use super::gateway::Gateway;
 use super::peers::Origin;
 use super::wire::Wire;
@@ -41,25 +42,9 @@ impl Gateway {
         }
         let reply = wire.msg.reply(200, None, None).ok();
         self.respond_once(now, key, reliability, &to, reply);
-        let Some(call) = self.calls.get_mut(&call_key) else {
-            return;
-        };
-        if call.phase != Phase::Calling || !call.caller_up {
-            return; // Too late: the 200 OK went out; the caller will BYE.
-        }
-        call.caller_up = false;
-        let (tx, target) = (call.caller_tx.clone(), call.caller_invite.target.clone());
-        if let Ok(terminated) = call
-            .caller_invite
-            .msg
-            .reply(487, None, Some(&call.caller_tag))
-        {
-            let _ = self
-                .table
-                .send_response(now, &tx, 487, Wire::new(target, terminated));
-        }
-        tracing::info!(call_id = %call.id(), "caller cancelled");
-        self.end_call(call_key, EndReason::CallerHangup);
+        // 487 and the end of the call, unless the 200 OK went out already
+        // (then the caller will BYE).
+        self.on_caller_input(call_key, InboundInput::Cancel);
     }
 
     pub(crate) fn on_in_dialog(
@@ -111,13 +96,13 @@ impl Gateway {
                 tracing::info!(call_id = %call.id(), ?leg, "BYE received");
                 match leg {
                     Leg::Caller => {
-                        call.caller_up = false;
+                        call.caller.handle(now, InboundInput::PeerBye);
                         // Five9 hung up while our REFER was pending: nothing
                         // left to deliver.
                         call.refer_tx = None;
                         call.delivery_headers.clear();
                         self.end_call(call_key, EndReason::CallerHangup);
-                        self.maybe_forget(call_key);
+                        self.drive_caller(call_key);
                     }
                     Leg::Agent => {
                         call.agent_bye_headers = policy_headers(&msg);
@@ -192,10 +177,11 @@ impl Gateway {
                 if is_invite
                     && ok_2xx
                     && leg == Leg::Caller
-                    && to.kind == TransportKind::Udp
                     && let Some(r) = reply
+                    && let Some(call) = self.calls.get_mut(&call_key)
                 {
-                    self.await_caller_ack(call_key, Wire::new(to, r));
+                    call.caller.reinvite_answered(now, r);
+                    self.drive_caller(call_key);
                 }
             }
             Ok(Incoming::Refer { .. }) => {
@@ -210,7 +196,7 @@ impl Gateway {
             }
             Ok(Incoming::Ack) => {
                 if leg == Leg::Caller {
-                    self.caller_acked(call_key);
+                    self.on_caller_input(call_key, InboundInput::Ack);
                 }
             }
         }

@@ -15,11 +15,8 @@
 //! neither required nor offered, so none of these is retransmitted or
 //! PRACKed.
 
-use std::time::Instant;
-
 use super::call::{CallKey, Phase};
 use super::gateway::{Gateway, GatewayEvent};
-use super::wire::Wire;
 
 /// What an agent's 18x makes us do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +50,7 @@ impl Gateway {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        if call.phase != Phase::Calling || !call.caller_up {
+        if call.phase != Phase::Calling || !call.caller_up() {
             return;
         }
         match next_step(call.rang, call.early, !sdp.is_empty()) {
@@ -111,41 +108,6 @@ impl Gateway {
             Err(f) => {
                 tracing::info!(call_id = %call.id(), failure = %f, "agent's early SDP unusable; waiting for the answer");
                 false
-            }
-        }
-    }
-
-    /// A provisional response to the caller's INVITE: with our SDP answer
-    /// (and a Contact, as the early dialog it makes needs) or without.
-    fn send_provisional(&mut self, key: CallKey, status: u16, with_sdp: bool) {
-        let now = Instant::now();
-        let Some(call) = self.calls.get(&key) else {
-            return;
-        };
-        let (tx, target) = (call.caller_tx.clone(), call.caller_invite.target.clone());
-        let mut built = call
-            .caller_invite
-            .msg
-            .reply(status, None, Some(&call.caller_tag));
-        if with_sdp {
-            let contact = self.local_contact(target.kind).unwrap_or_default();
-            let sdp = call
-                .media
-                .as_ref()
-                .map(|m| m.caller_answer())
-                .unwrap_or_default();
-            built = built
-                .and_then(|m| m.with_header("Contact", &contact))
-                .and_then(|m| m.with_body("application/sdp", sdp.into_bytes()));
-        }
-        match built {
-            Ok(msg) => {
-                let _ = self
-                    .table
-                    .send_response(now, &tx, status, Wire::new(target, msg));
-            }
-            Err(e) => {
-                tracing::warn!(call_id = %call.id(), status, error = %e, "cannot build a provisional")
             }
         }
     }

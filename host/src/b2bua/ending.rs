@@ -6,6 +6,7 @@
 use std::time::{Instant, SystemTime};
 
 use trunkline_sip::dialog;
+use trunkline_sip::leg::InboundState;
 use trunkline_sip::message::SipMessage;
 use trunkline_sip::transaction::{Reliability, TransactionKey};
 
@@ -20,22 +21,11 @@ impl Gateway {
     /// The agent leg failed before the call was answered: the caller gets
     /// `status`, the agent a CANCEL if its INVITE is still pending.
     pub(crate) fn fail_before_answer(&mut self, key: CallKey, status: u16) {
-        let now = Instant::now();
-        let Some(call) = self.calls.get_mut(&key) else {
+        let Some(call) = self.calls.get(&key) else {
             return;
         };
-        if call.phase == Phase::Calling && call.caller_up {
-            call.caller_up = false;
-            let (tx, target) = (call.caller_tx.clone(), call.caller_invite.target.clone());
-            if let Ok(r) = call
-                .caller_invite
-                .msg
-                .reply(status, None, Some(&call.caller_tag))
-            {
-                let _ = self
-                    .table
-                    .send_response(now, &tx, status, Wire::new(target, r));
-            }
+        if call.phase == Phase::Calling {
+            self.refuse_caller(key, status);
         }
         self.end_call(key, EndReason::Error);
     }
@@ -56,19 +46,9 @@ impl Gateway {
 
         // 1. Refuse the caller if we end it before an answer (max
         // duration, control API, shutdown), and stop the agent leg.
-        if was == Phase::Calling && call.caller_up {
-            call.caller_up = false;
-            let (tx, target) = (call.caller_tx.clone(), call.caller_invite.target.clone());
+        if was == Phase::Calling {
             let status = if reason == EndReason::Error { 503 } else { 480 };
-            if let Ok(r) = call
-                .caller_invite
-                .msg
-                .reply(status, None, Some(&call.caller_tag))
-            {
-                let _ = self
-                    .table
-                    .send_response(Instant::now(), &tx, status, Wire::new(target, r));
-            }
+            self.refuse_caller(key, status);
         }
         self.hang_up_agent(key);
         self.stop_connector(key, end_reason_text(reason));
@@ -90,7 +70,7 @@ impl Gateway {
             dtmf: call.dtmf.clone(),
             reason,
             duration_ms,
-            caller_connected: call.caller_up && call.caller_dialog.is_some(),
+            caller_connected: call.caller_connected(),
         };
         let concluded = self.registry.conclude(&trunk, call.version.as_ref(), &end);
         let outcome = &concluded.outcome;
@@ -154,8 +134,9 @@ impl Gateway {
         }
         let headers = outcome.headers.clone();
         if deliver {
-            if call.caller_ok.is_some() {
-                // Our 200 OK is not ACKed yet: the BYE/REFER waits for it.
+            if refer_to.is_some() && call.caller.state() == InboundState::AwaitingAck {
+                // Our 200 OK is not ACKed yet: the REFER waits for it (a
+                // BYE the caller's leg holds itself).
                 call.held_delivery = Some((refer_to, headers));
                 return;
             }
@@ -182,16 +163,12 @@ impl Gateway {
             self.hang_up_agent(key);
             return;
         }
-        call.caller_up = false;
         let extra: Vec<(&str, &str)> = headers
             .iter()
             .map(|h| (h.name.as_str(), h.value.as_str()))
             .collect();
-        let Some(bye) = call.dialog_mut(leg).and_then(|d| d.bye(&extra).ok()) else {
-            tracing::warn!(call_id = %call.id(), ?leg, "no dialog to send a BYE on");
-            return;
-        };
-        self.send_request(key, leg, bye);
+        call.caller.hang_up(&extra);
+        self.drive_caller(key);
     }
 
     fn refer(&mut self, key: CallKey, uri: &str, headers: &[Header]) {
@@ -203,8 +180,8 @@ impl Gateway {
             .map(|h| (h.name.as_str(), h.value.as_str()))
             .collect();
         let refer = call
-            .caller_dialog
-            .as_mut()
+            .caller
+            .dialog_mut()
             .and_then(|d| d.refer(uri, None, &extra).ok());
         let Some(refer) = refer else {
             tracing::warn!(call_id = %call.id(), uri, "cannot build the REFER; ending with a BYE");
@@ -239,7 +216,7 @@ impl Gateway {
         }
         let headers = std::mem::take(&mut call.delivery_headers);
         let call_id = call.id();
-        if call.caller_up {
+        if call.caller_up() {
             self.bye(key, Leg::Caller, if failed { &headers } else { &[] });
         }
         if failed {
@@ -308,7 +285,7 @@ impl Gateway {
             return;
         };
         match timer {
-            CallTimer::Retransmit200 => self.retransmit_200(key),
+            CallTimer::Retransmit200 => self.caller_leg_timer(key),
             CallTimer::AgentLeg => self.agent_leg_timer(key),
             CallTimer::RingTimeout if call.phase == Phase::Calling => {
                 tracing::info!(call_id = %call.id(), "agent rang too long");
@@ -334,7 +311,7 @@ impl Gateway {
         let done = call.phase == Phase::Ending
             && call.pending.is_empty()
             && call.refer_tx.is_none()
-            && !call.caller_up
+            && call.caller.state() == InboundState::Done
             && !call.agent_busy();
         if !done {
             return;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use trunkline_sip::dialog::{self, DialogPeer};
 use trunkline_sip::inspect::inspect;
-use trunkline_sip::leg::{InviteRequest, OutboundConfig, OutboundLeg};
+use trunkline_sip::leg::{InboundConfig, InboundLeg, InviteRequest, OutboundConfig, OutboundLeg};
 use trunkline_sip::message::{Host, Scheme, Uri, new_tag};
 use trunkline_sip::transaction::{Reliability, TableError, TransactionKey};
 
@@ -179,6 +179,24 @@ impl Gateway {
         tracing::info!(%call_id, trunk = %trunk_cfg.name, target = %connect.target,
             policy = %trunk_cfg.policy, fallback = routed.fallback.is_some(), "routing call");
 
+        let kind = wire.target.kind;
+        let caller = InboundLeg::new(
+            (*wire.msg).clone(),
+            InboundConfig {
+                timers: self.timer_config,
+                reliability,
+                local_via: self.local_via(kind).unwrap_or_default(),
+                contact: self.local_contact(kind).unwrap_or_default(),
+            },
+        );
+        let caller = match caller {
+            Ok(leg) => leg,
+            Err(e) => {
+                tracing::error!(%call_id, error = %e, "caller leg could not start");
+                refuse(self, 500, None, None);
+                return;
+            }
+        };
         let mut call = Call {
             key: call_key,
             trunk,
@@ -192,10 +210,8 @@ impl Gateway {
             answered: None,
             caller_invite: wire,
             caller_tx: key.clone(),
-            caller_tag,
-            caller_dialog: None,
-            caller_ok: None,
-            caller_up: true,
+            caller,
+            caller_armed: None,
             caller_peer: DialogPeer::new(source.ip(), reply_to.conn),
             agent_extra: Vec::new(),
             agent_leg: None,

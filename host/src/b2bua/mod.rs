@@ -3,7 +3,9 @@
 //! - `gateway` — the signalling core: one task owning transactions, dialogs
 //!   and calls; sockets and clocks meet the I/O-free SIP layers here.
 //! - `inbound` — a new INVITE: admission, `route`, the agent leg.
-//! - `agent` — the agent's answer or failure; the caller's ACK for our 2xx.
+//! - `agent` — the agent's SIP leg (an `OutboundLeg`) driven by the gateway.
+//! - `caller` — the caller's leg (an `InboundLeg`): provisionals, our 2xx
+//!   until the ACK, refusals, its ACK.
 //! - `early` — the agent's provisional responses: 180, or 183 with SDP and
 //!   early media.
 //! - `uas` — answers outside any call: RFC 3261 §8.2 refusals (405, 501,
@@ -28,6 +30,7 @@
 mod admission;
 mod agent;
 mod call;
+mod caller;
 mod connector;
 mod control;
 mod dialogs;

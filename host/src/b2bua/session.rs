@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use trunkline_sip::dialog::{self, TimerEvent};
+use trunkline_sip::leg::InboundInput;
 use trunkline_sip::message::SipMessage;
 
 use super::call::{CallKey, Leg, Phase};
@@ -61,7 +62,7 @@ impl Gateway {
             let negotiated = call.session.as_ref().map(|(_, n)| *n);
             // Without Session-Expires the caller would take the timer as
             // switched off by our refresh (RFC 4028 §7.4, §9).
-            let built = call.caller_dialog.as_mut().map(|d| {
+            let built = call.caller.dialog_mut().map(|d| {
                 let mut reinvite = d.reinvite(sdp.as_bytes(), &[])?;
                 if let Some(negotiated) = negotiated {
                     negotiated.refresh_request(&mut reinvite, min_se)?;
@@ -94,13 +95,13 @@ impl Gateway {
             call.refresh_tx = None;
         }
         let effect = call
-            .caller_dialog
-            .as_mut()
+            .caller
+            .dialog_mut()
             .map(|d| d.handle_response(response));
         if (200..300).contains(&status) {
             let ack = call
-                .caller_dialog
-                .as_ref()
+                .caller
+                .dialog()
                 .and_then(|d| d.ack(response, None).ok());
             let fallback = call.caller_invite.target.clone();
             if let Some(ack) = ack {
@@ -119,9 +120,11 @@ impl Gateway {
         {
             if let Some(call) = self.calls.get_mut(&key) {
                 tracing::info!(call_id = %call.id(), status, "session refresh failed; the dialog is gone");
-                call.caller_up = false;
+                // No BYE for a dialog the peer no longer has.
+                call.caller.handle(now, InboundInput::PeerBye);
             }
             self.end_call(key, EndReason::CallerHangup);
+            self.drive_caller(key);
         }
     }
 }

@@ -12,7 +12,9 @@
 //! Rules a Five9 SBC expects of a UAS:
 //! - Our 2xx is re-sent over UDP from T1, doubling to T2, until the ACK;
 //!   over TCP/TLS it is not re-sent. Either way, no ACK within 64*T1 ends
-//!   the session with a BYE (§13.3.1.4).
+//!   the session with a BYE (§13.3.1.4): the leg reports `AckTimedOut`,
+//!   and the owner ends the call (its hang-up, with whatever headers the
+//!   outcome has, goes out at once).
 //! - Our BYE never overtakes the ACK (§15): a hang-up before the ACK is
 //!   held until it comes, or until we give up waiting.
 //! - A CANCEL before our final response ends the INVITE with 487
@@ -109,7 +111,9 @@ pub enum InboundAction {
     DialogUp(DialogId),
     /// The peer acknowledged our 2xx.
     Acked,
-    /// No ACK within 64*T1: our BYE follows.
+    /// No ACK within 64*T1: the owner must end the call
+    /// ([`InboundLeg::hang_up`] now sends the BYE at once); a hang-up held
+    /// for the ACK goes out by itself.
     AckTimedOut,
     /// The peer gave up before our final response; 487 is out.
     Cancelled,
@@ -255,6 +259,15 @@ impl InboundLeg {
         Ok(())
     }
 
+    /// Our 2xx to the peer's re-INVITE (the owner built it on the
+    /// dialog): re-sent over UDP until its ACK like the first one, and
+    /// `AckTimedOut` if that never comes.
+    pub fn reinvite_answered(&mut self, now: Instant, ok: SipMessage) {
+        if self.state == InboundState::Confirmed {
+            self.ok = Some((ok, OkRetransmit::new(now, &self.config.timers)));
+        }
+    }
+
     /// Refuses the call with `status` (300–699) before our answer.
     pub fn reject(&mut self, status: u16, extra: &[(&str, &str)]) -> Result<(), DialogError> {
         if !self.state.is_pending() {
@@ -301,10 +314,9 @@ impl InboundLeg {
         match input {
             InboundInput::Ack if self.state == InboundState::AwaitingAck => self.acked(),
             InboundInput::Ack => {
-                // A retransmitted ACK, or one for a 2xx we gave up on.
-                if let Some((_, schedule)) = self.ok.as_mut() {
-                    schedule.acked();
-                }
+                // A re-INVITE's ACK, a retransmitted one, or one for a 2xx
+                // we gave up on.
+                self.ok = None;
             }
             InboundInput::Cancel if self.state.is_pending() => {
                 if let Ok(response) = self.invite.reply(487, None, Some(&self.tag)) {
@@ -355,17 +367,30 @@ impl InboundLeg {
             None | Some(OkStep::Resend) => {}
             Some(OkStep::GiveUp) => {
                 self.ok = None;
-                if self.state != InboundState::AwaitingAck {
-                    return;
+                match self.state {
+                    InboundState::AwaitingAck => {}
+                    InboundState::Confirmed => {
+                        // A re-INVITE's 2xx never ACKed (§13.3.1.4 holds
+                        // for every 2xx to an INVITE).
+                        self.report(InboundAction::AckTimedOut);
+                        return;
+                    }
+                    _ => return,
                 }
                 self.report(InboundAction::AckTimedOut);
-                let headers = self.held_bye.take().unwrap_or_default();
-                let headers: Vec<(&str, &str)> = headers
-                    .iter()
-                    .map(|(n, v)| (n.as_str(), v.as_str()))
-                    .collect();
-                self.report(InboundAction::Ended { by_peer: false });
-                self.send_bye(&headers);
+                // From here the session counts as confirmed: a hang-up
+                // held for the ACK goes out now; otherwise the owner ends
+                // the call, and its hang-up (with the outcome's headers)
+                // goes out at once.
+                self.state = InboundState::Confirmed;
+                if let Some(headers) = self.held_bye.take() {
+                    let headers: Vec<(&str, &str)> = headers
+                        .iter()
+                        .map(|(n, v)| (n.as_str(), v.as_str()))
+                        .collect();
+                    self.report(InboundAction::Ended { by_peer: false });
+                    self.send_bye(&headers);
+                }
             }
         }
     }

@@ -120,9 +120,16 @@ fn our_2xx_is_resent_over_udp_until_64_t1_then_a_bye_ends_the_session() {
         ],
         "T1, doubling to T2 (§13.3.1.4)"
     );
-    assert_eq!(last[0], InboundAction::AckTimedOut);
-    assert_eq!(last[1], InboundAction::Ended { by_peer: false });
-    let (bye_tx, bye) = bye(&last).expect("a BYE");
+    assert_eq!(
+        last,
+        [InboundAction::AckTimedOut],
+        "the owner decides the BYE's headers"
+    );
+    leg.hang_up(&[("X-Disposition", "error")]);
+    let actions = drain(&mut leg);
+    assert_eq!(actions[0], InboundAction::Ended { by_peer: false });
+    let (bye_tx, bye) = bye(&actions).expect("a BYE at once");
+    assert_eq!(bye.header("X-Disposition"), Some("error"));
     assert_eq!(bye.to().unwrap().tag(), Some("five9"));
     assert_eq!(leg.state(), InboundState::Ending);
     leg.handle(
@@ -143,8 +150,10 @@ fn over_tcp_nothing_is_resent_but_the_wait_still_ends() {
     drain(&mut leg);
     let (resent, last) = run_schedule(&mut leg, t0);
     assert!(resent.is_empty());
+    assert_eq!(last, [InboundAction::AckTimedOut]);
+    leg.hang_up(&[]);
     assert!(
-        bye(&last).is_some(),
+        bye(&drain(&mut leg)).is_some(),
         "the caller that never ACKs is hung up on"
     );
 }
@@ -257,4 +266,29 @@ fn a_bye_that_times_out_finishes_the_leg() {
     let (tx, _) = bye(&drain(&mut leg)).expect("a BYE");
     leg.handle(t0 + T1 * 64, InboundInput::Timeout(&tx));
     assert_eq!(drain(&mut leg), vec![InboundAction::Finished]);
+}
+
+#[test]
+fn a_reinvites_2xx_is_resent_until_its_ack() {
+    let mut leg = leg(Reliability::Unreliable);
+    let t0 = Instant::now();
+    leg.answer(t0, b"v=0\r\n", None).unwrap();
+    leg.handle(t0, InboundInput::Ack);
+    drain(&mut leg);
+    let reinvite_ok = invite().reply(200, None, Some(leg.tag())).unwrap();
+    leg.reinvite_answered(t0, reinvite_ok.clone());
+    assert_eq!(leg.poll_timeout(), Some(t0 + T1));
+    leg.handle_timeout(t0 + T1);
+    assert_eq!(
+        drain(&mut leg),
+        vec![InboundAction::Retransmit(reinvite_ok.clone())]
+    );
+    leg.handle(t0 + T1, InboundInput::Ack);
+    assert_eq!(leg.poll_timeout(), None);
+
+    // Never ACKed: the owner is told, the leg stays confirmed.
+    leg.reinvite_answered(t0, reinvite_ok);
+    let (_, last) = run_schedule(&mut leg, t0);
+    assert_eq!(last, [InboundAction::AckTimedOut]);
+    assert_eq!(leg.state(), InboundState::Confirmed);
 }
