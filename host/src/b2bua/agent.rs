@@ -89,9 +89,14 @@ impl Gateway {
                 return;
             };
             let Some(action) = agent.poll_action() else {
+                // One timer entry per deadline, however often the leg is
+                // driven.
                 let next = agent.poll_timeout();
-                if let Some(at) = next {
-                    self.timers.arm(at, key, CallTimer::AgentLeg);
+                if next.is_some() && next != call.agent_armed {
+                    call.agent_armed = next;
+                    if let Some(at) = next {
+                        self.timers.arm(at, key, CallTimer::AgentLeg);
+                    }
                 }
                 return;
             };
@@ -101,11 +106,18 @@ impl Gateway {
             };
             match action {
                 OutboundAction::StartInvite { tx, request } => {
-                    self.start_agent_invite(key, tx, Wire::new(target, request))
+                    if !self.start_agent_invite(key, tx.clone(), Wire::shared(target, request)) {
+                        self.agent_send_failed(key, &tx);
+                    }
                 }
-                OutboundAction::StartRequest { request, .. } => {
+                OutboundAction::StartRequest { tx, request } => {
                     let to = self.target_for(&request, &target);
-                    self.send_to(key, Leg::Agent, Wire::new(to, request));
+                    if self
+                        .send_to(key, Leg::Agent, Wire::new(to, request))
+                        .is_none()
+                    {
+                        self.agent_send_failed(key, &tx);
+                    }
                 }
                 OutboundAction::SendAck(ack) => {
                     let to = self.target_for(&ack, &target);
@@ -161,8 +173,11 @@ impl Gateway {
     /// The agent leg's timer (ring timeout, the CANCEL's 64*T1) is due.
     pub(crate) fn agent_leg_timer(&mut self, key: CallKey) {
         let now = Instant::now();
-        if let Some(agent) = self.calls.get_mut(&key).and_then(|c| c.agent_leg.as_mut()) {
-            agent.handle_timeout(now);
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.agent_armed = None;
+            if let Some(agent) = call.agent_leg.as_mut() {
+                agent.handle_timeout(now);
+            }
         }
         self.drive_agent(key);
     }
@@ -177,10 +192,21 @@ impl Gateway {
         self.drive_agent(key);
     }
 
+    /// A request of the agent leg's never left (its transaction could not
+    /// start): the leg hears it as a transport failure, so it neither
+    /// waits for an answer for ever nor leaves the call behind.
+    fn agent_send_failed(&mut self, key: CallKey, tx: &TransactionKey) {
+        tracing::error!(call_id = %format_call_id(key), method = tx.method(), "agent transaction could not start");
+        if let Some(agent) = self.calls.get_mut(&key).and_then(|c| c.agent_leg.as_mut()) {
+            agent.handle(Instant::now(), OutboundInput::TransportError(tx));
+        }
+    }
+
     /// The INVITE to the agent (the first, or one with credentials) under
     /// its client transaction; the call stays until that ends, so an answer
-    /// racing a CANCEL still gets its ACK and BYE.
-    fn start_agent_invite(&mut self, key: CallKey, tx: TransactionKey, wire: Wire) {
+    /// racing a CANCEL still gets its ACK and BYE. False if it could not
+    /// start.
+    fn start_agent_invite(&mut self, key: CallKey, tx: TransactionKey, wire: Wire) -> bool {
         let rel = if wire.target.kind == TransportKind::Udp {
             Reliability::Unreliable
         } else {
@@ -199,14 +225,13 @@ impl Gateway {
             .start_client_invite(Instant::now(), tx.clone(), rel, wire, builder)
             .is_err()
         {
-            tracing::error!(call_id = %format_call_id(key), "agent transaction could not start");
-            self.fail_before_answer(key, 500);
-            return;
+            return false;
         }
         self.by_tx.insert(tx.clone(), (key, Leg::Agent));
         if let Some(call) = self.calls.get_mut(&key) {
             call.pending.push(tx);
         }
+        true
     }
 
     fn on_agent_answer(&mut self, key: CallKey, id: DialogId, sdp: &[u8], agent_ip: IpAddr) {

@@ -76,6 +76,8 @@ pub(crate) struct Call {
     pub(crate) agent_leg: Option<OutboundLeg>,
     /// Where the agent leg's requests go when no Route says otherwise.
     pub(crate) agent_target: Option<Target>,
+    /// When the agent leg's timer is armed for (not armed twice).
+    pub(crate) agent_armed: Option<Instant>,
     /// The agent we called and where its 2xx came from: who may send in
     /// the agent's dialog. `None` until a SIP agent is called.
     pub(crate) agent_peer: Option<DialogPeer<ConnId>>,

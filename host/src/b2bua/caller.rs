@@ -11,7 +11,7 @@ use trunkline_sip::leg::{InboundAction, InboundInput, InboundState};
 use trunkline_sip::message::SipMessage;
 use trunkline_sip::transaction::{Event, TransactionKey};
 
-use super::call::{Call, CallKey, Leg, Phase};
+use super::call::{Call, CallKey, Leg, Phase, format_call_id};
 use super::gateway::{CallTimer, Gateway};
 use super::wire::Wire;
 use crate::policy::EndReason;
@@ -69,8 +69,15 @@ impl Gateway {
                         .send_response(now, &tx, status, Wire::new(target, response));
                 }
                 InboundAction::Retransmit(ok) => self.send_now(Wire::new(target, ok)),
-                InboundAction::StartRequest { request, .. } => {
-                    self.send_request(key, Leg::Caller, request);
+                InboundAction::StartRequest { tx, request } => {
+                    if self.send_request(key, Leg::Caller, request).is_none() {
+                        // Never left: as if the transport had failed, so
+                        // the leg does not wait for an answer for ever.
+                        tracing::warn!(call_id = %format_call_id(key), "BYE to the caller could not be sent");
+                        if let Some(call) = self.calls.get_mut(&key) {
+                            call.caller.handle(now, InboundInput::TransportError(&tx));
+                        }
+                    }
                 }
                 InboundAction::DialogUp(id) => {
                     self.by_dialog.insert(id, (key, Leg::Caller));

@@ -181,7 +181,7 @@ impl Gateway {
 
         let kind = wire.target.kind;
         let caller = InboundLeg::new(
-            (*wire.msg).clone(),
+            wire.msg.clone(),
             InboundConfig {
                 timers: self.timer_config,
                 reliability,
@@ -216,6 +216,7 @@ impl Gateway {
             agent_extra: Vec::new(),
             agent_leg: None,
             agent_target: None,
+            agent_armed: None,
             agent_peer: None,
             rang: false,
             early: false,
@@ -311,7 +312,7 @@ impl Gateway {
             ring_timeout: Duration::from_secs(self.config.gateway.ring_timeout_secs),
             timers: self.timer_config,
         };
-        let leg = match OutboundLeg::new(now, (*wire.msg).clone(), &config, None) {
+        let leg = match OutboundLeg::new(now, wire.msg.clone(), &config, None) {
             Ok(leg) => leg,
             Err(e) => {
                 tracing::error!(%call_id, error = %e, "agent leg could not start");

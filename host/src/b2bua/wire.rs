@@ -21,4 +21,9 @@ impl Wire {
             msg: Arc::new(msg),
         }
     }
+
+    /// A message already shared (with a leg that keeps it).
+    pub(crate) fn shared(target: Target, msg: Arc<SipMessage>) -> Wire {
+        Wire { target, msg }
+    }
 }

@@ -21,6 +21,7 @@
 //!   (§9.2); after it, it changes nothing.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::retransmit::{OkRetransmit, OkStep};
@@ -131,7 +132,8 @@ pub enum InboundAction {
 /// One inbound leg (see the module docs).
 pub struct InboundLeg {
     state: InboundState,
-    invite: SipMessage,
+    /// Shared with whoever else keeps it (the owner's transaction).
+    invite: Arc<SipMessage>,
     /// Our To tag, the same on every response.
     tag: String,
     config: InboundConfig,
@@ -154,7 +156,11 @@ impl std::fmt::Debug for InboundLeg {
 
 impl InboundLeg {
     /// A leg for the peer's `invite` (already admitted and checked).
-    pub fn new(invite: SipMessage, config: InboundConfig) -> Result<InboundLeg, DialogError> {
+    pub fn new(
+        invite: impl Into<Arc<SipMessage>>,
+        config: InboundConfig,
+    ) -> Result<InboundLeg, DialogError> {
+        let invite = invite.into();
         if invite.method() != Some(&Method::Invite) {
             return Err(DialogError::NotInvite);
         }

@@ -33,6 +33,7 @@
 //!   is answered the same way, once.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::failure::{FailureKind, LegFailure};
@@ -119,8 +120,9 @@ pub enum OutboundAction {
     StartInvite {
         /// The transaction's key.
         tx: TransactionKey,
-        /// The INVITE.
-        request: SipMessage,
+        /// The INVITE (shared with the leg, which keeps it for CANCEL and
+        /// for a retry with credentials).
+        request: Arc<SipMessage>,
     },
     /// Start a non-INVITE client transaction: CANCEL or BYE.
     StartRequest {
@@ -170,8 +172,9 @@ pub enum OutboundAction {
 /// One outbound leg (see the module docs).
 pub struct OutboundLeg {
     state: OutboundState,
-    /// The INVITE in flight (the latest, after challenges) and its key.
-    invite: SipMessage,
+    /// The INVITE in flight (the latest, after challenges) and its key;
+    /// shared with the owner's transaction.
+    invite: Arc<SipMessage>,
     invite_tx: TransactionKey,
     /// The current INVITE got a provisional: CANCEL is allowed.
     provisional: bool,
@@ -210,10 +213,11 @@ impl OutboundLeg {
     /// the INVITE's transaction.
     pub fn new(
         now: Instant,
-        invite: SipMessage,
+        invite: impl Into<Arc<SipMessage>>,
         config: &OutboundConfig,
         digest: Option<DigestClient>,
     ) -> Result<OutboundLeg, DialogError> {
+        let invite = invite.into();
         if invite.method() != Some(&Method::Invite) {
             return Err(DialogError::NotInvite);
         }
@@ -547,6 +551,7 @@ impl OutboundLeg {
             .and_then(|m| Ok((client_key(&m).ok_or("no branch")?, m)));
         match retry {
             Ok((tx, invite)) => {
+                let invite = Arc::new(invite);
                 self.invite = invite.clone();
                 self.invite_tx = tx.clone();
                 self.provisional = false;

@@ -48,7 +48,7 @@ fn drain(leg: &mut OutboundLeg) -> Vec<OutboundAction> {
 
 fn started_invite(actions: &[OutboundAction]) -> (TransactionKey, SipMessage) {
     let found = actions.iter().find_map(|a| match a {
-        OutboundAction::StartInvite { tx, request } => Some((tx.clone(), request.clone())),
+        OutboundAction::StartInvite { tx, request } => Some((tx.clone(), (**request).clone())),
         _ => None,
     });
     found.unwrap_or_else(|| panic!("no INVITE started in {actions:?}"))
