@@ -502,6 +502,7 @@ fn control_api_ends_a_sip_agent_call_and_handoff_returns_what_five9_got() {
         assert_eq!(bye.header(name), Some(value), "{name} as Five9 got it");
     }
     assert_eq!(rec["overflow_headers"], json!([]));
+    assert_eq!(rec["failure"], Value::Null, "a connected call did not fail");
 
     // The other look-ups find the same record; the other tenant does not.
     let by_id = get(gw.http, &format!("/v1/outcomes/{call_id}"), Some(TEST_KEY));

@@ -139,10 +139,24 @@ fn busy_agent_gives_486_to_five9() {
     Sipp::new("five9_uac_reject.xml", loopback())
         .remote(gw.sip)
         .set("expect_status", "486")
+        .set("session_id", "sess-busy-1")
         .run()
         .assert_passed();
     agent.wait().assert_passed();
     gw.wait_for_log("outcome stored", Duration::from_secs(5));
+    // The record says why, typed, for the Handoff API and reports.
+    let r = support::http::get(
+        gw.http,
+        "/v1/outcomes?shared_id=sess-busy-1",
+        Some(support::gateway::TEST_KEY),
+    );
+    assert_eq!(r.status, 200, "{r}");
+    assert_eq!(
+        r.json["failure"],
+        serde_json::json!({"kind": "busy", "status": 486}),
+        "{r}"
+    );
+    assert_eq!(r.json["answered_ms"], serde_json::Value::Null, "{r}");
 }
 
 #[test]

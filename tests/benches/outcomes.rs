@@ -49,6 +49,7 @@ pub fn record(i: u64, ended_ms: u64) -> OutcomeRecord {
         started_ms: ended_ms.saturating_sub(180_000),
         answered_ms: Some(ended_ms.saturating_sub(178_000)),
         ended_ms,
+        failure: None,
     }
 }
 

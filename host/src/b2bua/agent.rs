@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use trunkline_sip::dialog::{self, DialogId};
-use trunkline_sip::leg::{FailureKind, InboundInput, OutboundAction, OutboundInput};
+use trunkline_sip::leg::{FailureKind, InboundInput, LegFailure, OutboundAction, OutboundInput};
 use trunkline_sip::message::SipMessage;
 use trunkline_sip::transaction::{AckBuilder, Event, Reliability, TransactionKey};
 
@@ -145,6 +145,7 @@ impl Gateway {
                             "agent leg failed")
                         }
                     }
+                    self.note_failure(key, failure);
                     let status = match failure.status {
                         // A 2xx we could not take (no Contact): our fault
                         // toward the caller is the agent's, a bad gateway.
@@ -167,6 +168,15 @@ impl Gateway {
                     self.maybe_forget(key);
                 }
             }
+        }
+    }
+
+    /// Keeps the first failure of the call's agent leg for its record.
+    pub(crate) fn note_failure(&mut self, key: CallKey, failure: LegFailure) {
+        if let Some(call) = self.calls.get_mut(&key)
+            && call.failure.is_none()
+        {
+            call.failure = Some(failure);
         }
     }
 

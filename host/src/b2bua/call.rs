@@ -102,6 +102,9 @@ pub(crate) struct Call {
     pub(crate) connector: Option<super::connector::ConnectorLink>,
     /// Why the call ended, once it did.
     pub(crate) end_reason: Option<EndReason>,
+    /// Why the agent leg failed before the answer, when it did (the first
+    /// failure counts).
+    pub(crate) failure: Option<trunkline_sip::leg::LegFailure>,
     /// Client transactions still running for this call (BYE, REFER,
     /// CANCEL): the call is forgotten when none remain.
     pub(crate) pending: Vec<TransactionKey>,

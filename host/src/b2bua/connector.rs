@@ -156,6 +156,9 @@ impl Gateway {
         }
         call.connector = None;
         call.set_attribute("agent.error", why);
+        if call.failure.is_none() {
+            call.failure = Some(trunkline_sip::leg::LegFailure::unreachable());
+        }
         let trunk = &self.config.trunks[call.trunk];
         match &trunk.fallback {
             RouteFallback::Connect { target } if *target != call.target && !call.fell_back => {

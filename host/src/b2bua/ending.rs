@@ -117,6 +117,11 @@ impl Gateway {
             started_ms: millis(call.started),
             answered_ms: call.answered.map(|(_, at)| millis(at)),
             ended_ms: millis(SystemTime::now()),
+            // A fallback agent that connected makes the call a success.
+            failure: call
+                .failure
+                .filter(|_| call.answered.is_none())
+                .map(Into::into),
         };
         let shared_id = record.shared_id.clone();
         self.stats
@@ -289,6 +294,7 @@ impl Gateway {
             CallTimer::AgentLeg => self.agent_leg_timer(key),
             CallTimer::RingTimeout if call.phase == Phase::Calling => {
                 tracing::info!(call_id = %call.id(), "agent rang too long");
+                self.note_failure(key, trunkline_sip::leg::LegFailure::ring_timeout());
                 self.fail_before_answer(key, 480);
             }
             CallTimer::MaxDuration if call.phase == Phase::Connected => {

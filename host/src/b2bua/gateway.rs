@@ -661,6 +661,7 @@ impl Gateway {
             }
             GatewayEvent::AgentResolved(key, Err(why)) => {
                 tracing::warn!(call_id = %format_call_id(key), %why, "cannot reach the agent");
+                self.note_failure(key, trunkline_sip::leg::LegFailure::unreachable());
                 self.fail_before_answer(key, 503);
             }
             GatewayEvent::Connected(peer) => {

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use trunkline_sip::dialog::{self, DialogPeer};
 use trunkline_sip::inspect::inspect;
-use trunkline_sip::leg::{InboundConfig, InboundLeg, InviteRequest, OutboundConfig, OutboundLeg};
+use trunkline_sip::leg::{
+    InboundConfig, InboundLeg, InviteRequest, LegFailure, OutboundConfig, OutboundLeg,
+};
 use trunkline_sip::message::{Host, Scheme, Uri, new_tag};
 use trunkline_sip::transaction::{Reliability, TableError, TransactionKey};
 
@@ -227,6 +229,7 @@ impl Gateway {
             span: span.clone(),
             _secrets: secrets,
             end_reason: None,
+            failure: None,
             pending: Vec::new(),
             delivery_headers: Vec::new(),
             refer_tx: None,
@@ -278,6 +281,7 @@ impl Gateway {
             }
             Err(why) => {
                 tracing::warn!(%call_id, %target, %why, "cannot reach the agent");
+                self.note_failure(call_key, LegFailure::unreachable());
                 self.fail_before_answer(call_key, 503);
             }
         }

@@ -66,6 +66,33 @@ pub struct OutcomeRecord {
     pub answered_ms: Option<u64>,
     /// When the call ended (ms since the Unix epoch).
     pub ended_ms: u64,
+    /// Why the call never connected, when it did not: the agent leg's
+    /// failure, typed (`busy`, `no-answer`, `unreachable`, `rejected`,
+    /// `auth-failed`) with the SIP status behind it. Absent on connected
+    /// calls and in records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureRecord>,
+}
+
+/// A leg's failure as records and the Handoff API show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureRecord {
+    /// `busy`, `no-answer`, `unreachable`, `rejected`, `auth-failed`,
+    /// `policy`.
+    pub kind: String,
+    /// The SIP status received (408 for a transaction timeout); absent
+    /// for our ring timeout and failures below SIP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+}
+
+impl From<trunkline_sip::leg::LegFailure> for FailureRecord {
+    fn from(f: trunkline_sip::leg::LegFailure) -> FailureRecord {
+        FailureRecord {
+            kind: f.kind.as_str().to_owned(),
+            status: f.status,
+        }
+    }
 }
 
 /// Why the store could not be opened or a record could not be stored.
@@ -423,12 +450,34 @@ pub(crate) fn sample(shared_id: &str, call_id: &str, age: Duration) -> OutcomeRe
         started_ms: ended_ms.saturating_sub(60_000),
         answered_ms: Some(ended_ms.saturating_sub(59_000)),
         ended_ms,
+        failure: None,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failure_round_trips_and_older_records_have_none() {
+        let mut rec = sample("s-1", "tl-1", Duration::ZERO);
+        let plain = serde_json::to_value(&rec).unwrap();
+        assert!(plain.get("failure").is_none(), "absent, not null: {plain}");
+        let old: OutcomeRecord = serde_json::from_value(plain).unwrap();
+        assert_eq!(old.failure, None);
+        rec.failure = Some(trunkline_sip::leg::LegFailure::from_status(486, false).into());
+        let text = serde_json::to_string(&rec).unwrap();
+        assert!(
+            text.contains(r#""failure":{"kind":"busy","status":486}"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<OutcomeRecord>(&text).unwrap(), rec);
+        let timeout: FailureRecord = trunkline_sip::leg::LegFailure::ring_timeout().into();
+        assert_eq!(
+            serde_json::to_string(&timeout).unwrap(),
+            r#"{"kind":"no-answer"}"#
+        );
+    }
 
     #[test]
     fn settings_defaults_and_every_field_parse() {
