@@ -389,14 +389,7 @@ impl InboundLeg {
                 // the call, and its hang-up (with the outcome's headers)
                 // goes out at once.
                 self.state = InboundState::Confirmed;
-                if let Some(headers) = self.held_bye.take() {
-                    let headers: Vec<(&str, &str)> = headers
-                        .iter()
-                        .map(|(n, v)| (n.as_str(), v.as_str()))
-                        .collect();
-                    self.report(InboundAction::Ended { by_peer: false });
-                    self.send_bye(&headers);
-                }
+                self.release_held_bye();
             }
         }
     }
@@ -408,6 +401,11 @@ impl InboundLeg {
         self.ok = None;
         self.state = InboundState::Confirmed;
         self.report(InboundAction::Acked);
+        self.release_held_bye();
+    }
+
+    /// The hang-up held for the ACK, if any, goes out now.
+    fn release_held_bye(&mut self) {
         if let Some(headers) = self.held_bye.take() {
             let headers: Vec<(&str, &str)> = headers
                 .iter()
