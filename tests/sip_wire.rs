@@ -1334,3 +1334,97 @@ fn an_agent_answering_after_our_cancel_gets_an_ack_and_a_bye() {
         .collect();
     assert!(after.is_empty(), "the caller sees nothing more: {after:#?}");
 }
+
+/// The agent's re-INVITE in the dialog its 200 to `invite` made (the agent
+/// is that dialog's UAS: its From is the INVITE's To with its tag).
+fn agent_reinvite(invite: &Msg, agent: SocketAddr, cseq: u32) -> String {
+    let body = sdp(agent, &[0]);
+    format!(
+        "INVITE {target} SIP/2.0\r\nVia: SIP/2.0/UDP {agent};branch={b};rport\r\n\
+         Max-Forwards: 70\r\nFrom: {to};tag=agent-1\r\nTo: {from}\r\nCall-ID: {cid}\r\n\
+         CSeq: {cseq} INVITE\r\nContact: <sip:agent@{agent}>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{body}",
+        target = invite.contact_uri().expect("our Contact"),
+        b = branch(),
+        to = invite.header("To").unwrap_or_default(),
+        from = invite.header("From").unwrap_or_default(),
+        cid = invite.header("Call-ID").unwrap_or_default(),
+        len = body.len(),
+    )
+}
+
+/// §13.3.1.4 on the agent's side: our 200 to the agent's re-INVITE is
+/// re-sent over UDP until its ACK; an agent that never ACKs gets the call
+/// ended (BYE to both sides) after 64*T1, rather than a dialog left half
+/// done. T1 is 20 ms here.
+#[test]
+fn our_200_to_an_agents_reinvite_is_resent_and_a_missing_ack_ends_the_call() {
+    let mut agent = UdpPeer::new(loopback());
+    let gw = Gateway::start_with(
+        "route-reason",
+        &format!("default_agent = \"sip:agent@{}\"", agent.me),
+        "",
+        "t1_ms = 20",
+    );
+    agent.gw = gw.sip;
+    let caller = UdpPeer::new(gw.sip);
+    let c = Ctx::new(caller.me, gw.sip);
+    caller.send(&invite(&c, &sdp(caller.me, &[0, 8])));
+    let invite = agent.wait_for_msg("the agent's INVITE", Duration::from_secs(10), |m| {
+        m.method() == Some("INVITE")
+    });
+    agent.send(&agent_reply(&invite, "200 OK", agent.me));
+    agent.wait_for_msg("our ACK", SOON, |m| m.method() == Some("ACK"));
+    let ok = caller.wait_for_msg("200 to the caller", SOON, |m| m.status() == Some(200));
+    caller.send(&in_dialog("ACK", 1, &c, &ok));
+
+    // ACKed: no copy follows (T1 = 20 ms would send them at 20, 60, 140 ms).
+    agent.send(&agent_reinvite(&invite, agent.me, 7));
+    let ok = agent.wait_for_msg("our 200 to the re-INVITE", SOON, |m| {
+        m.status() == Some(200) && m.cseq_method() == Some("INVITE")
+    });
+    let ack = format!(
+        "ACK {target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={b};rport\r\n\
+         Max-Forwards: 70\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {cid}\r\n\
+         CSeq: 7 ACK\r\nContent-Length: 0\r\n\r\n",
+        target = ok.contact_uri().expect("Contact in our 200"),
+        me = agent.me,
+        b = branch(),
+        from = ok.header("From").unwrap_or_default(),
+        to = ok.header("To").unwrap_or_default(),
+        cid = ok.header("Call-ID").unwrap_or_default(),
+    );
+    agent.send(&ack);
+    let after_ack: Vec<Msg> = agent
+        .collect(Duration::from_millis(400))
+        .into_iter()
+        .map(|(_, m)| m)
+        .collect();
+    assert!(
+        after_ack.is_empty(),
+        "nothing after the ACK: {after_ack:#?}"
+    );
+
+    // Not ACKed: copies, then the call ends.
+    agent.send(&agent_reinvite(&invite, agent.me, 8));
+    let (bye, before) = agent.wait_for("a BYE once our 200 was given up", SOON, |m| {
+        m.method() == Some("BYE")
+    });
+    let copies = before
+        .iter()
+        .filter(|m| m.status() == Some(200) && m.cseq_method() == Some("INVITE"))
+        .count();
+    // T1 = 20 ms: the 200 and copies at 20, 60, 140, 300, 620 and 1,260 ms.
+    assert!(
+        (3..=8).contains(&copies),
+        "{copies} copies of our 200 to the re-INVITE before giving up: {before:#?}"
+    );
+    agent.send(
+        &agent_reply(&bye, "200 OK", agent.me)
+            .replace(&format!("Contact: <sip:agent@{}>\r\n", agent.me), ""),
+    );
+    let caller_bye = caller.wait_for_msg("the caller's BYE", SOON, |m| m.method() == Some("BYE"));
+    caller.send(&reply_to(&caller_bye, "200 OK"));
+    wait_all_forgotten(&gw, Duration::from_secs(10));
+    gw.wait_for_log("agent never ACKed", SOON);
+}

@@ -13,6 +13,7 @@ use trunkline_sip::transaction::{AckBuilder, Event, Reliability, TransactionKey}
 use super::call::{CallKey, Leg, format_call_id};
 use super::gateway::{CallTimer, Gateway, GatewayEvent};
 use super::wire::Wire;
+use crate::policy::EndReason;
 use crate::transport::TransportKind;
 
 impl Gateway {
@@ -122,6 +123,14 @@ impl Gateway {
                 OutboundAction::SendAck(ack) => {
                     let to = self.target_for(&ack, &target);
                     self.send_now(Wire::new(to, ack));
+                }
+                OutboundAction::Retransmit(ok) => {
+                    let to = call.agent_ok_to.clone().unwrap_or(target);
+                    self.send_now(Wire::new(to, ok));
+                }
+                OutboundAction::AckTimedOut => {
+                    tracing::warn!(%call_id, "agent never ACKed our 200 OK to its re-INVITE; ending the call");
+                    self.end_call(key, EndReason::Error);
                 }
                 OutboundAction::Abandon(tx) => {
                     tracing::info!(%call_id, "agent never answered our CANCEL; INVITE abandoned");

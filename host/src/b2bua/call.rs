@@ -78,6 +78,9 @@ pub(crate) struct Call {
     pub(crate) agent_target: Option<Target>,
     /// When the agent leg's timer is armed for (not armed twice).
     pub(crate) agent_armed: Option<Instant>,
+    /// Where our 2xx to the agent's last re-INVITE went (its copies go
+    /// there too).
+    pub(crate) agent_ok_to: Option<Target>,
     /// The agent we called and where its 2xx came from: who may send in
     /// the agent's dialog. `None` until a SIP agent is called.
     pub(crate) agent_peer: Option<DialogPeer<ConnId>>,

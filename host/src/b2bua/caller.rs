@@ -183,10 +183,23 @@ impl Gateway {
         let Some(id) = DialogId::of_received(msg) else {
             return;
         };
-        if let Some(&(key, Leg::Caller)) = self.by_dialog.get(&id)
-            && self.admit_in_dialog(key, Leg::Caller, msg, origin)
+        if let Some(&(key, leg)) = self.by_dialog.get(&id)
+            && self.admit_in_dialog(key, leg, msg, origin)
         {
-            self.on_caller_input(key, InboundInput::Ack);
+            self.on_leg_ack(key, leg);
+        }
+    }
+
+    /// An ACK for our 2xx on `leg` (to its INVITE or re-INVITE).
+    pub(crate) fn on_leg_ack(&mut self, key: CallKey, leg: Leg) {
+        match leg {
+            Leg::Caller => self.on_caller_input(key, InboundInput::Ack),
+            Leg::Agent => {
+                if let Some(agent) = self.calls.get_mut(&key).and_then(|c| c.agent_leg.as_mut()) {
+                    agent.handle(Instant::now(), trunkline_sip::leg::OutboundInput::Ack);
+                }
+                self.drive_agent(key);
+            }
         }
     }
 

@@ -128,8 +128,13 @@ impl Gateway {
             Ok(Incoming::Reinvite) | Ok(Incoming::Update) => {
                 let answer = self.calls.get_mut(&call_key).and_then(|call| {
                     let media = call.media.as_mut()?;
+                    // A re-INVITE without SDP asks for our offer in the 2xx:
+                    // that leg's own session description.
                     let sdp = if msg.body().is_empty() {
-                        Ok(media.caller_answer())
+                        Ok(match leg {
+                            Leg::Caller => media.caller_answer(),
+                            Leg::Agent => media.agent_offer(),
+                        })
                     } else if leg == Leg::Caller {
                         media.caller_reoffer(msg.body())
                     } else {
@@ -174,14 +179,26 @@ impl Gateway {
                 }
                 self.arm_session(call_key);
                 self.respond(now, key, reliability, &to, reply.clone(), is_invite);
+                // Our 2xx is re-sent (UDP) until the ACK, whichever side
+                // sent the re-INVITE.
                 if is_invite
                     && ok_2xx
-                    && leg == Leg::Caller
                     && let Some(r) = reply
                     && let Some(call) = self.calls.get_mut(&call_key)
                 {
-                    call.caller.reinvite_answered(now, r);
-                    self.drive_caller(call_key);
+                    match leg {
+                        Leg::Caller => {
+                            call.caller.reinvite_answered(now, r);
+                            self.drive_caller(call_key);
+                        }
+                        Leg::Agent => {
+                            call.agent_ok_to = Some(to.clone());
+                            if let Some(agent) = call.agent_leg.as_mut() {
+                                agent.reinvite_answered(now, r);
+                            }
+                            self.drive_agent(call_key);
+                        }
+                    }
                 }
             }
             Ok(Incoming::Refer { .. }) => {
@@ -194,11 +211,7 @@ impl Gateway {
                     .and_then(|d| d.answer(&msg, 603, None).ok());
                 self.respond(now, key, reliability, &to, reply, false);
             }
-            Ok(Incoming::Ack) => {
-                if leg == Leg::Caller {
-                    self.on_caller_input(call_key, InboundInput::Ack);
-                }
-            }
+            Ok(Incoming::Ack) => self.on_leg_ack(call_key, leg),
         }
     }
 

@@ -219,6 +219,7 @@ impl Gateway {
             agent_leg: None,
             agent_target: None,
             agent_armed: None,
+            agent_ok_to: None,
             agent_peer: None,
             rang: false,
             early: false,
@@ -315,6 +316,11 @@ impl Gateway {
             // DNS and connectors too; the leg's is a backstop.
             ring_timeout: Duration::from_secs(self.config.gateway.ring_timeout_secs),
             timers: self.timer_config,
+            reliability: if kind == TransportKind::Udp {
+                Reliability::Unreliable
+            } else {
+                Reliability::Reliable
+            },
         };
         let leg = match OutboundLeg::new(now, wire.msg.clone(), &config, None) {
             Ok(leg) => leg,

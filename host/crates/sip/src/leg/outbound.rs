@@ -38,10 +38,11 @@ use std::time::{Duration, Instant};
 
 use super::failure::{FailureKind, LegFailure};
 use super::invite::resend_with;
+use super::retransmit::{OkRetransmit, OkStep};
 use crate::auth::{ChallengeStatus, DigestClient, RequestLine, os_cnonce};
 use crate::dialog::{self, Dialog, DialogError, DialogId};
 use crate::message::{Method, SipMessage};
-use crate::transaction::{Timers, TransactionKey};
+use crate::transaction::{Reliability, Timers, TransactionKey};
 
 /// Forked dialogs we ended (ACK + BYE) and remember, to ACK their 2xx
 /// retransmissions too. A peer forking to more is answered, not
@@ -83,8 +84,11 @@ impl OutboundState {
 pub struct OutboundConfig {
     /// From the INVITE to the answer; then the leg gives up (`no-answer`).
     pub ring_timeout: Duration,
-    /// The transaction timers (T1 sets the CANCEL's 64*T1).
+    /// The transaction timers (T1 sets the CANCEL's 64*T1, T1/T2 the
+    /// schedule of our 2xx to the peer's re-INVITE).
     pub timers: Timers,
+    /// UDP, or TCP/TLS (our 2xx to a re-INVITE is not re-sent).
+    pub reliability: Reliability,
 }
 
 /// What the owner hands the leg.
@@ -110,6 +114,8 @@ pub enum OutboundInput<'a> {
     HangUp(&'a [(&'a str, &'a str)]),
     /// The peer's BYE in the leg's dialog (the owner answered it).
     PeerBye,
+    /// The peer's ACK for our 2xx to its re-INVITE.
+    Ack,
 }
 
 /// What the leg asks of its owner, or tells it.
@@ -133,6 +139,11 @@ pub enum OutboundAction {
     },
     /// Send an ACK for a 2xx, outside any transaction, to its next hop.
     SendAck(SipMessage),
+    /// Send our 2xx to the peer's re-INVITE again (its ACK is late).
+    Retransmit(SipMessage),
+    /// Our 2xx to the peer's re-INVITE got no ACK in 64*T1: the owner
+    /// ends the call (§13.3.1.4).
+    AckTimedOut,
     /// Drop the INVITE transaction: its CANCEL got no final response in
     /// 64*T1 (§9.1).
     Abandon(TransactionKey),
@@ -192,6 +203,10 @@ pub struct OutboundLeg {
     ring_deadline: Option<Instant>,
     /// When a CANCEL without a final response for the INVITE gives up.
     cancel_deadline: Option<Instant>,
+    /// Our 2xx to the peer's re-INVITE, until its ACK.
+    ok: Option<(SipMessage, OkRetransmit)>,
+    timers: Timers,
+    reliability: Reliability,
     t1: Duration,
     cnonce: fn() -> String,
     actions: VecDeque<OutboundAction>,
@@ -236,6 +251,9 @@ impl OutboundLeg {
             bye: None,
             ring_deadline: Some(now + config.ring_timeout),
             cancel_deadline: None,
+            ok: None,
+            timers: config.timers,
+            reliability: config.reliability,
             t1: config.timers.t1.max(Duration::from_millis(1)),
             cnonce: os_cnonce,
             actions: VecDeque::new(),
@@ -295,7 +313,17 @@ impl OutboundLeg {
         match self.state {
             s if s.is_pending() => self.ring_deadline,
             OutboundState::Cancelling => self.cancel_deadline,
+            OutboundState::Answered => self.ok.as_ref().and_then(|(_, s)| s.poll_timeout()),
             _ => None,
+        }
+    }
+
+    /// Our 2xx to the peer's re-INVITE (the owner built it on the
+    /// dialog): re-sent over UDP until the peer's ACK, and `AckTimedOut`
+    /// if that never comes.
+    pub fn reinvite_answered(&mut self, now: Instant, ok: SipMessage) {
+        if self.state == OutboundState::Answered {
+            self.ok = Some((ok, OkRetransmit::new(now, &self.timers)));
         }
     }
 
@@ -313,6 +341,22 @@ impl OutboundLeg {
                 self.actions
                     .push_back(OutboundAction::Abandon(self.invite_tx.clone()));
                 self.finish();
+            }
+            OutboundState::Answered => {
+                let Some((ok, schedule)) = self.ok.as_mut() else {
+                    return;
+                };
+                match schedule.handle_timeout(now) {
+                    Some(OkStep::Resend) if self.reliability == Reliability::Unreliable => {
+                        let ok = ok.clone();
+                        self.actions.push_back(OutboundAction::Retransmit(ok));
+                    }
+                    Some(OkStep::GiveUp) => {
+                        self.ok = None;
+                        self.report(OutboundAction::AckTimedOut);
+                    }
+                    None | Some(OkStep::Resend) => {}
+                }
             }
             _ => {}
         }
@@ -359,6 +403,7 @@ impl OutboundLeg {
             }
             OutboundInput::Timeout(_) | OutboundInput::TransportError(_) => {}
             OutboundInput::HangUp(headers) => self.hang_up(now, headers),
+            OutboundInput::Ack => self.ok = None,
             OutboundInput::PeerBye => {
                 if self.state == OutboundState::Answered {
                     if let Some(d) = self.dialog.as_mut() {
@@ -696,6 +741,7 @@ impl OutboundLeg {
         self.state = OutboundState::Done;
         self.ring_deadline = None;
         self.cancel_deadline = None;
+        self.ok = None;
         self.cancel_pending = false;
         if let Some(d) = self.dialog.as_mut() {
             d.terminate();

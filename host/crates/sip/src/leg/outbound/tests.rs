@@ -14,6 +14,7 @@ fn config() -> OutboundConfig {
     OutboundConfig {
         ring_timeout: RING,
         timers: Timers::default(),
+        reliability: Reliability::Unreliable,
     }
 }
 
@@ -587,4 +588,37 @@ fn a_2xx_that_cannot_start_a_dialog_fails_the_leg() {
 fn only_an_invite_starts_a_leg() {
     let bye = SipMessage::request(Method::Bye, "sip:a@192.0.2.1").unwrap();
     assert!(OutboundLeg::new(Instant::now(), bye, &config(), None).is_err());
+}
+
+#[test]
+fn our_2xx_to_the_peers_reinvite_is_resent_until_its_ack() {
+    let (mut leg, t0, tx, invite) = start(None);
+    respond(&mut leg, t0, &tx, &reply(&invite, 200, "f9", None));
+    drain(&mut leg);
+    let ok = SipMessage::response(200, None).unwrap();
+    leg.reinvite_answered(t0, ok.clone());
+    assert_eq!(leg.poll_timeout(), Some(t0 + T1));
+    leg.handle_timeout(t0 + T1);
+    assert_eq!(
+        drain(&mut leg),
+        vec![OutboundAction::Retransmit(ok.clone())]
+    );
+    leg.handle(t0 + T1, OutboundInput::Ack);
+    assert_eq!(leg.poll_timeout(), None, "the ACK stops it");
+
+    leg.reinvite_answered(t0, ok);
+    let mut last = Vec::new();
+    for _ in 0..100 {
+        let Some(at) = leg.poll_timeout() else { break };
+        leg.handle_timeout(at);
+        last = drain(&mut leg);
+    }
+    assert_eq!(last, vec![OutboundAction::AckTimedOut]);
+    assert_eq!(
+        leg.state(),
+        OutboundState::Answered,
+        "the owner ends the call"
+    );
+    leg.handle(t0, OutboundInput::HangUp(&[]));
+    assert_eq!(started(&drain(&mut leg), Method::Bye).len(), 1);
 }
