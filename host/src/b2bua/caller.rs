@@ -55,7 +55,7 @@ impl Gateway {
                 if next.is_some() && next != call.caller_armed {
                     call.caller_armed = next;
                     if let Some(at) = next {
-                        self.timers.arm(at, key, CallTimer::Retransmit200);
+                        self.timers.arm(at, key, CallTimer::CallerLeg);
                     }
                 }
                 return;

@@ -290,7 +290,7 @@ impl Gateway {
             return;
         };
         match timer {
-            CallTimer::Retransmit200 => self.caller_leg_timer(key),
+            CallTimer::CallerLeg => self.caller_leg_timer(key),
             CallTimer::AgentLeg => self.agent_leg_timer(key),
             CallTimer::RingTimeout if call.phase == Phase::Calling => {
                 tracing::info!(call_id = %call.id(), "agent rang too long");

@@ -19,8 +19,9 @@ use super::call::CallKey;
 /// Timers the calls own (the transactions own theirs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum CallTimer {
-    /// Our 2xx to the caller may be due again (its `OkRetransmit` says).
-    Retransmit200,
+    /// The caller leg's own timer (`InboundLeg::poll_timeout`: our 2xx
+    /// again, or the end of the wait for its ACK) may be due.
+    CallerLeg,
     /// The agent rang too long.
     RingTimeout,
     /// The agent leg's own timer (`OutboundLeg::poll_timeout`) may be due.
@@ -145,11 +146,7 @@ mod tests {
             live.insert(key);
             timers.arm(t0 + twelve_hours, key, CallTimer::MaxDuration);
             timers.arm(t0 + Duration::from_secs(60), key, CallTimer::RingTimeout);
-            timers.arm(
-                t0 + Duration::from_millis(500),
-                key,
-                CallTimer::Retransmit200,
-            );
+            timers.arm(t0 + Duration::from_millis(500), key, CallTimer::CallerLeg);
             if key >= 200 {
                 live.remove(&(key - 200));
                 timers.prune(live.len(), |k| live.contains(&k));
