@@ -33,6 +33,7 @@ pub const TARGETS: &[&str] = &[
     "sip_datagram",
     "sip_stream",
     "sip_header",
+    "sip_legs",
     "sdp",
     "rtp",
     "dtmf",

@@ -63,6 +63,7 @@ pub(super) fn write(root: &Path, out: &Path) -> Result<BTreeMap<&'static str, us
             .push([&[0u8, 0][..], &text].concat());
     }
     seeds.insert("dtmf", dtmf_seeds());
+    seeds.insert("sip_legs", leg_seeds());
 
     let mut counts = BTreeMap::new();
     for (target, list) in &seeds {
@@ -158,6 +159,29 @@ fn ws_messages(root: &Path) -> Result<Vec<Vec<u8>>> {
         br#"{"event":"media","streamSid":"MZ1","media":{"payload":"/39/f39/fw=="}}"#.to_vec(),
     );
     Ok(lines)
+}
+
+/// Leg runs: an outbound call that rings, is answered and hung up; one
+/// challenged; one cancelled while ringing; an inbound call answered and
+/// ACKed, and one whose ACK never comes.
+fn leg_seeds() -> Vec<Vec<u8>> {
+    vec![
+        // Outbound (odd first byte): ring timeout 1 s, T1 100 ms, UDP, no
+        // digest; 180, 200 with Contact and SDP, hang-up, the BYE's 200.
+        vec![
+            1, 3, 232, 10, 0, 0, 0, 1, 0, 1, 0, 3, 0, 1, 1, 5, 3, 0, 3, 0, 1, 0,
+        ],
+        // Challenged: digest on; a 401 with a well-formed challenge, then 200.
+        vec![
+            1, 3, 232, 10, 0, 1, 0, 4, 0, 0, 1, 1, 7, 1, 0, 0, 3, 0, 1, 1,
+        ],
+        // Cancelled while ringing, then time passes.
+        vec![1, 3, 232, 10, 0, 0, 0, 1, 0, 1, 0, 5, 8, 255, 255],
+        // Inbound (even first byte): 180, answer, ACK, hang-up, BYE's 200.
+        vec![0, 10, 0, 0, 0, 80, 0, 1, 4, 0, 3, 5, 0, 3],
+        // Answered, never ACKed: time passes.
+        vec![0, 10, 0, 1, 7, 0, 255, 7, 0, 255, 7, 255, 255],
+    ]
 }
 
 /// RFC 4733 payloads (digit 5 held, its end packet, flash), a detector

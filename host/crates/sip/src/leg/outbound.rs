@@ -13,8 +13,10 @@
 //! 2. exactly one end report: `Failed` (with a typed [`LegFailure`]),
 //!    `Cancelled` (we gave up before an answer: [`OutboundInput::HangUp`]),
 //!    or `Ended` (after `Answered`: our BYE, or the peer's);
-//! 3. `Finished` once nothing is left to send or wait for: the leg may be
-//!    dropped. Nothing follows it.
+//! 3. `Finished` once nothing is left to send or wait for. Only `SendAck`
+//!    may follow, for a 2xx the peer retransmits (RFC 6026 keeps the INVITE
+//!    transaction 64*T1 to pass those up): the owner keeps the leg until
+//!    its INVITE transaction has ended, then drops it.
 //!
 //! Rules a trunk expects of a UAC:
 //! - CANCEL only after a provisional response (§9.1): a hang-up or ring
@@ -176,7 +178,9 @@ pub enum OutboundAction {
         /// The peer's BYE (else ours).
         by_peer: bool,
     },
-    /// The leg may be dropped; nothing follows.
+    /// Nothing is left to send or wait for. Only `SendAck` may follow (a
+    /// retransmitted 2xx); the leg may be dropped once the INVITE's
+    /// transaction has ended.
     Finished,
 }
 
