@@ -498,6 +498,31 @@ mod tests {
         }
     }
 
+    /// Found by the `ws_json` fuzz target: without serde_json's exact
+    /// float parsing, `11E33` read as one f64 and its printed form as
+    /// another, so an agent's numeric attribute changed on the way through.
+    #[test]
+    fn numbers_in_control_messages_survive_printing_and_reading_again() {
+        for number in [
+            "11E33",
+            "0.92",
+            "1.0999999999999999e34",
+            "5e-324",
+            "123456789.123456789",
+        ] {
+            let text = format!(
+                r#"{{"event":"trunkline","action":"end","attributes":{{"score":{number}}}}}"#
+            );
+            let first = FromAgent::parse(&text).expect("parses");
+            let printed = serde_json::to_string(&first).expect("prints");
+            assert_eq!(
+                FromAgent::parse(&printed).expect("parses again"),
+                first,
+                "{number}"
+            );
+        }
+    }
+
     #[test]
     fn incoming_events_parse_and_print_back() {
         let cases = [
