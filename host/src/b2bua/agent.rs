@@ -5,16 +5,15 @@
 use std::net::IpAddr;
 use std::time::Instant;
 
-use trunkline_sip::dialog::{self, DialogId};
+use trunkline_sip::dialog::DialogId;
 use trunkline_sip::leg::{FailureKind, InboundInput, LegFailure, OutboundAction, OutboundInput};
 use trunkline_sip::message::SipMessage;
-use trunkline_sip::transaction::{AckBuilder, Event, Reliability, TransactionKey};
+use trunkline_sip::transaction::{Event, TransactionKey};
 
 use super::call::{CallKey, Leg, format_call_id};
 use super::gateway::{CallTimer, Gateway, GatewayEvent};
 use super::wire::Wire;
 use crate::policy::EndReason;
-use crate::transport::TransportKind;
 
 impl Gateway {
     pub(crate) fn on_call_tx_event(
@@ -107,7 +106,11 @@ impl Gateway {
             };
             match action {
                 OutboundAction::StartInvite { tx, request } => {
-                    if !self.start_agent_invite(key, tx.clone(), Wire::shared(target, request)) {
+                    // Under its own transaction, kept in the call's pending
+                    // ones: an answer racing a CANCEL still gets its ACK
+                    // and BYE.
+                    let wire = Wire::shared(target, request);
+                    if self.send_to(key, Leg::Agent, wire).is_none() {
                         self.agent_send_failed(key, &tx);
                     }
                 }
@@ -219,38 +222,6 @@ impl Gateway {
         if let Some(agent) = self.calls.get_mut(&key).and_then(|c| c.agent_leg.as_mut()) {
             agent.handle(Instant::now(), OutboundInput::TransportError(tx));
         }
-    }
-
-    /// The INVITE to the agent (the first, or one with credentials) under
-    /// its client transaction; the call stays until that ends, so an answer
-    /// racing a CANCEL still gets its ACK and BYE. False if it could not
-    /// start.
-    fn start_agent_invite(&mut self, key: CallKey, tx: TransactionKey, wire: Wire) -> bool {
-        let rel = if wire.target.kind == TransportKind::Udp {
-            Reliability::Unreliable
-        } else {
-            Reliability::Reliable
-        };
-        let builder: AckBuilder<Wire> = Box::new(|invite: &Wire, response: &Wire| {
-            let ack = dialog::ack_for_failure(&invite.msg, &response.msg)
-                .or_else(|_| dialog::ack_for_failure(&invite.msg, &invite.msg));
-            match ack {
-                Ok(ack) => Wire::new(invite.target.clone(), ack),
-                Err(_) => invite.clone(),
-            }
-        });
-        if self
-            .table
-            .start_client_invite(Instant::now(), tx.clone(), rel, wire, builder)
-            .is_err()
-        {
-            return false;
-        }
-        self.by_tx.insert(tx.clone(), (key, Leg::Agent));
-        if let Some(call) = self.calls.get_mut(&key) {
-            call.pending.push(tx);
-        }
-        true
     }
 
     fn on_agent_answer(&mut self, key: CallKey, id: DialogId, sdp: &[u8], agent_ip: IpAddr) {

@@ -8,14 +8,13 @@ use std::time::{Instant, SystemTime};
 use trunkline_sip::dialog;
 use trunkline_sip::leg::InboundState;
 use trunkline_sip::message::SipMessage;
-use trunkline_sip::transaction::{Reliability, TransactionKey};
+use trunkline_sip::transaction::TransactionKey;
 
 use super::call::{CallKey, Leg, Phase};
 use super::gateway::{CallTimer, Gateway};
 use super::wire::Wire;
 use crate::policy::{CallEnd, EndReason, Header, Transfer, default_shared_id};
 use crate::store::OutcomeRecord;
-use crate::transport::TransportKind;
 
 impl Gateway {
     /// The agent leg failed before the call was answered: the caller gets
@@ -256,23 +255,13 @@ impl Gateway {
         let via = wire.msg.top_via().ok()?;
         let method = wire.msg.method()?.clone();
         let tx = TransactionKey::client(via.branch()?, method.as_str()).ok()?;
-        let rel = if wire.target.kind == TransportKind::Udp {
-            Reliability::Unreliable
-        } else {
-            Reliability::Reliable
-        };
+        let rel = wire.target.kind.reliability();
         let started = if method == trunkline_sip::message::Method::Invite {
-            // A re-INVITE (session refresh): a failure is ACKed inside the
-            // transaction, a 2xx by the dialog.
-            let builder: trunkline_sip::transaction::AckBuilder<Wire> =
-                Box::new(|invite: &Wire, response: &Wire| {
-                    match dialog::ack_for_failure(&invite.msg, &response.msg) {
-                        Ok(ack) => Wire::new(invite.target.clone(), ack),
-                        Err(_) => invite.clone(),
-                    }
-                });
+            // The agent's INVITE (first, or with credentials) or a
+            // re-INVITE: a failure is ACKed inside the transaction, a 2xx
+            // by the dialog.
             self.table
-                .start_client_invite(Instant::now(), tx.clone(), rel, wire, builder)
+                .start_client_invite(Instant::now(), tx.clone(), rel, wire, failure_acker())
         } else {
             self.table
                 .start_client(Instant::now(), tx.clone(), rel, wire)
@@ -331,6 +320,20 @@ impl Gateway {
         let calls = &self.calls;
         self.timers.prune(calls.len(), |k| calls.contains_key(&k));
     }
+}
+
+/// The ACK an INVITE client transaction sends for a non-2xx final
+/// response (§17.1.1.3). Should the response's To not do, the INVITE's own
+/// is used: an ACK either way, never a copy of the INVITE.
+fn failure_acker() -> trunkline_sip::transaction::AckBuilder<Wire> {
+    Box::new(|invite: &Wire, response: &Wire| {
+        let ack = dialog::ack_for_failure(&invite.msg, &response.msg)
+            .or_else(|_| dialog::ack_for_failure(&invite.msg, &invite.msg));
+        match ack {
+            Ok(ack) => Wire::new(invite.target.clone(), ack),
+            Err(_) => invite.clone(),
+        }
+    })
 }
 
 pub(crate) fn millis(t: SystemTime) -> u64 {

@@ -470,11 +470,7 @@ impl Gateway {
     fn on_inbound(&mut self, inbound: Inbound) {
         tracing::trace!(kind = ?inbound.kind, source = %inbound.source,
             "SIP in\n{}", crate::redact::redact_message(&inbound.msg.to_string()));
-        let reliability = if inbound.kind == TransportKind::Udp {
-            Reliability::Unreliable
-        } else {
-            Reliability::Reliable
-        };
+        let reliability = inbound.kind.reliability();
         if inbound.msg.is_request() {
             // Nothing here may wait (no DNS): one request must not hold up
             // every other call's signalling.

@@ -316,11 +316,7 @@ impl Gateway {
             // DNS and connectors too; the leg's is a backstop.
             ring_timeout: Duration::from_secs(self.config.gateway.ring_timeout_secs),
             timers: self.timer_config,
-            reliability: if kind == TransportKind::Udp {
-                Reliability::Unreliable
-            } else {
-                Reliability::Reliable
-            },
+            reliability: kind.reliability(),
         };
         let leg = match OutboundLeg::new(now, wire.msg.clone(), &config, None) {
             Ok(leg) => leg,

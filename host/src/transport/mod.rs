@@ -39,6 +39,7 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use trunkline_sip::message::{SipMessage, Transport};
+use trunkline_sip::transaction::Reliability;
 
 pub use config::{DEFAULT_SIP_PORT, DEFAULT_SIPS_PORT, ListenConfig, TlsClient, TlsListen};
 pub use error::TransportError;
@@ -83,6 +84,15 @@ impl TransportKind {
     /// E, G; responses on the same connection).
     pub fn is_reliable(self) -> bool {
         self != TransportKind::Udp
+    }
+
+    /// The same, as the transaction layer takes it.
+    pub fn reliability(self) -> Reliability {
+        if self.is_reliable() {
+            Reliability::Reliable
+        } else {
+            Reliability::Unreliable
+        }
     }
 }
 

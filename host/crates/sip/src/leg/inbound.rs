@@ -24,6 +24,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::invite::bye_in;
 use super::retransmit::{OkRetransmit, OkStep};
 use crate::dialog::{self, Dialog, DialogError, DialogId, Negotiated};
 use crate::message::{Method, SipMessage, new_tag};
@@ -416,19 +417,9 @@ impl InboundLeg {
         }
     }
 
-    /// Our BYE with `headers`; without them if the dialog refuses them.
+    /// Our BYE with `headers` (see [`bye_in`]).
     fn send_bye(&mut self, headers: &[(&str, &str)]) {
-        let Some(dialog) = self.dialog.as_mut() else {
-            self.finish();
-            return;
-        };
-        let built = dialog.bye(headers).or_else(|_| dialog.bye(&[]));
-        let keyed = built.ok().and_then(|bye| {
-            let via = bye.top_via().ok()?;
-            let tx = TransactionKey::client(via.branch()?, "BYE").ok()?;
-            Some((tx, bye))
-        });
-        match keyed {
+        match self.dialog.as_mut().and_then(|d| bye_in(d, headers)) {
             Some((tx, bye)) => {
                 self.state = InboundState::Ending;
                 self.bye_tx = Some(tx.clone());

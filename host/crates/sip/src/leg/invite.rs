@@ -1,10 +1,13 @@
-//! The initial INVITE of a leg we place (RFC 3261 §8.1.1, §13.2.1), and
-//! the same INVITE again with credentials (§22.2: new branch, CSeq + 1,
-//! same Call-ID, From tag and body).
+//! The requests a leg sends: the initial INVITE of a leg we place (RFC
+//! 3261 §8.1.1, §13.2.1), a request again with credentials (§22.2: new
+//! branch, CSeq + 1, same Call-ID, From tag and body), a BYE in a dialog,
+//! and a request's client transaction key.
 
-use crate::dialog::{self, DialogError};
+use crate::auth::{AuthFailure, ChallengeStatus, DigestClient, RequestLine};
+use crate::dialog::{self, Dialog, DialogError};
 use crate::message::{Method, SipMessage, new_branch, new_tag};
 use crate::rfc;
+use crate::transaction::TransactionKey;
 
 /// The From user when the one asked for is not a plain token: a URI user
 /// made of something else would need escaping, and a caller id is never
@@ -124,6 +127,61 @@ pub fn resend_with(
         msg.push_header(name, value)?;
     }
     Ok(msg)
+}
+
+/// The client transaction key of a request we built (our top Via's
+/// branch, its method).
+pub(super) fn client_key(request: &SipMessage) -> Option<TransactionKey> {
+    let via = request.top_via().ok()?;
+    TransactionKey::client(via.branch()?, request.method()?.as_str()).ok()
+}
+
+/// Our BYE in `dialog` with `headers`, or without them if the dialog
+/// refuses them (a reserved name, CR/LF in a value): the peer still gets
+/// its BYE. With its transaction key; `None` if none can be built.
+pub(super) fn bye_in(
+    dialog: &mut Dialog,
+    headers: &[(&str, &str)],
+) -> Option<(TransactionKey, SipMessage)> {
+    let bye = dialog.bye(headers).or_else(|_| dialog.bye(&[])).ok()?;
+    Some((client_key(&bye)?, bye))
+}
+
+/// Why a challenged request is not sent again.
+#[derive(Debug)]
+pub(super) enum RetryError {
+    /// The digest client will not answer (wrong credentials, nothing
+    /// answerable).
+    Auth(AuthFailure),
+    /// The request could not be built again.
+    Build(String),
+}
+
+/// `request` again, answering the `kind` challenge in `response` with
+/// `digest` (§22.2: new branch, CSeq + 1), and its transaction key.
+pub(super) fn answer_challenge(
+    digest: &mut DigestClient,
+    kind: ChallengeStatus,
+    request: &SipMessage,
+    response: &SipMessage,
+    cnonce: &mut dyn FnMut() -> String,
+) -> Result<(TransactionKey, SipMessage), RetryError> {
+    let method = request.method().map(Method::as_str).unwrap_or_default();
+    let lines = digest
+        .on_challenge(
+            kind,
+            response.header_values(kind.challenge_header()),
+            RequestLine {
+                method,
+                uri: request.request_uri().unwrap_or_default(),
+            },
+            cnonce,
+        )
+        .map_err(RetryError::Auth)?;
+    let lines: Vec<(&str, &str)> = lines.iter().map(|a| (a.header, a.value.as_str())).collect();
+    let again = resend_with(request, &lines).map_err(|e| RetryError::Build(e.to_string()))?;
+    let key = client_key(&again).ok_or_else(|| RetryError::Build("no branch".into()))?;
+    Ok((key, again))
 }
 
 /// Replaces the first Via value (ours: the request has only the one we

@@ -39,9 +39,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::failure::{FailureKind, LegFailure};
-use super::invite::resend_with;
+use super::invite::{RetryError, answer_challenge, bye_in, client_key};
 use super::retransmit::{OkRetransmit, OkStep};
-use crate::auth::{ChallengeStatus, DigestClient, RequestLine, os_cnonce};
+use crate::auth::{ChallengeStatus, DigestClient, os_cnonce};
 use crate::dialog::{self, Dialog, DialogError, DialogId};
 use crate::message::{Method, SipMessage};
 use crate::transaction::{Reliability, Timers, TransactionKey};
@@ -569,36 +569,8 @@ impl OutboundLeg {
         let Some(digest) = self.digest.as_mut() else {
             return;
         };
-        let uri = self.invite.request_uri().unwrap_or_default().to_owned();
         let mut cnonce = self.cnonce;
-        let answered = digest.on_challenge(
-            kind,
-            response.header_values(kind.challenge_header()),
-            RequestLine {
-                method: "INVITE",
-                uri: &uri,
-            },
-            &mut cnonce,
-        );
-        let lines = match answered {
-            Ok(lines) => lines,
-            Err(failure) => {
-                self.report(OutboundAction::Failed {
-                    failure: LegFailure {
-                        kind: FailureKind::AuthFailed,
-                        status: Some(failure.status()),
-                    },
-                    detail: Some(failure.to_string()),
-                });
-                self.finish();
-                return;
-            }
-        };
-        let lines: Vec<(&str, &str)> = lines.iter().map(|a| (a.header, a.value.as_str())).collect();
-        let retry = resend_with(&self.invite, &lines)
-            .map_err(|e| e.to_string())
-            .and_then(|m| Ok((client_key(&m).ok_or("no branch")?, m)));
-        match retry {
+        match answer_challenge(digest, kind, &self.invite, response, &mut cnonce) {
             Ok((tx, invite)) => {
                 let invite = Arc::new(invite);
                 self.invite = invite.clone();
@@ -610,7 +582,17 @@ impl OutboundLeg {
                     request: invite,
                 });
             }
-            Err(e) => {
+            Err(RetryError::Auth(failure)) => {
+                self.report(OutboundAction::Failed {
+                    failure: LegFailure {
+                        kind: FailureKind::AuthFailed,
+                        status: Some(failure.status()),
+                    },
+                    detail: Some(failure.to_string()),
+                });
+                self.finish();
+            }
+            Err(RetryError::Build(e)) => {
                 self.report(OutboundAction::Failed {
                     failure: LegFailure::from_status(kind.status(), false),
                     detail: Some(format!("cannot re-send the INVITE: {e}")),
@@ -649,15 +631,9 @@ impl OutboundLeg {
         }
     }
 
-    /// Our BYE with `headers`; without them if the dialog refuses them
-    /// (a reserved name, CR/LF in a value): the peer still gets its BYE.
+    /// Our BYE with `headers` (see [`bye_in`]).
     fn send_bye(&mut self, headers: &[(&str, &str)]) {
-        let Some(dialog) = self.dialog.as_mut() else {
-            self.finish();
-            return;
-        };
-        let built = dialog.bye(headers).or_else(|_| dialog.bye(&[]));
-        match built.ok().and_then(|bye| Some((client_key(&bye)?, bye))) {
+        match self.dialog.as_mut().and_then(|d| bye_in(d, headers)) {
             Some((tx, bye)) => {
                 self.state = OutboundState::Ending;
                 self.bye = Some((tx.clone(), bye.clone(), false));
@@ -705,26 +681,8 @@ impl OutboundLeg {
             self.digest.as_mut(),
             self.bye.as_ref(),
         ) {
-            let uri = bye.request_uri().unwrap_or_default().to_owned();
             let mut cnonce = self.cnonce;
-            let retry = digest
-                .on_challenge(
-                    kind,
-                    response.header_values(kind.challenge_header()),
-                    RequestLine {
-                        method: "BYE",
-                        uri: &uri,
-                    },
-                    &mut cnonce,
-                )
-                .ok()
-                .and_then(|lines| {
-                    let lines: Vec<(&str, &str)> =
-                        lines.iter().map(|a| (a.header, a.value.as_str())).collect();
-                    let again = resend_with(bye, &lines).ok()?;
-                    Some((client_key(&again)?, again))
-                });
-            if let Some((tx, again)) = retry {
+            if let Ok((tx, again)) = answer_challenge(digest, kind, bye, response, &mut cnonce) {
                 self.bye = Some((tx.clone(), again.clone(), true));
                 self.actions
                     .push_back(OutboundAction::StartRequest { tx, request: again });
@@ -752,13 +710,6 @@ impl OutboundLeg {
         }
         self.actions.push_back(OutboundAction::Finished);
     }
-}
-
-/// The client transaction key of a request we built (our top Via's
-/// branch, its method).
-fn client_key(request: &SipMessage) -> Option<TransactionKey> {
-    let via = request.top_via().ok()?;
-    TransactionKey::client(via.branch()?, request.method()?.as_str()).ok()
 }
 
 /// Whether a response carries an SDP body.
