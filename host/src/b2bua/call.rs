@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use trunkline_call::CallState;
 use trunkline_sip::dialog::{Dialog, DialogId, DialogPeer, Negotiated, SessionTimer};
-use trunkline_sip::leg::{InboundLeg, OutboundLeg, OutboundState};
+use trunkline_sip::leg::OutboundLeg;
 use trunkline_sip::message::SipMessage;
 use trunkline_sip::transaction::TransactionKey;
 
@@ -14,6 +15,36 @@ use super::media::CallMedia;
 use super::wire::Wire;
 use crate::policy::{Attribute, Call as PolicyCall, EndReason, Header, PolicyVersion};
 use crate::transport::{ConnId, Target};
+
+// The core's reasons and the WIT's are the same six: `conclude` hears the
+// core's.
+impl From<trunkline_call::EndReason> for EndReason {
+    fn from(r: trunkline_call::EndReason) -> EndReason {
+        use trunkline_call::EndReason as R;
+        match r {
+            R::AgentHangup => EndReason::AgentHangup,
+            R::AgentRequest => EndReason::AgentRequest,
+            R::CallerHangup => EndReason::CallerHangup,
+            R::MaxDuration => EndReason::MaxDuration,
+            R::MediaTimeout => EndReason::MediaTimeout,
+            R::Error => EndReason::Error,
+        }
+    }
+}
+
+impl From<EndReason> for trunkline_call::EndReason {
+    fn from(r: EndReason) -> trunkline_call::EndReason {
+        use trunkline_call::EndReason as R;
+        match r {
+            EndReason::AgentHangup => R::AgentHangup,
+            EndReason::AgentRequest => R::AgentRequest,
+            EndReason::CallerHangup => R::CallerHangup,
+            EndReason::MaxDuration => R::MaxDuration,
+            EndReason::MediaTimeout => R::MediaTimeout,
+            EndReason::Error => R::Error,
+        }
+    }
+}
 
 /// The gateway's handle for a call (also its Trunkline call id, in hex).
 pub(crate) type CallKey = u64;
@@ -25,18 +56,6 @@ pub(crate) enum Leg {
     Caller,
     /// The agent Trunkline called out to.
     Agent,
-}
-
-/// Where a call is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
-    /// The agent's INVITE is out; the caller hears ringing.
-    Calling,
-    /// Both legs are up.
-    Connected,
-    /// `conclude` ran; the outcome is being delivered (BYE/REFER) and the
-    /// legs torn down.
-    Ending,
 }
 
 /// One call.
@@ -54,41 +73,33 @@ pub(crate) struct Call {
     pub(crate) attributes: Vec<Attribute>,
     /// DTMF digits collected.
     pub(crate) dtmf: String,
-    pub(crate) phase: Phase,
     pub(crate) started: SystemTime,
+    /// When the caller was answered (for the duration and the record).
     pub(crate) answered: Option<(Instant, SystemTime)>,
 
     /// The caller's INVITE (and where its responses go) and its server
     /// transaction.
     pub(crate) caller_invite: Wire,
     pub(crate) caller_tx: TransactionKey,
-    /// The caller's leg: responses, our 2xx until the ACK, the dialog.
-    pub(crate) caller: InboundLeg,
-    /// When the caller leg's timer is armed for (not armed twice).
-    pub(crate) caller_armed: Option<Instant>,
+    /// The call's state machine: both SIP legs, the rules between them,
+    /// the ring timeout, the longest duration, the outcome's delivery.
+    pub(crate) core: trunkline_call::Call,
+    /// When the core's timer is armed for (not armed twice).
+    pub(crate) armed: Option<Instant>,
     /// Where the admitted INVITE came from (address, TCP/TLS connection):
     /// with the trunk's allow-list, who may send in the caller's dialog.
     pub(crate) caller_peer: DialogPeer<ConnId>,
 
     /// The policy's extra headers for the agent's INVITE.
     pub(crate) agent_extra: Vec<Header>,
-    /// The agent's SIP leg, once its address is known.
-    pub(crate) agent_leg: Option<OutboundLeg>,
     /// Where the agent leg's requests go when no Route says otherwise.
     pub(crate) agent_target: Option<Target>,
-    /// When the agent leg's timer is armed for (not armed twice).
-    pub(crate) agent_armed: Option<Instant>,
     /// Where our 2xx to the agent's last re-INVITE went (its copies go
     /// there too).
     pub(crate) agent_ok_to: Option<Target>,
     /// The agent we called and where its 2xx came from: who may send in
     /// the agent's dialog. `None` until a SIP agent is called.
     pub(crate) agent_peer: Option<DialogPeer<ConnId>>,
-    /// The agent rang: the caller got 180 already.
-    pub(crate) rang: bool,
-    /// The agent's 18x carried SDP: the relay runs (early media) and the
-    /// caller got our 183 with the SDP answer already.
-    pub(crate) early: bool,
     /// Headers of the agent's BYE, for `conclude`.
     pub(crate) agent_bye_headers: Vec<Header>,
 
@@ -103,27 +114,13 @@ pub(crate) struct Call {
     pub(crate) fell_back: bool,
     /// The WebSocket or builtin agent, when the agent is not a SIP leg.
     pub(crate) connector: Option<super::connector::ConnectorLink>,
-    /// Why the call ended, once it did.
-    pub(crate) end_reason: Option<EndReason>,
-    /// Why the agent leg failed before the answer, when it did (the first
-    /// failure counts).
-    pub(crate) failure: Option<trunkline_sip::leg::LegFailure>,
     /// Client transactions still running for this call (BYE, REFER,
     /// CANCEL): the call is forgotten when none remain.
     pub(crate) pending: Vec<TransactionKey>,
-    /// The outcome headers for the caller, kept while a REFER is pending
-    /// so a failed transfer still ends with a BYE carrying them.
-    pub(crate) delivery_headers: Vec<Header>,
-    /// The REFER toward the caller, while it is pending.
-    pub(crate) refer_tx: Option<TransactionKey>,
     /// The RFC 4028 session timer agreed with the caller, if any.
     pub(crate) session: Option<(SessionTimer, Negotiated)>,
     /// Our refreshing re-INVITE toward the caller, while it is pending.
     pub(crate) refresh_tx: Option<TransactionKey>,
-    /// The outcome for the caller when it is a REFER, held until the
-    /// caller ACKs our 2xx: it must not overtake that ACK (§15). (A BYE
-    /// is held by the caller's leg itself.)
-    pub(crate) held_delivery: Option<(Option<String>, Vec<Header>)>,
 }
 
 impl Call {
@@ -135,28 +132,26 @@ impl Call {
     /// The dialog of `leg`, if established.
     pub(crate) fn dialog_mut(&mut self, leg: Leg) -> Option<&mut Dialog> {
         match leg {
-            Leg::Caller => self.caller.dialog_mut(),
-            Leg::Agent => self.agent_leg.as_mut().and_then(OutboundLeg::dialog_mut),
+            Leg::Caller => self.core.caller_mut().dialog_mut(),
+            Leg::Agent => self.core.agent_mut().and_then(OutboundLeg::dialog_mut),
         }
-    }
-
-    /// Whether the agent's SIP leg still has something to send or wait
-    /// for (a CANCEL's 487, a BYE's answer).
-    pub(crate) fn agent_busy(&self) -> bool {
-        self.agent_leg
-            .as_ref()
-            .is_some_and(|l| l.state() != OutboundState::Done)
     }
 
     /// Every dialog id of the call, for the gateway's index.
     pub(crate) fn dialog_ids(&self) -> Vec<DialogId> {
-        let agent = self.agent_leg.as_ref().and_then(OutboundLeg::dialog);
-        self.caller
+        let agent = self.core.agent().and_then(OutboundLeg::dialog);
+        self.core
+            .caller()
             .dialog()
             .into_iter()
             .chain(agent)
             .map(|d| d.id().clone())
             .collect()
+    }
+
+    /// Whether the call is still being answered, is up, or has ended.
+    pub(crate) fn state(&self) -> &CallState {
+        self.core.state()
     }
 
     /// Sets an attribute, replacing an earlier one with the same key.

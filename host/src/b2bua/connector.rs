@@ -9,9 +9,12 @@
 use tokio::sync::mpsc;
 use trunkline_media::g711::Law;
 
-use super::call::{CallKey, Phase};
+use trunkline_call::CallInput;
+use trunkline_sip::leg::LegFailure;
+
+use super::call::CallKey;
 use super::control::ControlOrder;
-use super::gateway::{Gateway, GatewayEvent};
+use super::gateway::Gateway;
 use crate::config::RouteFallback;
 use crate::connector::{
     self, AgentEnd, CallContext, ConnectorTarget, Input, Report, Reporter, Session, TAP_CAPACITY,
@@ -151,33 +154,34 @@ impl Gateway {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        if call.phase != Phase::Calling || call.end_reason.is_some() {
+        if !call.state().is_calling() {
             return;
         }
         call.connector = None;
         call.set_attribute("agent.error", why);
-        if call.failure.is_none() {
-            call.failure = Some(trunkline_sip::leg::LegFailure::unreachable());
-        }
+        call.core.note_failure(LegFailure::unreachable());
         let trunk = &self.config.trunks[call.trunk];
-        match &trunk.fallback {
+        let status = match &trunk.fallback {
             RouteFallback::Connect { target } if *target != call.target && !call.fell_back => {
                 tracing::info!(call_id = %call.id(), %target, "trying the trunk's fallback agent");
                 call.fell_back = true;
                 call.target = target.clone();
                 self.reach_agent(key);
+                return;
             }
-            RouteFallback::Reject { status, .. } => {
-                let status = *status;
-                self.fail_before_answer(key, status);
-            }
-            RouteFallback::Connect { .. } => self.fail_before_answer(key, 503),
-        }
+            RouteFallback::Reject { status, .. } => *status,
+            RouteFallback::Connect { .. } => 503,
+        };
+        let input = CallInput::AgentUnreachable {
+            failure: LegFailure::unreachable(),
+            status,
+        };
+        self.tell_call(key, input);
     }
 
     fn set_attributes(&mut self, key: CallKey, attrs: Vec<Attribute>) {
         if let Some(call) = self.calls.get_mut(&key)
-            && call.end_reason.is_none()
+            && !call.state().is_ending()
         {
             for a in attrs {
                 call.set_attribute(&a.key, &a.value);
@@ -185,29 +189,10 @@ impl Gateway {
         }
     }
 
-    /// The connector is connected: start the media and answer the caller.
+    /// The connector is connected: the core starts the media and answers
+    /// the caller.
     fn connector_ready(&mut self, key: CallKey) {
-        let Some(mut call) = self.calls.remove(&key) else {
-            return;
-        };
-        if call.phase != Phase::Calling || !call.caller_up() || call.end_reason.is_some() {
-            self.calls.insert(key, call);
-            return;
-        }
-        let events = self.events_tx.clone();
-        let started = match call.media.as_mut() {
-            Some(media) => self
-                .media
-                .start(media, &[], key, events, GatewayEvent::Media),
-            None => Ok(()),
-        };
-        if let Err(f) = started {
-            tracing::warn!(call_id = %call.id(), failure = %f, "connector media unusable");
-            self.calls.insert(key, call);
-            self.fail_before_answer(key, f.status);
-            return;
-        }
-        self.answer_caller(key, call);
+        self.tell_call(key, CallInput::AgentReady);
     }
 
     /// Tells the call's connector to stop (the call is ending).

@@ -4,7 +4,9 @@
 
 use serde::Serialize;
 
-use super::call::{Call, CallKey, Phase, parse_call_id};
+use trunkline_call::CallState;
+
+use super::call::{Call, CallKey, parse_call_id};
 use super::ending::millis;
 use super::gateway::Gateway;
 use crate::policy::{Attribute, EndReason, default_shared_id};
@@ -93,7 +95,7 @@ impl Gateway {
         order: ControlOrder,
     ) -> Result<(), ControlError> {
         let call = self.calls.get_mut(&key).ok_or(ControlError::NoSuchCall)?;
-        if call.end_reason.is_some() || call.phase == Phase::Ending {
+        if call.state().is_ending() {
             return Err(ControlError::Ending);
         }
         let call_id = call.id();
@@ -137,10 +139,10 @@ impl Gateway {
             trunk: trunk.name.clone(),
             tenant: trunk.tenant().to_owned(),
             target: call.target.clone(),
-            state: match call.phase {
-                Phase::Calling => "calling",
-                Phase::Connected => "connected",
-                Phase::Ending => "ending",
+            state: match call.state() {
+                CallState::Calling { .. } => "calling",
+                CallState::Connected { .. } => "connected",
+                CallState::Ending { .. } => "ending",
             },
             from: call.policy_call.from_uri.clone(),
             to: call.policy_call.request_uri.clone(),

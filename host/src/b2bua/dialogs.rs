@@ -5,8 +5,9 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+use trunkline_call::CallInput;
 use trunkline_sip::dialog::{self, DialogId, Incoming};
-use trunkline_sip::leg::InboundInput;
+use trunkline_sip::leg::{InboundInput, OutboundInput};
 use trunkline_sip::message::{Host, Method, SipMessage};
 use trunkline_sip::transaction::{Reliability, TransactionKey};
 
@@ -14,7 +15,6 @@ use super::call::{Leg, policy_headers};
 use super::gateway::Gateway;
 use super::peers::Origin;
 use super::wire::Wire;
-use crate::policy::EndReason;
 use crate::transport::{Target, TransportKind};
 
 impl Gateway {
@@ -94,25 +94,16 @@ impl Gateway {
                     return;
                 };
                 tracing::info!(call_id = %call.id(), ?leg, "BYE received");
-                match leg {
-                    Leg::Caller => {
-                        call.caller.handle(now, InboundInput::PeerBye);
-                        // Five9 hung up while our REFER was pending: nothing
-                        // left to deliver.
-                        call.refer_tx = None;
-                        call.delivery_headers.clear();
-                        self.end_call(call_key, EndReason::CallerHangup);
-                        self.drive_caller(call_key);
-                    }
+                // The call core ends the call (a REFER pending toward a
+                // caller who hung up has nothing left to deliver).
+                let input = match leg {
+                    Leg::Caller => CallInput::Caller(InboundInput::PeerBye),
                     Leg::Agent => {
                         call.agent_bye_headers = policy_headers(&msg);
-                        if let Some(agent) = call.agent_leg.as_mut() {
-                            agent.handle(now, trunkline_sip::leg::OutboundInput::PeerBye);
-                        }
-                        self.drive_agent(call_key);
-                        self.end_call(call_key, EndReason::AgentHangup);
+                        CallInput::Agent(OutboundInput::PeerBye)
                     }
-                }
+                };
+                self.tell_call(call_key, input);
             }
             Ok(Incoming::Notify { reply, progress }) => {
                 self.respond(now, key, reliability, &to, Some(reply), false);
@@ -122,7 +113,8 @@ impl Gateway {
                 if leg == Leg::Caller && (progress.is_final() || progress.terminated) {
                     tracing::info!(call_id = %format!("{call_key:x}"), status = progress.status,
                         "REFER finished");
-                    self.finish_refer(call_key, !progress.succeeded());
+                    let succeeded = progress.succeeded();
+                    self.tell_call(call_key, CallInput::ReferNotified { succeeded });
                 }
             }
             Ok(Incoming::Reinvite) | Ok(Incoming::Update) => {
@@ -187,18 +179,15 @@ impl Gateway {
                     && let Some(call) = self.calls.get_mut(&call_key)
                 {
                     match leg {
-                        Leg::Caller => {
-                            call.caller.reinvite_answered(now, r);
-                            self.drive_caller(call_key);
-                        }
+                        Leg::Caller => call.core.caller_mut().reinvite_answered(now, r),
                         Leg::Agent => {
                             call.agent_ok_to = Some(to.clone());
-                            if let Some(agent) = call.agent_leg.as_mut() {
+                            if let Some(agent) = call.core.agent_mut() {
                                 agent.reinvite_answered(now, r);
                             }
-                            self.drive_agent(call_key);
                         }
                     }
+                    self.drive(call_key);
                 }
             }
             Ok(Incoming::Refer { .. }) => {

@@ -1,61 +1,40 @@
-//! The end of a call, whichever way it comes: `conclude` runs exactly once
-//! with the version that routed the call, the outcome is stored for the
-//! Handoff API *before* anything goes to Five9, then it is delivered (BYE
-//! with headers, or REFER then BYE) and both legs are torn down.
+//! The end of a call, whichever way it comes (the call core decides when):
+//! `conclude` runs exactly once with the version that routed the call, and
+//! the outcome is stored for the Handoff API *before* it goes back to the
+//! core, which delivers it to Five9 (BYE with headers, or REFER then BYE).
+//! Also: requests of either leg into client transactions, the calls'
+//! timers, and forgetting a call once nothing of it runs.
 
 use std::time::{Instant, SystemTime};
 
+use trunkline_call::{EndCause, Outcome, ReferFailure};
 use trunkline_sip::dialog;
-use trunkline_sip::leg::InboundState;
 use trunkline_sip::message::SipMessage;
 use trunkline_sip::transaction::TransactionKey;
 
-use super::call::{CallKey, Leg, Phase};
+use super::call::{CallKey, Leg, format_call_id};
 use super::gateway::{CallTimer, Gateway};
 use super::wire::Wire;
-use crate::policy::{CallEnd, EndReason, Header, Transfer, default_shared_id};
+use crate::policy::{CallEnd, EndReason, Transfer, default_shared_id};
 use crate::store::OutcomeRecord;
 
 impl Gateway {
-    /// The agent leg failed before the call was answered: the caller gets
-    /// `status`, the agent a CANCEL if its INVITE is still pending.
-    pub(crate) fn fail_before_answer(&mut self, key: CallKey, status: u16) {
-        let Some(call) = self.calls.get(&key) else {
-            return;
-        };
-        if call.phase == Phase::Calling {
-            self.refuse_caller(key, status);
-        }
-        self.end_call(key, EndReason::Error);
-    }
-
-    /// Ends the call for `reason`; a no-op when it is already ending.
-    pub(crate) fn end_call(&mut self, key: CallKey, reason: EndReason) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        if call.end_reason.is_some() {
-            return;
-        }
-        call.end_reason = Some(reason);
-        let was = call.phase;
-        call.phase = Phase::Ending;
-        let call_id = call.id();
-        tracing::info!(%call_id, ?reason, "call ending");
-
-        // 1. Refuse the caller if we end it before an answer (max
-        // duration, control API, shutdown), and stop the agent leg.
-        if was == Phase::Calling {
-            let status = if reason == EndReason::Error { 503 } else { 480 };
-            self.refuse_caller(key, status);
-        }
-        self.hang_up_agent(key);
+    /// The call ended (the core's `Conclude`): stop its connector, run
+    /// `conclude` with the version that routed it, store the record, stop
+    /// the media, then hand the outcome back for delivery.
+    pub(crate) fn conclude(
+        &mut self,
+        key: CallKey,
+        reason: EndReason,
+        cause: EndCause,
+        caller_connected: bool,
+    ) {
+        self.log_end(key, reason, cause);
         self.stop_connector(key, end_reason_text(reason));
-
-        // 2. Conclude and store, then 3. deliver to the caller.
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
+        let call_id = call.id();
         let trunk = self.config.trunks[call.trunk].clone();
         let duration_ms = call
             .answered
@@ -69,7 +48,7 @@ impl Gateway {
             dtmf: call.dtmf.clone(),
             reason,
             duration_ms,
-            caller_connected: call.caller_connected(),
+            caller_connected,
         };
         let concluded = self.registry.conclude(&trunk, call.version.as_ref(), &end);
         let outcome = &concluded.outcome;
@@ -118,7 +97,8 @@ impl Gateway {
             ended_ms: millis(SystemTime::now()),
             // A fallback agent that connected makes the call a success.
             failure: call
-                .failure
+                .core
+                .failure()
                 .filter(|_| call.answered.is_none())
                 .map(Into::into),
         };
@@ -136,103 +116,29 @@ impl Gateway {
         if let Some(media) = call.media.take() {
             media.stop();
         }
-        let headers = outcome.headers.clone();
-        if deliver {
-            if refer_to.is_some() && call.caller.state() == InboundState::AwaitingAck {
-                // Our 200 OK is not ACKed yet: the REFER waits for it (a
-                // BYE the caller's leg holds itself).
-                call.held_delivery = Some((refer_to, headers));
-                return;
-            }
-            self.deliver(key, refer_to.as_deref(), &headers);
-        }
-        self.maybe_forget(key);
-    }
-
-    /// The outcome to the caller: a REFER to `refer`, else a BYE, both
-    /// carrying `headers`.
-    pub(crate) fn deliver(&mut self, key: CallKey, refer: Option<&str>, headers: &[Header]) {
-        match refer {
-            Some(uri) => self.refer(key, uri, headers),
-            None => self.bye(key, Leg::Caller, headers),
-        }
-    }
-
-    /// Sends a BYE on `leg`'s dialog with `headers`.
-    pub(crate) fn bye(&mut self, key: CallKey, leg: Leg, headers: &[Header]) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        if leg == Leg::Agent {
-            self.hang_up_agent(key);
-            return;
-        }
-        let extra: Vec<(&str, &str)> = headers
+        let headers: Vec<(String, String)> = outcome
+            .headers
             .iter()
-            .map(|h| (h.name.as_str(), h.value.as_str()))
+            .map(|h| (h.name.clone(), h.value.clone()))
             .collect();
-        call.caller.hang_up(&extra);
-        self.drive_caller(key);
+        let outcome = match refer_to {
+            _ if !deliver => Outcome::Nothing,
+            Some(to) => Outcome::Refer { to, headers },
+            None => Outcome::Bye(headers),
+        };
+        call.core.concluded(Instant::now(), outcome);
     }
 
-    fn refer(&mut self, key: CallKey, uri: &str, headers: &[Header]) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let extra: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|h| (h.name.as_str(), h.value.as_str()))
-            .collect();
-        let refer = call
-            .caller
-            .dialog_mut()
-            .and_then(|d| d.refer(uri, None, &extra).ok());
-        let Some(refer) = refer else {
-            tracing::warn!(call_id = %call.id(), uri, "cannot build the REFER; ending with a BYE");
-            self.bye(key, Leg::Caller, headers);
-            return;
-        };
-        call.delivery_headers = headers.to_vec();
-        match self.send_request(key, Leg::Caller, refer) {
-            Some(tx) => {
-                if let Some(call) = self.calls.get_mut(&key) {
-                    call.refer_tx = Some(tx);
-                }
-            }
-            None => {
-                tracing::warn!(uri, "the REFER could not be sent; ending with a BYE");
-                self.finish_refer(key, true);
-                return;
+    /// The REFER failed and the outcome went on a BYE: the record says so.
+    pub(crate) fn refer_failed(&mut self, key: CallKey, why: ReferFailure) {
+        let call_id = format_call_id(key);
+        tracing::info!(%call_id, %why, "transfer failed; sending BYE with the outcome");
+        if let Some(mut record) = self.store.by_call_id(&call_id) {
+            record.delivery = "bye-after-failed-refer".into();
+            if let Err(e) = self.store.put(record) {
+                tracing::error!(%call_id, error = %e, "outcome not updated");
             }
         }
-        let wait = std::time::Duration::from_secs(self.config.gateway.refer_timeout_secs);
-        self.arm(key, wait, CallTimer::ReferTimeout);
-    }
-
-    /// The REFER is over: a plain BYE after a transfer, or the BYE with the
-    /// outcome headers when the transfer failed.
-    pub(crate) fn finish_refer(&mut self, key: CallKey, failed: bool) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        if call.refer_tx.take().is_none() && call.delivery_headers.is_empty() {
-            return;
-        }
-        let headers = std::mem::take(&mut call.delivery_headers);
-        let call_id = call.id();
-        if call.caller_up() {
-            self.bye(key, Leg::Caller, if failed { &headers } else { &[] });
-        }
-        if failed {
-            // The record said "refer"; Five9 got the headers on the BYE.
-            if let Some(mut record) = self.store.by_call_id(&call_id) {
-                record.delivery = "bye-after-failed-refer".into();
-                if let Err(e) = self.store.put(record) {
-                    tracing::error!(%call_id, error = %e, "outcome not updated");
-                }
-            }
-        }
-        self.maybe_forget(key);
     }
 
     /// Sends a request built by a dialog in a new client transaction.
@@ -275,26 +181,9 @@ impl Gateway {
     }
 
     pub(crate) fn on_call_timer(&mut self, key: CallKey, timer: CallTimer) {
-        let Some(call) = self.calls.get(&key) else {
-            return;
-        };
         match timer {
-            CallTimer::CallerLeg => self.caller_leg_timer(key),
-            CallTimer::AgentLeg => self.agent_leg_timer(key),
-            CallTimer::RingTimeout if call.phase == Phase::Calling => {
-                tracing::info!(call_id = %call.id(), "agent rang too long");
-                self.note_failure(key, trunkline_sip::leg::LegFailure::ring_timeout());
-                self.fail_before_answer(key, 480);
-            }
-            CallTimer::MaxDuration if call.phase == Phase::Connected => {
-                self.end_call(key, EndReason::MaxDuration)
-            }
+            CallTimer::Core => self.core_timer(key),
             CallTimer::Session => self.on_session_timer(key),
-            CallTimer::ReferTimeout if call.refer_tx.is_some() => {
-                tracing::info!(call_id = %call.id(), "no final NOTIFY for the REFER; sending BYE");
-                self.finish_refer(key, true);
-            }
-            _ => {}
         }
     }
 
@@ -303,11 +192,7 @@ impl Gateway {
         let Some(call) = self.calls.get(&key) else {
             return;
         };
-        let done = call.phase == Phase::Ending
-            && call.pending.is_empty()
-            && call.refer_tx.is_none()
-            && call.caller.state() == InboundState::Done
-            && !call.agent_busy();
+        let done = call.core.is_finished() && call.pending.is_empty();
         if !done {
             return;
         }

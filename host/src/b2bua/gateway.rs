@@ -604,7 +604,7 @@ impl Gateway {
                 if self
                     .calls
                     .get(&key)
-                    .is_some_and(|c| c.phase != super::call::Phase::Calling) =>
+                    .is_some_and(|c| !c.state().is_calling()) =>
             {
                 tracing::info!(call_id = %format_call_id(key), ?leg, "no media: ending the call");
                 self.end_call(key, EndReason::MediaTimeout);
@@ -628,7 +628,7 @@ impl Gateway {
             GatewayEvent::GetCall(call_id, tenant, reply) => {
                 let info = super::call::parse_call_id(&call_id)
                     .and_then(|k| self.calls.get(&k))
-                    .filter(|c| c.phase != super::call::Phase::Ending)
+                    .filter(|c| !c.state().is_ending())
                     .filter(|c| {
                         tenant
                             .as_deref()
@@ -641,7 +641,7 @@ impl Gateway {
                 let mut all: Vec<CallInfo> = self
                     .calls
                     .values()
-                    .filter(|c| c.phase != super::call::Phase::Ending)
+                    .filter(|c| !c.state().is_ending())
                     .map(|c| self.call_info(c))
                     .collect();
                 all.sort_by_key(|c| c.started_ms);
@@ -657,8 +657,7 @@ impl Gateway {
             }
             GatewayEvent::AgentResolved(key, Err(why)) => {
                 tracing::warn!(call_id = %format_call_id(key), %why, "cannot reach the agent");
-                self.note_failure(key, trunkline_sip::leg::LegFailure::unreachable());
-                self.fail_before_answer(key, 503);
+                self.agent_unreachable(key);
             }
             GatewayEvent::Connected(peer) => {
                 if self.connecting.get(&peer).is_some_and(|q| q.is_closed()) {
@@ -674,7 +673,7 @@ impl Gateway {
                 let active = self
                     .calls
                     .values()
-                    .filter(|c| c.phase != super::call::Phase::Ending)
+                    .filter(|c| !c.state().is_ending())
                     .count();
                 let _ = reply.send(active);
             }
@@ -705,7 +704,7 @@ impl Gateway {
         for k in keys {
             let _span = self.call_span(k).entered();
             if let Some(call) = self.calls.get_mut(&k)
-                && call.end_reason.is_none()
+                && !call.state().is_ending()
             {
                 call.set_attribute("trunkline.shutdown", "true");
                 tracing::info!("ending the call: the gateway is shutting down");

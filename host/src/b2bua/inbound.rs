@@ -3,6 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
+use trunkline_call::{CallConfig, CallInput};
 use trunkline_sip::dialog::{self, DialogPeer};
 use trunkline_sip::inspect::inspect;
 use trunkline_sip::leg::{
@@ -13,8 +14,8 @@ use trunkline_sip::transaction::{Reliability, TableError, TransactionKey};
 
 use super::admission::Verdict;
 use super::call::CallKey;
-use super::call::{Call, Leg, Phase, format_call_id};
-use super::gateway::{CallTimer, Gateway, GatewayEvent};
+use super::call::{Call, Leg, format_call_id};
+use super::gateway::{Gateway, GatewayEvent};
 use super::media::MediaFailure;
 use super::wire::Wire;
 use crate::invite::{InviteSource, call_from_message};
@@ -199,7 +200,22 @@ impl Gateway {
                 return;
             }
         };
-        let mut call = Call {
+        let session = match dialog::negotiate_uas(&msg, &self.session_timer_config()) {
+            Ok(dialog::UasTimer::Run(negotiated)) => Some(negotiated),
+            _ => None,
+        };
+        let core = trunkline_call::Call::new(
+            Instant::now(),
+            caller,
+            CallConfig {
+                ring_timeout: Duration::from_secs(self.config.gateway.ring_timeout_secs),
+                max_duration: Duration::from_secs(self.config.gateway.max_call_secs),
+                refer_timeout: Duration::from_secs(self.config.gateway.refer_timeout_secs),
+                caller_sdp: media.caller_answer().into_bytes(),
+                session,
+            },
+        );
+        let call = Call {
             key: call_key,
             trunk,
             policy_call,
@@ -207,44 +223,43 @@ impl Gateway {
             target: connect.target.clone(),
             attributes: connect.attributes.clone(),
             dtmf: String::new(),
-            phase: Phase::Calling,
             started: SystemTime::now(),
             answered: None,
             caller_invite: wire,
             caller_tx: key.clone(),
-            caller,
-            caller_armed: None,
+            core,
+            armed: None,
             caller_peer: DialogPeer::new(source.ip(), reply_to.conn),
-            agent_extra: Vec::new(),
-            agent_leg: None,
+            agent_extra: connect.headers,
             agent_target: None,
-            agent_armed: None,
             agent_ok_to: None,
             agent_peer: None,
-            rang: false,
-            early: false,
             agent_bye_headers: Vec::new(),
             media: Some(media),
             connector: None,
             fell_back: false,
             span: span.clone(),
             _secrets: secrets,
-            end_reason: None,
-            failure: None,
             pending: Vec::new(),
-            delivery_headers: Vec::new(),
-            refer_tx: None,
             session: None,
             refresh_tx: None,
-            held_delivery: None,
         };
         self.by_tx.insert(key, (call_key, Leg::Caller));
         self.stats.call_started();
-        call.agent_extra = connect.headers;
         self.calls.insert(call_key, call);
-        let ring = Duration::from_secs(self.config.gateway.ring_timeout_secs);
-        self.arm(call_key, ring, CallTimer::RingTimeout);
+        // Arms the ring timeout.
+        self.drive(call_key);
         self.reach_agent(call_key);
+    }
+
+    /// The agent cannot be reached (no address, a bad target): the caller
+    /// gets 503.
+    pub(crate) fn agent_unreachable(&mut self, call_key: CallKey) {
+        let input = CallInput::AgentUnreachable {
+            failure: LegFailure::unreachable(),
+            status: 503,
+        };
+        self.tell_call(call_key, input);
     }
 
     /// Starts reaching the call's agent target: a connector (WebSocket,
@@ -282,8 +297,7 @@ impl Gateway {
             }
             Err(why) => {
                 tracing::warn!(%call_id, %target, %why, "cannot reach the agent");
-                self.note_failure(call_key, LegFailure::unreachable());
-                self.fail_before_answer(call_key, 503);
+                self.agent_unreachable(call_key);
             }
         }
     }
@@ -299,7 +313,7 @@ impl Gateway {
         let Some(call) = self.calls.get(&call_key) else {
             return;
         };
-        if call.phase != Phase::Calling || call.end_reason.is_some() {
+        if !call.state().is_calling() {
             return; // The caller left while the agent's name was resolved.
         }
         let call_id = call.id();
@@ -307,7 +321,7 @@ impl Gateway {
             Ok(wire) => wire,
             Err(why) => {
                 tracing::warn!(%call_id, %why, "cannot build the agent's INVITE");
-                self.fail_before_answer(call_key, 503);
+                self.agent_unreachable(call_key);
                 return;
             }
         };
@@ -322,16 +336,22 @@ impl Gateway {
             Ok(leg) => leg,
             Err(e) => {
                 tracing::error!(%call_id, error = %e, "agent leg could not start");
-                self.fail_before_answer(call_key, 500);
+                let input = CallInput::AgentUnreachable {
+                    failure: LegFailure::unreachable(),
+                    status: 500,
+                };
+                self.tell_call(call_key, input);
                 return;
             }
         };
         if let Some(call) = self.calls.get_mut(&call_key) {
             call.agent_peer = Some(DialogPeer::new(addr.ip(), None));
             call.agent_target = Some(wire.target.clone());
-            call.agent_leg = Some(leg);
+            if !call.core.dial_agent(now, leg) {
+                tracing::info!(%call_id, "the call ended before its agent was dialled");
+            }
         }
-        self.drive_agent(call_key);
+        self.drive(call_key);
     }
 
     /// Our INVITE to the agent: the policy's headers, our SDP offer, and the

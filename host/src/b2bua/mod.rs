@@ -3,11 +3,11 @@
 //! - `gateway` — the signalling core: one task owning transactions, dialogs
 //!   and calls; sockets and clocks meet the I/O-free SIP layers here.
 //! - `inbound` — a new INVITE: admission, `route`, the agent leg.
-//! - `agent` — the agent's SIP leg (an `OutboundLeg`) driven by the gateway.
-//! - `caller` — the caller's leg (an `InboundLeg`): provisionals, our 2xx
-//!   until the ACK, refusals, its ACK.
-//! - `early` — the agent's provisional responses: 180, or 183 with SDP and
-//!   early media.
+//! - `drive` — each call's state machine (`trunkline_call::Call`, which
+//!   owns both legs and the rules between them) fed and carried out:
+//!   messages, media orders, `conclude`, timers, indexes.
+//! - `agent` — the agent's SIP leg: its transactions' reports.
+//! - `caller` — the caller's leg: its ACK, CANCEL and our requests' answers.
 //! - `uas` — answers outside any call: RFC 3261 §8.2 refusals (405, 501,
 //!   416, 420, 415, 406), OPTIONS, 481; stateful to admitted peers,
 //!   stateless to others.
@@ -15,8 +15,9 @@
 //! - `peers` — who may send in a call's dialogs (the established peer, the
 //!   trunk's allow-list; credentials again for media moves); refusals.
 //! - `session` — RFC 4028 session timers toward the caller.
-//! - `ending` — `conclude`, the outcome to Five9 (BYE with headers or
-//!   REFER), the handoff record, tear-down.
+//! - `ending` — `conclude` and the handoff record (the core then delivers
+//!   the outcome: BYE with headers or REFER), requests into transactions,
+//!   tear-down.
 //! - `connector` — calls whose agent is a WebSocket stream or the builtin
 //!   agent: the tap, the connector task, its reports.
 //! - `control` — agents' orders (control API, connectors): attributes,
@@ -34,7 +35,7 @@ mod caller;
 mod connector;
 mod control;
 mod dialogs;
-mod early;
+mod drive;
 mod ending;
 mod gateway;
 mod inbound;

@@ -7,7 +7,7 @@ use trunkline_sip::dialog::{self, TimerEvent};
 use trunkline_sip::leg::InboundInput;
 use trunkline_sip::message::SipMessage;
 
-use super::call::{CallKey, Leg, Phase};
+use super::call::{CallKey, Leg};
 use super::gateway::{CallTimer, Gateway};
 use super::wire::Wire;
 use crate::policy::EndReason;
@@ -53,7 +53,7 @@ impl Gateway {
             self.end_call(key, EndReason::Error);
             return;
         }
-        if refresh && call.refresh_tx.is_none() && call.phase == Phase::Connected {
+        if refresh && call.refresh_tx.is_none() && call.state().is_connected() {
             let sdp = call
                 .media
                 .as_ref()
@@ -62,7 +62,7 @@ impl Gateway {
             let negotiated = call.session.as_ref().map(|(_, n)| *n);
             // Without Session-Expires the caller would take the timer as
             // switched off by our refresh (RFC 4028 §7.4, §9).
-            let built = call.caller.dialog_mut().map(|d| {
+            let built = call.core.caller_mut().dialog_mut().map(|d| {
                 let mut reinvite = d.reinvite(sdp.as_bytes(), &[])?;
                 if let Some(negotiated) = negotiated {
                     negotiated.refresh_request(&mut reinvite, min_se)?;
@@ -95,12 +95,14 @@ impl Gateway {
             call.refresh_tx = None;
         }
         let effect = call
-            .caller
+            .core
+            .caller_mut()
             .dialog_mut()
             .map(|d| d.handle_response(response));
         if (200..300).contains(&status) {
             let ack = call
-                .caller
+                .core
+                .caller()
                 .dialog()
                 .and_then(|d| d.ack(response, None).ok());
             let fallback = call.caller_invite.target.clone();
@@ -118,13 +120,12 @@ impl Gateway {
             && (matches!(status, 408 | 481)
                 || matches!(effect, Some(Ok(dialog::ResponseEffect::Terminated))))
         {
-            if let Some(call) = self.calls.get_mut(&key) {
+            if let Some(call) = self.calls.get(&key) {
                 tracing::info!(call_id = %call.id(), status, "session refresh failed; the dialog is gone");
-                // No BYE for a dialog the peer no longer has.
-                call.caller.handle(now, InboundInput::PeerBye);
             }
-            self.end_call(key, EndReason::CallerHangup);
-            self.drive_caller(key);
+            // No BYE for a dialog the peer no longer has: as if the
+            // caller had hung up.
+            self.on_caller_input(key, InboundInput::PeerBye);
         }
     }
 }

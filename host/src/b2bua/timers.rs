@@ -1,5 +1,5 @@
-//! The calls' own timers (ring, maximum duration, session, 2xx
-//! retransmission, REFER), in one queue ordered by deadline.
+//! The calls' own timers (each call core's next deadline, the session
+//! timer), in one queue ordered by deadline.
 //!
 //! A call that ends leaves its timers in the queue: removing them one by one
 //! would need an index per call. They are skipped when they come due, but
@@ -19,17 +19,10 @@ use super::call::CallKey;
 /// Timers the calls own (the transactions own theirs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum CallTimer {
-    /// The caller leg's own timer (`InboundLeg::poll_timeout`: our 2xx
-    /// again, or the end of the wait for its ACK) may be due.
-    CallerLeg,
-    /// The agent rang too long.
-    RingTimeout,
-    /// The agent leg's own timer (`OutboundLeg::poll_timeout`) may be due.
-    AgentLeg,
-    /// The call reached the maximum duration.
-    MaxDuration,
-    /// The REFER's final NOTIFY did not come in time: send the BYE.
-    ReferTimeout,
+    /// The call core's next deadline (`trunkline_call::Call::poll_timeout`:
+    /// the ring timeout, the longest duration, the REFER's wait, either
+    /// leg's timers) may be due.
+    Core,
     /// The session timer (RFC 4028) may be due.
     Session,
 }
@@ -118,13 +111,13 @@ mod tests {
     fn due_timers_come_out_in_deadline_order() {
         let t0 = Instant::now();
         let mut timers = CallTimers::default();
-        timers.arm(t0 + Duration::from_secs(3), 1, CallTimer::MaxDuration);
-        timers.arm(t0 + Duration::from_secs(1), 2, CallTimer::RingTimeout);
+        timers.arm(t0 + Duration::from_secs(3), 1, CallTimer::Core);
+        timers.arm(t0 + Duration::from_secs(1), 2, CallTimer::Core);
         timers.arm(t0 + Duration::from_secs(2), 3, CallTimer::Session);
         assert_eq!(timers.next_deadline(), Some(t0 + Duration::from_secs(1)));
         assert_eq!(timers.pop_due(t0), None, "nothing is due yet");
         let now = t0 + Duration::from_secs(2);
-        assert_eq!(timers.pop_due(now), Some((2, CallTimer::RingTimeout)));
+        assert_eq!(timers.pop_due(now), Some((2, CallTimer::Core)));
         assert_eq!(timers.pop_due(now), Some((3, CallTimer::Session)));
         assert_eq!(timers.pop_due(now), None);
         assert_eq!(timers.len(), 1);
@@ -144,9 +137,9 @@ mod tests {
         // it started), three timers each.
         for key in 0..100_000u64 {
             live.insert(key);
-            timers.arm(t0 + twelve_hours, key, CallTimer::MaxDuration);
-            timers.arm(t0 + Duration::from_secs(60), key, CallTimer::RingTimeout);
-            timers.arm(t0 + Duration::from_millis(500), key, CallTimer::CallerLeg);
+            timers.arm(t0 + twelve_hours, key, CallTimer::Core);
+            timers.arm(t0 + Duration::from_secs(60), key, CallTimer::Core);
+            timers.arm(t0 + Duration::from_millis(500), key, CallTimer::Core);
             if key >= 200 {
                 live.remove(&(key - 200));
                 timers.prune(live.len(), |k| live.contains(&k));
@@ -198,7 +191,7 @@ mod tests {
         let t0 = Instant::now();
         let mut timers = CallTimers::default();
         for key in 0..10u64 {
-            timers.arm(t0, key, CallTimer::MaxDuration);
+            timers.arm(t0, key, CallTimer::Core);
         }
         timers.prune(3, |k| k < 3);
         assert_eq!(timers.len(), 10, "pruned below the floor");
@@ -209,11 +202,7 @@ mod tests {
         let t0 = Instant::now();
         let mut timers = CallTimers::default();
         for key in 0..10u64 {
-            timers.arm(
-                t0 + Duration::from_secs(43_200),
-                key,
-                CallTimer::MaxDuration,
-            );
+            timers.arm(t0 + Duration::from_secs(43_200), key, CallTimer::Core);
         }
         timers.prune(0, |_| false);
         assert_eq!(timers.len(), 0);

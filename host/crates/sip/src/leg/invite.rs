@@ -131,7 +131,7 @@ pub fn resend_with(
 
 /// The client transaction key of a request we built (our top Via's
 /// branch, its method).
-pub(super) fn client_key(request: &SipMessage) -> Option<TransactionKey> {
+pub fn client_key(request: &SipMessage) -> Option<TransactionKey> {
     let via = request.top_via().ok()?;
     TransactionKey::client(via.branch()?, request.method()?.as_str()).ok()
 }

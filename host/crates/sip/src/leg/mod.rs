@@ -26,7 +26,7 @@ mod retransmit;
 
 pub use failure::{FailureKind, LegFailure};
 pub use inbound::{InboundAction, InboundConfig, InboundInput, InboundLeg, InboundState};
-pub use invite::{FALLBACK_USER, InviteRequest, is_user_token, resend_with};
+pub use invite::{FALLBACK_USER, InviteRequest, client_key, is_user_token, resend_with};
 pub use next_hop::next_hop;
 pub use outbound::{OutboundAction, OutboundConfig, OutboundInput, OutboundLeg, OutboundState};
 pub use retransmit::{OkRetransmit, OkStep};

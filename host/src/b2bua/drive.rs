@@ -1,0 +1,261 @@
+//! The call core's side of the gateway: hands each call's machine
+//! (`trunkline_call::Call`) what happened, and carries out what it asks —
+//! messages on either leg, media orders, `conclude` and the store, timers,
+//! the indexes. The rules themselves (what the caller hears when, what a
+//! failure becomes, when the outcome may leave) are the machine's, tested
+//! on a simulated clock in `trunkline-call`.
+
+use std::time::{Instant, SystemTime};
+
+use trunkline_call::{
+    CallAction, CallInput, CallState, EndCause, FailureKind, MediaOrder, MediaStep,
+};
+use trunkline_sip::dialog::SessionTimer;
+use trunkline_sip::leg::{InboundAction, OutboundAction};
+
+use super::call::{CallKey, Leg, format_call_id};
+use super::gateway::{CallTimer, Gateway, GatewayEvent};
+use super::wire::Wire;
+use crate::policy::EndReason;
+
+impl Gateway {
+    /// Hands call `key` `input` and carries out what follows.
+    pub(crate) fn tell_call(&mut self, key: CallKey, input: CallInput<'_>) {
+        let now = Instant::now();
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.core.handle(now, input);
+        }
+        self.drive(key);
+    }
+
+    /// Ends call `key` for `reason` (a no-op once it is ending).
+    pub(crate) fn end_call(&mut self, key: CallKey, reason: EndReason) {
+        self.tell_call(key, CallInput::End(reason.into()));
+    }
+
+    /// The call core's timer is due.
+    pub(crate) fn core_timer(&mut self, key: CallKey) {
+        let now = Instant::now();
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.armed = None;
+            call.core.handle_timeout(now);
+        }
+        self.drive(key);
+    }
+
+    /// Carries out what call `key` asks, in order, until it asks nothing;
+    /// then arms its next deadline (once per deadline, however often the
+    /// call is driven).
+    pub(crate) fn drive(&mut self, key: CallKey) {
+        loop {
+            let Some(call) = self.calls.get_mut(&key) else {
+                return;
+            };
+            let Some(action) = call.core.poll_action() else {
+                let next = call.core.poll_timeout();
+                if next.is_some() && next != call.armed {
+                    call.armed = next;
+                    if let Some(at) = next {
+                        self.timers.arm(at, key, CallTimer::Core);
+                    }
+                }
+                return;
+            };
+            match action {
+                CallAction::Caller(action) => self.caller_io(key, action),
+                CallAction::Agent(action) => self.agent_io(key, action),
+                CallAction::AgentDialogUp(id) => {
+                    self.by_dialog.insert(id, (key, Leg::Agent));
+                }
+                CallAction::AgentFailed { failure, detail } => {
+                    let call_id = format_call_id(key);
+                    match failure.kind {
+                        FailureKind::Unreachable if failure.status.is_none() => {
+                            // RFC 3261 §8.1.3.1: a transport failure counts
+                            // as a 503.
+                            tracing::warn!(%call_id, %failure, "agent unreachable (connection or TLS failed)")
+                        }
+                        _ => tracing::info!(%call_id, %failure,
+                            detail = detail.as_deref().unwrap_or(""), "agent leg failed"),
+                    }
+                }
+                CallAction::Media(order) => {
+                    let result = self.media_order(key, order);
+                    if let Some(call) = self.calls.get_mut(&key) {
+                        call.core.handle(Instant::now(), CallInput::Media(result));
+                    }
+                }
+                CallAction::Connected => self.connected(key),
+                CallAction::Conclude {
+                    reason,
+                    cause,
+                    caller_connected,
+                } => self.conclude(key, reason.into(), cause, caller_connected),
+                CallAction::ReferFailed(why) => self.refer_failed(key, why),
+                CallAction::Finished => self.maybe_forget(key),
+            }
+        }
+    }
+
+    /// Sends what the caller's leg asks for.
+    fn caller_io(&mut self, key: CallKey, action: InboundAction) {
+        let now = Instant::now();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let target = call.caller_invite.target.clone();
+        match action {
+            InboundAction::Respond { status, response } => {
+                let tx = call.caller_tx.clone();
+                let _ = self
+                    .table
+                    .send_response(now, &tx, status, Wire::new(target, response));
+            }
+            InboundAction::Retransmit(ok) => self.send_now(Wire::new(target, ok)),
+            InboundAction::StartRequest { tx, request } => {
+                let method = tx.method().to_owned();
+                if self.send_request(key, Leg::Caller, request).is_none() {
+                    // Never left: as if the transport had failed, so the
+                    // call does not wait for an answer for ever.
+                    tracing::warn!(call_id = %format_call_id(key), %method, "request to the caller could not be sent");
+                    if let Some(call) = self.calls.get_mut(&key) {
+                        let input = trunkline_sip::leg::InboundInput::TransportError(&tx);
+                        call.core.handle(now, CallInput::Caller(input));
+                    }
+                }
+            }
+            InboundAction::DialogUp(id) => {
+                self.by_dialog.insert(id, (key, Leg::Caller));
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends what the agent's SIP leg asks for.
+    fn agent_io(&mut self, key: CallKey, action: OutboundAction) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let call_id = call.id();
+        let Some(target) = call.agent_target.clone() else {
+            return;
+        };
+        match action {
+            OutboundAction::StartInvite { tx, request } => {
+                // Under its own transaction, kept in the call's pending
+                // ones: an answer racing a CANCEL still gets its ACK and BYE.
+                let wire = Wire::shared(target, request);
+                if self.send_to(key, Leg::Agent, wire).is_none() {
+                    self.agent_send_failed(key, &tx);
+                }
+            }
+            OutboundAction::StartRequest { tx, request } => {
+                let to = self.target_for(&request, &target);
+                if self
+                    .send_to(key, Leg::Agent, Wire::new(to, request))
+                    .is_none()
+                {
+                    self.agent_send_failed(key, &tx);
+                }
+            }
+            OutboundAction::SendAck(ack) => {
+                let to = self.target_for(&ack, &target);
+                self.send_now(Wire::new(to, ack));
+            }
+            OutboundAction::Retransmit(ok) => {
+                let to = call.agent_ok_to.clone().unwrap_or(target);
+                self.send_now(Wire::new(to, ok));
+            }
+            OutboundAction::Abandon(tx) => {
+                tracing::info!(%call_id, "agent never answered our CANCEL; INVITE abandoned");
+                self.table.abandon(&tx);
+            }
+            OutboundAction::Finished => {
+                let id = call
+                    .core
+                    .agent()
+                    .and_then(|l| l.dialog())
+                    .map(|d| d.id().clone());
+                if let Some(id) = id {
+                    self.by_dialog.remove(&id);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A request of the agent leg's never left (its transaction could not
+    /// start): the leg hears it as a transport failure, so it neither
+    /// waits for an answer for ever nor leaves the call behind.
+    fn agent_send_failed(&mut self, key: CallKey, tx: &trunkline_sip::transaction::TransactionKey) {
+        tracing::error!(call_id = %format_call_id(key), method = tx.method(), "agent transaction could not start");
+        if let Some(call) = self.calls.get_mut(&key) {
+            let input = trunkline_sip::leg::OutboundInput::TransportError(tx);
+            call.core.handle(Instant::now(), CallInput::Agent(input));
+        }
+    }
+
+    /// Carries out a media order: `Err` is the status for the caller when
+    /// the agent's media cannot be used.
+    fn media_order(&mut self, key: CallKey, order: MediaOrder) -> Result<(), u16> {
+        let events = self.events_tx.clone();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return Err(500);
+        };
+        let call_id = call.id();
+        let agent_ip = call.agent_target.as_ref().map(|t| t.addr.ip());
+        let Some(media) = call.media.as_mut() else {
+            return Ok(());
+        };
+        let result = match order {
+            MediaOrder::Start { agent_sdp } if media.started() => {
+                media.agent_answer_again(&agent_sdp).map(|_| ())
+            }
+            MediaOrder::Start { agent_sdp } => {
+                let early = matches!(
+                    call.core.state(),
+                    CallState::Calling {
+                        media: Some(MediaStep::Early),
+                        ..
+                    }
+                );
+                let media = match agent_ip {
+                    Some(ip) => media.with_agent_ip(ip),
+                    None => media,
+                };
+                let started = self
+                    .media
+                    .start(media, &agent_sdp, key, events, GatewayEvent::Media);
+                if early && started.is_ok() {
+                    tracing::info!(%call_id, "early media from the agent");
+                }
+                started
+            }
+            MediaOrder::Update { agent_sdp } => media.agent_answer_again(&agent_sdp).map(|_| ()),
+        };
+        result.map_err(|f| {
+            tracing::info!(%call_id, failure = %f, "agent media unusable");
+            f.status
+        })
+    }
+
+    /// The caller got our 2xx: the session timer and the record's answer
+    /// time start.
+    fn connected(&mut self, key: CallKey) {
+        let now = Instant::now();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.answered = Some((now, SystemTime::now()));
+        if let Some(negotiated) = call.core.session().copied() {
+            call.session = Some((SessionTimer::new(now, &negotiated), negotiated));
+        }
+        tracing::info!(call_id = %call.id(), "call connected");
+        self.arm_session(key);
+    }
+
+    /// Logs why the call ended, in the call core's words.
+    pub(crate) fn log_end(&self, key: CallKey, reason: EndReason, cause: EndCause) {
+        tracing::info!(call_id = %format_call_id(key), ?reason, %cause, "call ending");
+    }
+}
