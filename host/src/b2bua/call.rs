@@ -61,8 +61,11 @@ pub(crate) enum Leg {
 /// One call.
 pub(crate) struct Call {
     pub(crate) key: CallKey,
-    /// Index of the trunk in the config.
+    /// Index of the trunk in the config (a call we place: the trunk the
+    /// outbound trunk belongs to, whose policy and tenant it has).
     pub(crate) trunk: usize,
+    /// A call we place: the `[[outbound]]` trunk it goes through.
+    pub(crate) outbound: Option<String>,
     /// The call as the policy saw it in `route`.
     pub(crate) policy_call: PolicyCall,
     /// The version that routed the call; it also concludes it.
@@ -78,7 +81,8 @@ pub(crate) struct Call {
     pub(crate) answered: Option<(Instant, SystemTime)>,
 
     /// The caller's INVITE (and where its responses go) and its server
-    /// transaction.
+    /// transaction; a call we place: our INVITE toward the trunk, where
+    /// the trunk is, and our INVITE's client transaction.
     pub(crate) caller_invite: Wire,
     pub(crate) caller_tx: TransactionKey,
     /// The call's state machine: both SIP legs, the rules between them,
@@ -132,7 +136,7 @@ impl Call {
     /// The dialog of `leg`, if established.
     pub(crate) fn dialog_mut(&mut self, leg: Leg) -> Option<&mut Dialog> {
         match leg {
-            Leg::Caller => self.core.caller_mut().dialog_mut(),
+            Leg::Caller => self.core.five9_dialog_mut(),
             Leg::Agent => self.core.agent_mut().and_then(OutboundLeg::dialog_mut),
         }
     }
@@ -141,8 +145,7 @@ impl Call {
     pub(crate) fn dialog_ids(&self) -> Vec<DialogId> {
         let agent = self.core.agent().and_then(OutboundLeg::dialog);
         self.core
-            .caller()
-            .dialog()
+            .five9_dialog()
             .into_iter()
             .chain(agent)
             .map(|d| d.id().clone())

@@ -53,7 +53,12 @@ impl Gateway {
 
     /// An ACK for our 2xx on `leg` (to its INVITE or re-INVITE).
     pub(crate) fn on_leg_ack(&mut self, key: CallKey, leg: Leg) {
+        let dialled = self
+            .calls
+            .get(&key)
+            .is_some_and(|c| c.core.dialled().is_some());
         match leg {
+            Leg::Caller if dialled => self.tell_call(key, CallInput::Dialled(OutboundInput::Ack)),
             Leg::Caller => self.on_caller_input(key, InboundInput::Ack),
             Leg::Agent => self.tell_call(key, CallInput::Agent(OutboundInput::Ack)),
         }

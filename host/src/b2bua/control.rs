@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use trunkline_call::CallState;
+use trunkline_call::{CallState, Progress};
 
 use super::call::{Call, CallKey, parse_call_id};
 use super::ending::millis;
@@ -61,8 +61,13 @@ pub struct CallInfo {
     pub tenant: String,
     /// The agent target.
     pub target: String,
-    /// `calling` (agent not answered yet) or `connected`.
+    /// `calling` (agent not answered yet) or `connected`; a call we place
+    /// is first `dialling`, `ringing` or `early-media` (the number), then
+    /// `answered` (the agent is being reached).
     pub state: &'static str,
+    /// A call we place: the outbound trunk it goes through.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outbound: Option<String>,
     /// Caller (From URI).
     pub from: String,
     /// The Request-URI.
@@ -140,10 +145,19 @@ impl Gateway {
             tenant: trunk.tenant().to_owned(),
             target: call.target.clone(),
             state: match call.state() {
+                CallState::Dialling { progress, .. } => match progress {
+                    Progress::Quiet => "dialling",
+                    Progress::Rang => "ringing",
+                    Progress::EarlyMedia => "early-media",
+                },
+                // A call we place: the number answered, the agent is
+                // being reached.
+                CallState::Calling { .. } if call.outbound.is_some() => "answered",
                 CallState::Calling { .. } => "calling",
                 CallState::Connected { .. } => "connected",
                 CallState::Ending { .. } => "ending",
             },
+            outbound: call.outbound.clone(),
             from: call.policy_call.from_uri.clone(),
             to: call.policy_call.request_uri.clone(),
             attributes: call.attributes.clone(),

@@ -97,6 +97,9 @@ impl Gateway {
                 // The call core ends the call (a REFER pending toward a
                 // caller who hung up has nothing left to deliver).
                 let input = match leg {
+                    Leg::Caller if call.core.dialled().is_some() => {
+                        CallInput::Dialled(OutboundInput::PeerBye)
+                    }
                     Leg::Caller => CallInput::Caller(InboundInput::PeerBye),
                     Leg::Agent => {
                         call.agent_bye_headers = policy_headers(&msg);
@@ -179,7 +182,14 @@ impl Gateway {
                     && let Some(call) = self.calls.get_mut(&call_key)
                 {
                     match leg {
-                        Leg::Caller => call.core.caller_mut().reinvite_answered(now, r),
+                        Leg::Caller => match call.core.caller_mut() {
+                            Some(caller) => caller.reinvite_answered(now, r),
+                            None => {
+                                if let Some(leg) = call.core.dialled_mut() {
+                                    leg.reinvite_answered(now, r);
+                                }
+                            }
+                        },
                         Leg::Agent => {
                             call.agent_ok_to = Some(to.clone());
                             if let Some(agent) = call.core.agent_mut() {

@@ -64,8 +64,17 @@ impl Gateway {
             match action {
                 CallAction::Caller(action) => self.caller_io(key, action),
                 CallAction::Agent(action) => self.agent_io(key, action),
+                CallAction::Dialled(action) => self.dialled_io(key, action),
                 CallAction::AgentDialogUp(id) => {
                     self.by_dialog.insert(id, (key, Leg::Agent));
+                }
+                CallAction::DialledDialogUp(id) => {
+                    self.by_dialog.insert(id, (key, Leg::Caller));
+                }
+                CallAction::ReachAgent => self.reach_agent(key),
+                CallAction::DialledFailed { failure, detail } => {
+                    tracing::info!(call_id = %format_call_id(key), %failure,
+                        detail = detail.as_deref().unwrap_or(""), "the number we dialled did not answer")
                 }
                 CallAction::AgentFailed { failure, detail } => {
                     let call_id = format_call_id(key);
@@ -184,6 +193,60 @@ impl Gateway {
         }
     }
 
+    /// Sends what the leg we dialled toward the trunk asks for (a call we
+    /// place): to the trunk's address, or a Route's.
+    fn dialled_io(&mut self, key: CallKey, action: OutboundAction) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let target = call.caller_invite.target.clone();
+        match action {
+            OutboundAction::StartInvite { tx, request } => {
+                let wire = Wire::shared(target, request);
+                if self.send_to(key, Leg::Caller, wire).is_none() {
+                    self.dialled_send_failed(key, &tx);
+                }
+            }
+            OutboundAction::StartRequest { tx, request } => {
+                let to = self.target_for(&request, &target);
+                if self
+                    .send_to(key, Leg::Caller, Wire::new(to, request))
+                    .is_none()
+                {
+                    self.dialled_send_failed(key, &tx);
+                }
+            }
+            OutboundAction::SendAck(ack) => {
+                let to = self.target_for(&ack, &target);
+                self.send_now(Wire::new(to, ack));
+            }
+            OutboundAction::Retransmit(ok) => self.send_now(Wire::new(target, ok)),
+            OutboundAction::Abandon(tx) => {
+                tracing::info!(call_id = %format_call_id(key), "the trunk never answered our CANCEL; INVITE abandoned");
+                self.table.abandon(&tx);
+            }
+            OutboundAction::Finished => {
+                if let Some(id) = call.core.five9_dialog().map(|d| d.id().clone()) {
+                    self.by_dialog.remove(&id);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// As [`Gateway::agent_send_failed`], for the leg we dialled.
+    fn dialled_send_failed(
+        &mut self,
+        key: CallKey,
+        tx: &trunkline_sip::transaction::TransactionKey,
+    ) {
+        tracing::error!(call_id = %format_call_id(key), method = tx.method(), "transaction toward the trunk could not start");
+        if let Some(call) = self.calls.get_mut(&key) {
+            let input = trunkline_sip::leg::OutboundInput::TransportError(tx);
+            call.core.handle(Instant::now(), CallInput::Dialled(input));
+        }
+    }
+
     /// A request of the agent leg's never left (its transaction could not
     /// start): the leg hears it as a transport failure, so it neither
     /// waits for an answer for ever nor leaves the call behind.
@@ -232,6 +295,7 @@ impl Gateway {
                 started
             }
             MediaOrder::Update { agent_sdp } => media.agent_answer_again(&agent_sdp).map(|_| ()),
+            MediaOrder::DialledAnswer { sdp } => media.accept_dialled_answer(&sdp),
         };
         result.map_err(|f| {
             tracing::info!(%call_id, failure = %f, "agent media unusable");

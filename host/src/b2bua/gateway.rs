@@ -54,6 +54,14 @@ pub enum GatewayEvent {
     ActiveCalls(oneshot::Sender<usize>),
     /// Stop taking new calls (`503` to new INVITEs); calls in progress go on.
     Drain,
+    /// Place a call (`POST /v1/calls`); the answer is its call id.
+    Originate(
+        super::originate::OriginateRequest,
+        oneshot::Sender<Result<String, super::originate::OriginateError>>,
+    ),
+    /// Internal: the trunk of a call being placed was looked up.
+    #[doc(hidden)]
+    OriginateResolved(Box<super::originate::Pending>, Result<SocketAddr, String>),
     /// Internal: the agent's host name was resolved for call `.0`.
     #[doc(hidden)]
     AgentResolved(u64, Result<(SocketAddr, TransportKind), String>),
@@ -154,6 +162,20 @@ impl GatewayHandle {
             return None;
         }
         rx.await.ok()
+    }
+
+    /// Places a call; its call id once it is on its way (`201`).
+    pub async fn originate(
+        &self,
+        request: super::originate::OriginateRequest,
+    ) -> Result<String, super::originate::OriginateError> {
+        let (tx, rx) = oneshot::channel();
+        let stopped =
+            || super::originate::OriginateError::Unavailable("the gateway has stopped".into());
+        if !self.send(GatewayEvent::Originate(request, tx)).await {
+            return Err(stopped());
+        }
+        rx.await.unwrap_or_else(|_| Err(stopped()))
     }
 
     /// Stops taking new calls (`503`); calls in progress go on.
@@ -646,6 +668,10 @@ impl Gateway {
                     .collect();
                 all.sort_by_key(|c| c.started_ms);
                 let _ = reply.send(all);
+            }
+            GatewayEvent::Originate(request, reply) => self.on_originate(request, reply),
+            GatewayEvent::OriginateResolved(pending, result) => {
+                self.on_originate_resolved(*pending, result)
             }
             GatewayEvent::Drain => {
                 tracing::info!("draining: new calls get 503");

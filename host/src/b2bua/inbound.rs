@@ -213,11 +213,14 @@ impl Gateway {
                 refer_timeout: Duration::from_secs(self.config.gateway.refer_timeout_secs),
                 caller_sdp: media.caller_answer().into_bytes(),
                 session,
+                // (For calls we place; here `ring_timeout` covers it.)
+                agent_timeout: Duration::from_secs(self.config.gateway.ring_timeout_secs),
             },
         );
         let call = Call {
             key: call_key,
             trunk,
+            outbound: None,
             policy_call,
             version: routed.version,
             target: connect.target.clone(),

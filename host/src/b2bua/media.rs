@@ -142,8 +142,56 @@ impl MediaPlane {
             agent_ip: None,
             caller_local,
             caller_answer,
-            caller_neg,
+            caller_neg: Some(caller_neg),
             caller_remote,
+            agent_local,
+            agent_offer,
+            ports: Some((caller_ports, agent_ports)),
+            tap: None,
+            session: None,
+            agent_applied: None,
+        })
+    }
+
+    /// Reserves ports for a call we place toward `dialled_ip` (the trunk's
+    /// address) and builds our offer for it: G.711 only (PCMU, PCMA) and
+    /// telephone-event, whatever the agent speaks; the relay transcodes.
+    pub(crate) fn open_offer(
+        &self,
+        dialled_ip: IpAddr,
+        session_id: u64,
+    ) -> Result<CallMedia, MediaFailure> {
+        let exhausted = |_| MediaFailure {
+            status: 503,
+            reason: "Service Unavailable",
+            warning: Some("399 trunkline \"No media ports available\"".into()),
+        };
+        let caller_ports = self
+            .pool
+            .allocate(self.ip, RtcpMode::Separate)
+            .map_err(exhausted)?;
+        let agent_ports = self
+            .pool
+            .allocate(self.ip, RtcpMode::Separate)
+            .map_err(exhausted)?;
+        let caller_local = LocalMedia::new(self.ip, caller_ports.rtp_port(), session_id);
+        let codecs = [
+            Codec::g711(Law::Ulaw),
+            Codec::g711(Law::Alaw),
+            Codec::telephone_event(101),
+        ];
+        let offer = build_offer(&caller_local, &codecs, Direction::SendRecv)
+            .map_err(|_| MediaFailure::not_acceptable("no G.711 offer"))?;
+        let agent_local = LocalMedia::new(self.ip, agent_ports.rtp_port(), session_id);
+        let agent_offer = build_offer(&agent_local, &self.agent_codecs, Direction::SendRecv)
+            .map_err(|_| MediaFailure::not_acceptable("no agent codecs configured"))?;
+        Ok(CallMedia {
+            caller_ip: dialled_ip,
+            agent_ip: None,
+            caller_local,
+            caller_answer: offer,
+            caller_neg: None,
+            caller_remote: None,
             agent_local,
             agent_offer,
             ports: Some((caller_ports, agent_ports)),
@@ -167,7 +215,11 @@ impl MediaPlane {
             .ports
             .take()
             .ok_or_else(|| MediaFailure::not_acceptable("media already started"))?;
-        let a = LegParams::from_negotiated(&media.caller_neg)
+        let caller_neg = media
+            .caller_neg
+            .as_ref()
+            .ok_or_else(|| MediaFailure::not_acceptable("the dialled side has not answered"))?;
+        let a = LegParams::from_negotiated(caller_neg)
             .map_err(|_| MediaFailure::not_acceptable("caller codec is not G.711"))?
             .with_signalling_ip(media.caller_ip);
         let agent_leg = match media.tap.take() {
@@ -216,8 +268,11 @@ pub(crate) struct CallMedia {
     /// The SIP agent's address, once known (none for taps).
     agent_ip: Option<IpAddr>,
     caller_local: LocalMedia,
+    /// Our session description toward the Five9 side: the answer to its
+    /// offer, or (a leg we dialled) our offer.
     caller_answer: SessionDescription,
-    caller_neg: Negotiated,
+    /// What that side and we agreed (a leg we dialled: once it answered).
+    caller_neg: Option<Negotiated>,
     /// Where the caller's accepted offers last put its RTP (a hold to
     /// `0.0.0.0` keeps the address before it): what a re-offer is
     /// compared with to tell whether it moves the media.
@@ -329,8 +384,22 @@ impl CallMedia {
         if let Some(addr) = rtp_address(&offer, &neg) {
             self.caller_remote = Some(addr);
         }
-        self.caller_neg = neg;
+        self.caller_neg = Some(neg);
         Ok(answer.to_string())
+    }
+
+    /// The dialled side's SDP answer to our offer (a call we place): the
+    /// codec and address toward it, before the relay starts.
+    pub(crate) fn accept_dialled_answer(&mut self, sdp: &[u8]) -> Result<(), MediaFailure> {
+        let answer = parse(sdp).map_err(|_| {
+            MediaFailure::not_acceptable("the dialled side's SDP answer cannot be parsed")
+        })?;
+        let neg = accept_answer(&self.caller_answer, &answer).map_err(|_| {
+            MediaFailure::not_acceptable("the dialled side's SDP answer does not match our offer")
+        })?;
+        self.caller_remote = rtp_address(&answer, &neg);
+        self.caller_neg = Some(neg);
+        Ok(())
     }
 
     /// The caller's RTP address from its accepted offers.

@@ -3,6 +3,8 @@
 //! - `gateway` — the signalling core: one task owning transactions, dialogs
 //!   and calls; sockets and clocks meet the I/O-free SIP layers here.
 //! - `inbound` — a new INVITE: admission, `route`, the agent leg.
+//! - `originate` — a call we place (`POST /v1/calls`): checks, the trunk's
+//!   address, our INVITE and offer, then the agent once it answered.
 //! - `drive` — each call's state machine (`trunkline_call::Call`, which
 //!   owns both legs and the rules between them) fed and carried out:
 //!   messages, media orders, `conclude`, timers, indexes.
@@ -40,6 +42,7 @@ mod ending;
 mod gateway;
 mod inbound;
 mod media;
+mod originate;
 mod peers;
 mod session;
 mod stats;
@@ -49,4 +52,7 @@ mod wire;
 
 pub use control::{CallInfo, ControlError, ControlOrder};
 pub use gateway::{GatewayEvent, GatewayHandle, start};
+#[doc(hidden)]
+pub use originate::Pending as OriginatePending;
+pub use originate::{OriginateError, OriginateRequest};
 pub use stats::{GatewayStats, GatewayStatsSnapshot};

@@ -62,7 +62,7 @@ impl Gateway {
             let negotiated = call.session.as_ref().map(|(_, n)| *n);
             // Without Session-Expires the caller would take the timer as
             // switched off by our refresh (RFC 4028 §7.4, §9).
-            let built = call.core.caller_mut().dialog_mut().map(|d| {
+            let built = call.core.five9_dialog_mut().map(|d| {
                 let mut reinvite = d.reinvite(sdp.as_bytes(), &[])?;
                 if let Some(negotiated) = negotiated {
                     negotiated.refresh_request(&mut reinvite, min_se)?;
@@ -96,14 +96,12 @@ impl Gateway {
         }
         let effect = call
             .core
-            .caller_mut()
-            .dialog_mut()
+            .five9_dialog_mut()
             .map(|d| d.handle_response(response));
         if (200..300).contains(&status) {
             let ack = call
                 .core
-                .caller()
-                .dialog()
+                .five9_dialog()
                 .and_then(|d| d.ack(response, None).ok());
             let fallback = call.caller_invite.target.clone();
             if let Some(ack) = ack {

@@ -636,6 +636,14 @@ impl Config {
         for o in &self.outbound {
             o.check()
                 .map_err(|e| ConfigError::Invalid(format!("outbound `{}`: {e}", o.name)))?;
+            if let Some(t) = &o.trunk
+                && !self.trunks.iter().any(|k| &k.name == t)
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "outbound `{}`: trunk `{t}` is not a [[trunk]]",
+                    o.name
+                )));
+            }
             if !outbound.insert(o.name.as_str()) {
                 return Err(ConfigError::Invalid(format!(
                     "outbound `{}` is defined twice",
@@ -697,6 +705,16 @@ impl Config {
                 .map_err(|e| ConfigError::Invalid(format!("outbound `{}`: {e}", o.name)))?;
         }
         Ok(())
+    }
+
+    /// The index of the `[[trunk]]` an outbound trunk's calls belong to
+    /// (its `trunk`, checked at load; else the first).
+    pub fn outbound_owner(&self, outbound: &OutboundTrunk) -> usize {
+        outbound
+            .trunk
+            .as_ref()
+            .and_then(|t| self.trunks.iter().position(|k| &k.name == t))
+            .unwrap_or(0)
     }
 
     /// The outbound trunk called `name`.

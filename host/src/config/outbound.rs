@@ -22,6 +22,9 @@
 //! strip_plus = false
 //! ```
 //!
+//! `trunk = "five9"` names the `[[trunk]]` whose policy and tenant calls
+//! placed here have (default: the first).
+//!
 //! A password comes from exactly one of `password`, `password_file`
 //! (relative to the config file; one trailing newline dropped) or
 //! `password_env`; it is read once at start-up and never printed.
@@ -62,6 +65,11 @@ pub struct OutboundTrunk {
     /// How long a call may ring before it is given up (`no-answer`).
     #[serde(default = "default_ring_timeout_secs")]
     pub ring_timeout_secs: u64,
+    /// The `[[trunk]]` calls placed here belong to: its policy routes (when
+    /// the request names no agent) and concludes them, its tenant owns
+    /// them. Default: the first trunk.
+    #[serde(default)]
+    pub trunk: Option<String>,
     /// The username and password, read at load ([`OutboundTrunk::secret`]).
     #[serde(skip)]
     pub credentials: Option<(String, Secret)>,

@@ -5,6 +5,7 @@
 //! | method and path | body | answer |
 //! |---|---|---|
 //! | `GET /v1/calls` | — | `200 {"calls": [CallInfo…]}` (the key's tenant only) |
+//! | `POST /v1/calls` | `{"to", "outbound", "agent"?, "attributes"?, "headers"?, "caller_id"?, "ring_timeout_secs"?}` | `201 {"call_id", "state": "dialling"}`; `422` (unknown trunk, a number that cannot be dialled, a bad header, the policy refused), `429` (the trunk's `max_concurrent`) |
 //! | `GET /v1/calls/{call_id}` | — | `200 CallInfo` |
 //! | `POST /v1/calls/{call_id}/attributes` | `{"attributes": {"k": "v"}}` | `200 CallInfo` (updated) |
 //! | `POST /v1/calls/{call_id}/end` | optional `{"attributes": {…}}` | `202 {"call_id", "state": "ending"}` |
@@ -26,7 +27,7 @@ use super::AppState;
 use super::auth::{Caller, Scope};
 use super::body::{IdPath, JsonBody, OptionalJsonBody};
 use super::error::ApiError;
-use crate::b2bua::{CallInfo, ControlOrder};
+use crate::b2bua::{CallInfo, ControlOrder, OriginateError, OriginateRequest};
 use crate::policy::Attribute;
 
 /// Most attributes one request may set.
@@ -57,6 +58,43 @@ pub(crate) struct TransferBody {
     #[serde(default)]
     pub attributes: Map<String, Value>,
 }
+
+/// `POST /v1/calls`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OriginateBody {
+    /// The number or `sip:` URI to call.
+    pub to: String,
+    /// The `[[outbound]]` trunk.
+    pub outbound: String,
+    /// The agent target; absent: the policy decides.
+    #[serde(default)]
+    pub agent: Option<String>,
+    /// Attributes the call starts with.
+    #[serde(default)]
+    pub attributes: Map<String, Value>,
+    /// `X-` headers for our INVITE: name → value.
+    #[serde(default)]
+    pub headers: Map<String, Value>,
+    /// The From user for this call.
+    #[serde(default)]
+    pub caller_id: Option<String>,
+    /// How long the number may ring (1–300 s).
+    #[serde(default)]
+    pub ring_timeout_secs: Option<u64>,
+}
+
+/// The answer to `POST /v1/calls`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Placed {
+    /// The new call.
+    pub call_id: String,
+    /// Always `dialling`: follow it with `GET /v1/calls/{call_id}`.
+    pub state: &'static str,
+}
+
+/// Longest ring timeout a request may ask for, seconds.
+const MAX_RING_SECS: u64 = 300;
 
 /// `GET /v1/calls`.
 #[derive(Debug, Serialize)]
@@ -159,13 +197,102 @@ pub(crate) async fn list(State(state): State<AppState>, caller: Caller) -> Json<
     Json(CallList { calls })
 }
 
-/// `GET /v1/calls/{call_id}`.
+/// `POST /v1/calls`: places a call through an outbound trunk.
+pub(crate) async fn originate(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<OriginateBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    check_text("`to`", &body.to, MAX_DESTINATION)?;
+    check_text("`outbound`", &body.outbound, MAX_KEY)?;
+    if let Some(agent) = &body.agent {
+        check_text("`agent`", agent, MAX_DESTINATION)?;
+        if agent.trim().is_empty() {
+            return Err(ApiError::InvalidBody("`agent` is empty".into()));
+        }
+    }
+    if let Some(secs) = body.ring_timeout_secs
+        && !(1..=MAX_RING_SECS).contains(&secs)
+    {
+        return Err(ApiError::InvalidBody(format!(
+            "`ring_timeout_secs` is {secs}; give 1 to {MAX_RING_SECS}"
+        )));
+    }
+    let headers = attributes(body.headers)
+        .map_err(|e| ApiError::InvalidBody(e.to_string().replace("attribute", "header")))?
+        .into_iter()
+        .map(|a| crate::policy::Header {
+            name: a.key,
+            value: a.value,
+        })
+        .collect();
+    let request = OriginateRequest {
+        to: body.to,
+        outbound: body.outbound,
+        agent: body.agent.map(|a| a.trim().to_owned()),
+        attributes: attributes(body.attributes)?,
+        headers,
+        caller_id: body.caller_id,
+        ring_timeout_secs: body.ring_timeout_secs,
+        tenant: match &caller.scope {
+            Scope::All => None,
+            Scope::Tenant(t) => Some(t.clone()),
+        },
+    };
+    let call_id = state
+        .api
+        .gateway
+        .originate(request)
+        .await
+        .map_err(|e| match e {
+            OriginateError::AtCapacity { .. } => ApiError::TooManyRequests(e.to_string()),
+            OriginateError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
+            OriginateError::NoTrunk(_)
+            | OriginateError::Target(_)
+            | OriginateError::Invalid(_)
+            | OriginateError::Refused { .. } => ApiError::InvalidBody(e.to_string()),
+        })?;
+    tracing::info!(%call_id, key = %caller.name, "control API: call placed");
+    Ok((
+        StatusCode::CREATED,
+        Json(Placed {
+            call_id,
+            state: "dialling",
+        }),
+    ))
+}
+
+/// `GET /v1/calls/{call_id}`: the active call; once it has ended, its
+/// record with `state: "ended"` (the end reason, and for a call that never
+/// connected the failure: kind and SIP status).
 pub(crate) async fn get(
     State(state): State<AppState>,
     caller: Caller,
     IdPath(call_id): IdPath,
-) -> Result<Json<CallInfo>, ApiError> {
-    visible_call(&state, &caller, &call_id).await.map(Json)
+) -> Result<Json<Value>, ApiError> {
+    match visible_call(&state, &caller, &call_id).await {
+        Ok(info) => serde_json::to_value(info)
+            .map(Json)
+            .map_err(|e| ApiError::Internal(e.to_string())),
+        Err(ApiError::NotFound(why)) => {
+            let Some(Value::Object(record)) =
+                super::handoff::ended_call(&state, &caller, &call_id).await
+            else {
+                return Err(ApiError::NotFound(why));
+            };
+            let mut ended = Map::new();
+            ended.insert("call_id".into(), Value::String(call_id));
+            ended.insert("state".into(), Value::String("ended".into()));
+            for field in ["end_reason", "failure", "answered_ms", "ended_ms"] {
+                if let Some(v) = record.get(field) {
+                    ended.insert(field.into(), v.clone());
+                }
+            }
+            ended.insert("outcome".into(), Value::Object(record));
+            Ok(Json(Value::Object(ended)))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// `POST /v1/calls/{call_id}/attributes`.

@@ -48,6 +48,10 @@ pub enum ApiError {
     /// The gateway has stopped (shutting down): 503.
     #[error("{0}")]
     Unavailable(String),
+    /// A limit is reached (an outbound trunk's `max_concurrent`): 429 with
+    /// `Retry-After`.
+    #[error("{0}")]
+    TooManyRequests(String),
     /// Our fault (a task died): 500.
     #[error("{0}")]
     Internal(String),
@@ -74,6 +78,7 @@ impl ApiError {
             ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -90,6 +95,7 @@ impl ApiError {
             ApiError::BodyTooLarge(_) => "body_too_large",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::TooManyRequests(_) => "too_many_calls",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -115,6 +121,11 @@ impl IntoResponse for ApiError {
             message: &message,
         };
         let mut response = (self.status(), Json(body)).into_response();
+        if matches!(self, ApiError::TooManyRequests(_)) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
         if matches!(self, ApiError::Unauthorized(_)) {
             // RFC 6750 §3: a 401 names the scheme the client should use.
             response.headers_mut().insert(

@@ -95,6 +95,19 @@ async fn find(state: &AppState, caller: &Caller, key: Key) -> Result<RecordJson,
     }
 }
 
+/// The record of call `call_id`, if the key may see it (for
+/// `GET /v1/calls/{call_id}` once the call has ended).
+pub(crate) async fn ended_call(
+    state: &AppState,
+    caller: &Caller,
+    call_id: &str,
+) -> Option<serde_json::Value> {
+    let RecordJson(json) = find(state, caller, Key::Call(call_id.to_owned()))
+        .await
+        .ok()?;
+    serde_json::from_str(&json).ok()
+}
+
 /// A record's JSON as stored, served without decoding and re-encoding it.
 #[derive(Debug)]
 pub(crate) struct RecordJson(String);

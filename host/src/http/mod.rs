@@ -88,7 +88,7 @@ fn router_with(api: ApiState, counters: Arc<ApiCounters>) -> Router {
         .route("/v1/outcomes", get(handoff::by_query))
         .route("/v1/outcomes/{call_id}", get(handoff::by_call_id))
         .route("/v1/policies", get(status::policies))
-        .route("/v1/calls", get(control::list))
+        .route("/v1/calls", get(control::list).post(control::originate))
         .route("/v1/calls/{call_id}", get(control::get))
         .route(
             "/v1/calls/{call_id}/attributes",

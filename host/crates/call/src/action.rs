@@ -37,6 +37,8 @@ pub enum EndCause {
     RingTimeout,
     /// The agent could not be reached, refused, or failed otherwise.
     AgentFailed,
+    /// The number we dialled was busy, did not answer, or failed otherwise.
+    DialledFailed,
     /// The agent's media could not be used (the status the caller got).
     MediaFailed(u16),
     /// Our 2xx to the caller could not be built.
@@ -59,6 +61,7 @@ impl std::fmt::Display for EndCause {
             }
             EndCause::RingTimeout => f.write_str("agent rang too long"),
             EndCause::AgentFailed => f.write_str("agent leg failed"),
+            EndCause::DialledFailed => f.write_str("dialled leg failed"),
             EndCause::MediaFailed(status) => write!(f, "agent media unusable ({status})"),
             EndCause::AnswerFailed => f.write_str("cannot build the 200 OK"),
             EndCause::MaxDuration => f.write_str("longest call duration reached"),
@@ -77,6 +80,8 @@ pub enum CallInput<'a> {
     /// For the agent's SIP leg: a response, a timeout, the agent's BYE or
     /// ACK.
     Agent(OutboundInput<'a>),
+    /// For the leg we dialled toward the trunk (a call we place): likewise.
+    Dialled(OutboundInput<'a>),
     /// An agent that is not a SIP leg (a WebSocket or builtin connector)
     /// is up: start the media and answer the caller.
     AgentReady,
@@ -115,6 +120,12 @@ pub enum MediaOrder {
     Update {
         /// The agent's later SDP.
         agent_sdp: Vec<u8>,
+    },
+    /// The dialled side's SDP answer to our offer (its 2xx's, or its 18x's
+    /// when the 2xx has none): the media toward it is settled.
+    DialledAnswer {
+        /// Its SDP answer.
+        sdp: Vec<u8>,
     },
 }
 
@@ -174,8 +185,23 @@ pub enum CallAction {
     /// `Finished` when its last transaction is over. (Only those variants
     /// are passed on.)
     Agent(OutboundAction),
+    /// For the leg we dialled toward the trunk: as for `Agent`.
+    Dialled(OutboundAction),
     /// The agent's dialog is up: its id, for in-dialog routing.
     AgentDialogUp(DialogId),
+    /// The dialled leg's dialog is up: its id, for in-dialog routing.
+    DialledDialogUp(DialogId),
+    /// The dialled side answered and its media is settled: reach the agent
+    /// now ([`crate::Call::dial_agent`], or [`CallInput::AgentReady`]).
+    ReachAgent,
+    /// The dialled leg failed before an answer (for the log; the call ends
+    /// by itself).
+    DialledFailed {
+        /// Why, typed.
+        failure: LegFailure,
+        /// More for the log.
+        detail: Option<String>,
+    },
     /// The agent leg failed before an answer (for the log; the call fails
     /// by itself).
     AgentFailed {

@@ -1,6 +1,7 @@
-//! The machine: a call owns its caller's leg and its agent's leg, turns
-//! what they report into the call's decisions, and queues what the owner
-//! must carry out, in the order it must happen.
+//! The machine: a call owns its leg toward Five9 (one that called us, or
+//! one we dialled) and its agent's leg, turns what they report into the
+//! call's decisions, and queues what the owner must carry out, in the
+//! order it must happen.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -33,14 +34,31 @@ pub struct CallConfig {
     pub caller_sdp: Vec<u8>,
     /// The RFC 4028 session timer agreed with the caller, put on our 2xx.
     pub session: Option<Negotiated>,
+    /// A call we place: how long the agent may take once the dialled side
+    /// answered (`ring_timeout` is then the dialled side's).
+    pub agent_timeout: Duration,
+}
+
+/// The leg toward Five9 (or whichever peer the trunk is). One per call,
+/// inside the call: the variants' sizes differ, the calls' do not (the
+/// dialled leg is boxed only to keep `Call` from growing by its size).
+#[allow(clippy::large_enum_variant)]
+enum Five9Leg {
+    /// It called us.
+    Inbound(InboundLeg),
+    /// We dialled it (a call we place).
+    Dialled(Box<OutboundLeg>),
 }
 
 /// One call (see the crate docs).
 pub struct Call {
     state: CallState,
     config: CallConfig,
-    caller: InboundLeg,
+    five9: Five9Leg,
     agent: Option<OutboundLeg>,
+    /// The dialled side's SDP from an 18x: the answer when its 2xx has
+    /// none.
+    early_sdp: Option<Vec<u8>>,
     ring_deadline: Instant,
     max_deadline: Option<Instant>,
     /// The agent's first failure before the answer, for the record.
@@ -53,7 +71,13 @@ impl std::fmt::Debug for Call {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Call")
             .field("state", &self.state)
-            .field("caller", &self.caller)
+            .field(
+                "five9",
+                match &self.five9 {
+                    Five9Leg::Inbound(l) => l as &dyn std::fmt::Debug,
+                    Five9Leg::Dialled(l) => l.as_ref(),
+                },
+            )
             .field("agent", &self.agent)
             .finish_non_exhaustive()
     }
@@ -71,8 +95,9 @@ impl Call {
             },
             ring_deadline: now + config.ring_timeout,
             config,
-            caller,
+            five9: Five9Leg::Inbound(caller),
             agent: None,
+            early_sdp: None,
             max_deadline: None,
             failure: None,
             finished: false,
@@ -80,20 +105,83 @@ impl Call {
         }
     }
 
+    /// A call we place at `now`: `dialled` is the leg toward the trunk,
+    /// its INVITE (with our SDP offer) its first action. Once it answers
+    /// and its media is settled, the owner is asked to reach the agent
+    /// ([`CallAction::ReachAgent`]).
+    pub fn originate(now: Instant, dialled: OutboundLeg, config: CallConfig) -> Call {
+        let mut call = Call {
+            state: CallState::Dialling {
+                progress: Progress::Quiet,
+                media: None,
+            },
+            ring_deadline: now + config.ring_timeout,
+            config,
+            five9: Five9Leg::Dialled(Box::new(dialled)),
+            agent: None,
+            early_sdp: None,
+            max_deadline: None,
+            failure: None,
+            finished: false,
+            actions: VecDeque::new(),
+        };
+        call.pump(now);
+        call
+    }
+
     /// Where the call is.
     pub fn state(&self) -> &CallState {
         &self.state
     }
 
-    /// The caller's leg (its INVITE, dialog, state).
-    pub fn caller(&self) -> &InboundLeg {
-        &self.caller
+    /// The leg that called us, on an inbound call.
+    pub fn caller(&self) -> Option<&InboundLeg> {
+        match &self.five9 {
+            Five9Leg::Inbound(l) => Some(l),
+            Five9Leg::Dialled(_) => None,
+        }
     }
 
-    /// The caller's leg, for in-dialog work the owner does (re-INVITEs,
-    /// INFO, session refreshes); the call picks up what it queues.
-    pub fn caller_mut(&mut self) -> &mut InboundLeg {
-        &mut self.caller
+    /// The leg that called us, for in-dialog work the owner does
+    /// (re-INVITEs, INFO, session refreshes); the call picks up what it
+    /// queues.
+    pub fn caller_mut(&mut self) -> Option<&mut InboundLeg> {
+        match &mut self.five9 {
+            Five9Leg::Inbound(l) => Some(l),
+            Five9Leg::Dialled(_) => None,
+        }
+    }
+
+    /// The leg we dialled, on a call we place.
+    pub fn dialled(&self) -> Option<&OutboundLeg> {
+        match &self.five9 {
+            Five9Leg::Dialled(l) => Some(l.as_ref()),
+            Five9Leg::Inbound(_) => None,
+        }
+    }
+
+    /// The leg we dialled, for in-dialog work the owner does.
+    pub fn dialled_mut(&mut self) -> Option<&mut OutboundLeg> {
+        match &mut self.five9 {
+            Five9Leg::Dialled(l) => Some(l.as_mut()),
+            Five9Leg::Inbound(_) => None,
+        }
+    }
+
+    /// The Five9 side's dialog, whichever way the call went.
+    pub fn five9_dialog(&self) -> Option<&trunkline_sip::dialog::Dialog> {
+        match &self.five9 {
+            Five9Leg::Inbound(l) => l.dialog(),
+            Five9Leg::Dialled(l) => l.dialog(),
+        }
+    }
+
+    /// The Five9 side's dialog, for in-dialog requests the owner builds.
+    pub fn five9_dialog_mut(&mut self) -> Option<&mut trunkline_sip::dialog::Dialog> {
+        match &mut self.five9 {
+            Five9Leg::Inbound(l) => l.dialog_mut(),
+            Five9Leg::Dialled(l) => l.dialog_mut(),
+        }
     }
 
     /// The agent's SIP leg, once dialled.
@@ -119,21 +207,35 @@ impl Call {
     /// Whether the caller is still on the line: not refused, cancelled,
     /// hung up or hung up on.
     pub fn caller_up(&self) -> bool {
-        matches!(
-            self.caller.state(),
-            InboundState::Offered
-                | InboundState::Early
-                | InboundState::AwaitingAck
-                | InboundState::Confirmed
-        )
+        match &self.five9 {
+            Five9Leg::Inbound(l) => matches!(
+                l.state(),
+                InboundState::Offered
+                    | InboundState::Early
+                    | InboundState::AwaitingAck
+                    | InboundState::Confirmed
+            ),
+            Five9Leg::Dialled(l) => l.state().is_pending() || l.state() == OutboundState::Answered,
+        }
     }
 
     /// Whether the caller's leg is answered and on the line.
     pub fn caller_connected(&self) -> bool {
-        matches!(
-            self.caller.state(),
-            InboundState::AwaitingAck | InboundState::Confirmed
-        )
+        match &self.five9 {
+            Five9Leg::Inbound(l) => matches!(
+                l.state(),
+                InboundState::AwaitingAck | InboundState::Confirmed
+            ),
+            Five9Leg::Dialled(l) => l.state() == OutboundState::Answered,
+        }
+    }
+
+    /// Whether the Five9 side's leg has nothing left to send or wait for.
+    fn five9_done(&self) -> bool {
+        match &self.five9 {
+            Five9Leg::Inbound(l) => l.state() == InboundState::Done,
+            Five9Leg::Dialled(l) => l.state() == OutboundState::Done,
+        }
     }
 
     /// Whether the agent's SIP leg still has something to send or wait
@@ -168,7 +270,7 @@ impl Call {
     /// When [`Call::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let own = match &self.state {
-            CallState::Calling { .. } => Some(self.ring_deadline),
+            CallState::Dialling { .. } | CallState::Calling { .. } => Some(self.ring_deadline),
             CallState::Connected { .. } => self.max_deadline,
             CallState::Ending {
                 delivery: Delivery::Referring { until, .. },
@@ -176,9 +278,13 @@ impl Call {
             } => Some(*until),
             CallState::Ending { .. } => None,
         };
+        let five9 = match &self.five9 {
+            Five9Leg::Inbound(l) => l.poll_timeout(),
+            Five9Leg::Dialled(l) => l.poll_timeout(),
+        };
         [
             own,
-            self.caller.poll_timeout(),
+            five9,
             self.agent.as_ref().and_then(OutboundLeg::poll_timeout),
         ]
         .into_iter()
@@ -189,8 +295,14 @@ impl Call {
     /// Whatever is due at `now`: the legs' timers, the ring timeout, the
     /// longest duration, the REFER's wait.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.caller.poll_timeout().is_some_and(|at| at <= now) {
-            self.caller.handle_timeout(now);
+        match &mut self.five9 {
+            Five9Leg::Inbound(l) if l.poll_timeout().is_some_and(|at| at <= now) => {
+                l.handle_timeout(now)
+            }
+            Five9Leg::Dialled(l) if l.poll_timeout().is_some_and(|at| at <= now) => {
+                l.handle_timeout(now)
+            }
+            _ => {}
         }
         if let Some(agent) = self.agent.as_mut()
             && agent.poll_timeout().is_some_and(|at| at <= now)
@@ -202,6 +314,12 @@ impl Call {
             CallState::Calling { .. } if self.ring_deadline <= now => {
                 self.note_failure(LegFailure::ring_timeout());
                 self.fail(now, 480, EndCause::RingTimeout);
+            }
+            CallState::Dialling { .. } if self.ring_deadline <= now => {
+                // The dialled leg's own timer is the same length; whichever
+                // fires first, the failure is `no-answer`.
+                self.note_failure(LegFailure::ring_timeout());
+                self.end(now, EndReason::Error, EndCause::DialledFailed);
             }
             CallState::Connected { .. } if self.max_deadline.is_some_and(|at| at <= now) => {
                 self.end(now, EndReason::MaxDuration, EndCause::MaxDuration);
@@ -227,6 +345,16 @@ impl Call {
                 if bye {
                     self.pump(now);
                     self.end(now, EndReason::AgentHangup, EndCause::AgentBye);
+                }
+            }
+            CallInput::Dialled(input) => {
+                let bye = matches!(input, OutboundInput::PeerBye);
+                if let Some(leg) = self.dialled_mut() {
+                    leg.handle(now, input);
+                }
+                if bye {
+                    self.pump(now);
+                    self.end(now, EndReason::CallerHangup, EndCause::CallerBye);
                 }
             }
             CallInput::AgentReady => {
@@ -279,19 +407,30 @@ impl Call {
         else {
             return;
         };
+        let awaiting_ack = self
+            .caller()
+            .is_some_and(|l| l.state() == InboundState::AwaitingAck);
         let delivery = match outcome {
             _ if !self.caller_connected() => Delivery::Done,
-            Outcome::Nothing => Delivery::Done,
-            Outcome::Bye(headers) => {
-                self.caller.hang_up(&pairs(&headers));
+            // Nothing to say, but a connected leg is still hung up.
+            Outcome::Nothing => {
+                self.hang_up_five9(now, &[]);
                 Delivery::Done
             }
-            Outcome::Refer { to, headers } if self.caller.state() == InboundState::AwaitingAck => {
-                Delivery::HeldForAck {
-                    refer_to: to,
-                    headers,
-                }
+            // A leg we dialled is not transferred: its BYE carries the
+            // headers.
+            Outcome::Bye(headers) | Outcome::Refer { headers, .. } if self.dialled().is_some() => {
+                self.hang_up_five9(now, &headers);
+                Delivery::Done
             }
+            Outcome::Bye(headers) => {
+                self.hang_up_five9(now, &headers);
+                Delivery::Done
+            }
+            Outcome::Refer { to, headers } if awaiting_ack => Delivery::HeldForAck {
+                refer_to: to,
+                headers,
+            },
             Outcome::Refer { to, headers } => {
                 self.state = CallState::Ending {
                     reason,
@@ -321,7 +460,10 @@ impl Call {
             }
             _ => {}
         }
-        self.caller.handle(now, input);
+        let Five9Leg::Inbound(caller) = &mut self.five9 else {
+            return;
+        };
+        caller.handle(now, input);
         if matches!(input, InboundInput::PeerBye) {
             if let CallState::Ending { delivery, .. } = &mut self.state {
                 // Five9 hung up while our REFER was pending (or held):
@@ -341,9 +483,19 @@ impl Call {
             if self.awaiting().is_some() {
                 return;
             }
-            if let Some(action) = self.caller.poll_action() {
-                self.on_caller_action(now, action);
-                continue;
+            match &mut self.five9 {
+                Five9Leg::Inbound(l) => {
+                    if let Some(action) = l.poll_action() {
+                        self.on_caller_action(now, action);
+                        continue;
+                    }
+                }
+                Five9Leg::Dialled(l) => {
+                    if let Some(action) = l.poll_action() {
+                        self.on_dialled_action(now, action);
+                        continue;
+                    }
+                }
             }
             if let Some(action) = self.agent.as_mut().and_then(OutboundLeg::poll_action) {
                 self.on_agent_action(now, action);
@@ -359,7 +511,7 @@ impl Call {
                     ..
                 }
             )
-            && self.caller.state() == InboundState::Done
+            && self.five9_done()
             && !self.agent_busy()
         {
             self.finished = true;
@@ -386,6 +538,55 @@ impl Call {
             }
             InboundAction::Rejected(_) | InboundAction::Ended { .. } => {}
             InboundAction::Finished => {}
+        }
+    }
+
+    /// What the leg we dialled toward the trunk reports.
+    fn on_dialled_action(&mut self, now: Instant, action: OutboundAction) {
+        match action {
+            OutboundAction::StartInvite { .. }
+            | OutboundAction::StartRequest { .. }
+            | OutboundAction::SendAck(_)
+            | OutboundAction::Retransmit(_)
+            | OutboundAction::Abandon(_)
+            | OutboundAction::Finished => self.actions.push_back(CallAction::Dialled(action)),
+            OutboundAction::AckTimedOut => {
+                self.end(now, EndReason::Error, EndCause::CallerNeverAcked)
+            }
+            OutboundAction::Progress { sdp, .. } => {
+                if sdp.is_some() {
+                    self.early_sdp = sdp;
+                    self.set_progress(Progress::EarlyMedia);
+                } else if matches!(
+                    self.state,
+                    CallState::Dialling {
+                        progress: Progress::Quiet,
+                        ..
+                    }
+                ) {
+                    self.set_progress(Progress::Rang);
+                }
+            }
+            OutboundAction::Answered { dialog, sdp } => {
+                self.actions.push_back(CallAction::DialledDialogUp(dialog));
+                if !self.state.is_dialling() {
+                    // Answered as the call ended: the leg is hung up.
+                    self.hang_up_five9(now, &[]);
+                    return;
+                }
+                let sdp = match sdp {
+                    sdp if sdp.is_empty() => self.early_sdp.take().unwrap_or_default(),
+                    sdp => sdp,
+                };
+                self.order_media(MediaStep::DialledAnswer, MediaOrder::DialledAnswer { sdp });
+            }
+            OutboundAction::Failed { failure, detail } => {
+                self.actions
+                    .push_back(CallAction::DialledFailed { failure, detail });
+                self.note_failure(failure);
+                self.end(now, EndReason::Error, EndCause::DialledFailed);
+            }
+            OutboundAction::Cancelled | OutboundAction::Ended { .. } => {}
         }
     }
 
@@ -426,7 +627,8 @@ impl Call {
         let CallState::Calling { progress, .. } = self.state else {
             return;
         };
-        if !self.caller_up() {
+        if !self.caller_up() || self.dialled().is_some() {
+            // (A dialled side is answered already: nothing to ring.)
             return;
         }
         match (progress, sdp) {
@@ -473,7 +675,9 @@ impl Call {
             (MediaStep::Early, Ok(())) => {
                 self.set_progress(Progress::EarlyMedia);
                 let sdp = self.config.caller_sdp.clone();
-                let _ = self.caller.progress(183, Some(&sdp));
+                if let Some(caller) = self.caller_mut() {
+                    let _ = caller.progress(183, Some(&sdp));
+                }
             }
             (MediaStep::Early, Err(_)) => {
                 // The 18x's SDP cannot be used: the caller rings, and the
@@ -494,6 +698,17 @@ impl Call {
                 self.hang_up_agent(now);
                 self.fail(now, status, EndCause::MediaFailed(status));
             }
+            (MediaStep::DialledAnswer, Ok(())) => {
+                self.state = CallState::Calling {
+                    progress: Progress::Quiet,
+                    media: None,
+                };
+                self.ring_deadline = now + self.config.agent_timeout;
+                self.actions.push_back(CallAction::ReachAgent);
+            }
+            (MediaStep::DialledAnswer, Err(status)) => {
+                self.end(now, EndReason::Error, EndCause::MediaFailed(status));
+            }
         }
     }
 
@@ -503,11 +718,13 @@ impl Call {
             return;
         }
         let sdp = self.config.caller_sdp.clone();
-        if self
-            .caller
-            .answer(now, &sdp, self.config.session.as_ref())
-            .is_err()
-        {
+        let session = self.config.session;
+        let answered = match &mut self.five9 {
+            Five9Leg::Inbound(caller) => caller.answer(now, &sdp, session.as_ref()).is_ok(),
+            // The dialled side answered before the agent was reached.
+            Five9Leg::Dialled(_) => true,
+        };
+        if !answered {
             self.hang_up_agent(now);
             self.fail(now, 500, EndCause::AnswerFailed);
             return;
@@ -521,13 +738,17 @@ impl Call {
 
     fn ring(&mut self) {
         self.set_progress(Progress::Rang);
-        let _ = self.caller.progress(180, None);
+        if let Some(caller) = self.caller_mut() {
+            let _ = caller.progress(180, None);
+        }
     }
 
     /// The agent failed before the answer: the caller gets `status`.
     fn fail(&mut self, now: Instant, status: u16, cause: EndCause) {
-        if self.state.is_calling() {
-            let _ = self.caller.reject(status, &[]);
+        if self.state.is_calling()
+            && let Some(caller) = self.caller_mut()
+        {
+            let _ = caller.reject(status, &[]);
         }
         self.end(now, EndReason::Error, cause);
     }
@@ -537,11 +758,17 @@ impl Call {
         if self.state.is_ending() {
             return;
         }
-        if self.state.is_calling() {
+        if self.state.is_calling()
+            && let Some(caller) = self.caller_mut()
+        {
             // Ended before an answer (max duration, control API,
             // shutdown): the caller is refused.
             let status = if reason == EndReason::Error { 503 } else { 480 };
-            let _ = self.caller.reject(status, &[]);
+            let _ = caller.reject(status, &[]);
+        }
+        if self.state.is_dialling() {
+            // Not answered yet: CANCEL (once a provisional allows it).
+            self.hang_up_five9(now, &[]);
         }
         self.hang_up_agent(now);
         self.state = CallState::Ending {
@@ -555,6 +782,16 @@ impl Call {
             cause,
             caller_connected,
         });
+    }
+
+    /// The Five9 side's BYE with `headers` (held until the ACK on a leg
+    /// that called us); a CANCEL on a leg we dialled that has not answered.
+    fn hang_up_five9(&mut self, now: Instant, headers: &[(String, String)]) {
+        let headers = pairs(headers);
+        match &mut self.five9 {
+            Five9Leg::Inbound(l) => l.hang_up(&headers),
+            Five9Leg::Dialled(l) => l.handle(now, OutboundInput::HangUp(&headers)),
+        }
     }
 
     /// CANCEL before the agent's answer, BYE after; nothing once it is
@@ -598,13 +835,13 @@ impl Call {
             return;
         };
         let refer = self
-            .caller
-            .dialog_mut()
+            .caller_mut()
+            .and_then(InboundLeg::dialog_mut)
             .and_then(|d| d.refer(to, None, &pairs(&headers)).ok());
         let Some((tx, refer)) = refer.and_then(|r| Some((client_key(&r)?, r))) else {
             self.actions
                 .push_back(CallAction::ReferFailed(ReferFailure::NotBuilt));
-            self.caller.hang_up(&pairs(&headers));
+            self.hang_up_five9(now, &headers);
             return;
         };
         self.actions
@@ -652,7 +889,9 @@ impl Call {
             }
             None => Vec::new(),
         };
-        self.caller.hang_up(&pairs(&headers));
+        if let Some(caller) = self.caller_mut() {
+            caller.hang_up(&pairs(&headers));
+        }
     }
 
     fn order_media(&mut self, step: MediaStep, order: MediaOrder) {
@@ -662,19 +901,23 @@ impl Call {
 
     fn awaiting(&self) -> Option<MediaStep> {
         match self.state {
-            CallState::Calling { media, .. } => media,
+            CallState::Calling { media, .. } | CallState::Dialling { media, .. } => media,
             _ => None,
         }
     }
 
     fn set_awaiting(&mut self, step: Option<MediaStep>) {
-        if let CallState::Calling { media, .. } = &mut self.state {
+        if let CallState::Calling { media, .. } | CallState::Dialling { media, .. } =
+            &mut self.state
+        {
             *media = step;
         }
     }
 
     fn set_progress(&mut self, to: Progress) {
-        if let CallState::Calling { progress, .. } = &mut self.state {
+        if let CallState::Calling { progress, .. } | CallState::Dialling { progress, .. } =
+            &mut self.state
+        {
             *progress = to;
         }
     }

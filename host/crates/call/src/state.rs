@@ -9,6 +9,14 @@ use crate::action::EndReason;
 /// Where the call is in its life.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallState {
+    /// A call we place: our INVITE toward the trunk (Five9) is out; the
+    /// agent is reached once it is answered.
+    Dialling {
+        /// What the dialled side has told us (its 18x).
+        progress: Progress,
+        /// The media step the call waits for the owner to carry out.
+        media: Option<MediaStep>,
+    },
     /// The agent is being reached (a DNS look-up, a connector, our INVITE);
     /// the caller hears ringing, or the agent's early media.
     Calling {
@@ -32,7 +40,8 @@ pub enum CallState {
     },
 }
 
-/// What the caller has heard of the agent before the answer.
+/// What the caller has heard of the agent before the answer (or, while
+/// dialling, what the dialled side sent us).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
     /// Nothing above `100 Trying`.
@@ -40,7 +49,7 @@ pub enum Progress {
     /// One `180 Ringing`.
     Rang,
     /// Our `183` with the SDP answer: the agent's early media reaches the
-    /// caller.
+    /// caller (dialling: the dialled side's 18x carried SDP).
     EarlyMedia,
 }
 
@@ -56,6 +65,9 @@ pub enum MediaStep {
     /// The agent answered: on success the caller gets our `200`, else the
     /// call fails with the status given.
     Answer,
+    /// The dialled side answered our offer: on success the agent is
+    /// reached, else the call ends.
+    DialledAnswer,
 }
 
 /// The outcome's way to the caller, once the call ended.
@@ -89,6 +101,11 @@ impl CallState {
     /// Whether the call has ended (it may still be tearing down).
     pub fn is_ending(&self) -> bool {
         matches!(self, CallState::Ending { .. })
+    }
+
+    /// Whether our INVITE toward the trunk is still unanswered.
+    pub fn is_dialling(&self) -> bool {
+        matches!(self, CallState::Dialling { .. })
     }
 
     /// Whether the agent is still being reached.

@@ -73,6 +73,7 @@ fn new_call(t0: Instant) -> Call {
             refer_timeout: REFER_WAIT,
             caller_sdp: OUR_ANSWER.to_vec(),
             session: None,
+            agent_timeout: RING,
         },
     )
 }
@@ -741,4 +742,257 @@ fn a_caller_hanging_up_during_the_refer_leaves_nothing_to_deliver() {
         }
     ));
     assert_eq!(call.poll_timeout(), None, "no REFER wait left");
+}
+
+// Calls we place: the leg toward the trunk is dialled first; the agent is
+// reached once it answered.
+
+const AGENT_WAIT: Duration = Duration::from_secs(10);
+
+fn trunk_invite() -> SipMessage {
+    InviteRequest {
+        request_uri: "sip:+14155550100@198.51.100.7:5060".into(),
+        to: "sip:+14155550100@198.51.100.7:5060".into(),
+        from_user: "+18005550100".into(),
+        from_host: "192.0.2.1".into(),
+        call_id: "tl-2@192.0.2.1".into(),
+        via: "SIP/2.0/UDP 192.0.2.1:5060".into(),
+        contact: "<sip:trunkline@192.0.2.1:5060>".into(),
+        sdp: Some(OUR_ANSWER.to_vec()),
+        ..InviteRequest::default()
+    }
+    .build()
+    .expect("builds")
+}
+
+/// A call we place at `t0`, and the trunk side scripted.
+fn placed(t0: Instant) -> (Call, Trunk) {
+    let config = OutboundConfig {
+        ring_timeout: RING,
+        timers: Timers::default(),
+        reliability: Reliability::Unreliable,
+    };
+    let leg = OutboundLeg::new(t0, trunk_invite(), &config, None).expect("a leg");
+    let mut call = Call::originate(
+        t0,
+        leg,
+        CallConfig {
+            ring_timeout: RING,
+            max_duration: MAX,
+            refer_timeout: REFER_WAIT,
+            caller_sdp: Vec::new(),
+            session: None,
+            agent_timeout: AGENT_WAIT,
+        },
+    );
+    let actions = drain(&mut call);
+    let trunk = match actions.as_slice() {
+        [CallAction::Dialled(OutboundAction::StartInvite { tx, request })] => Trunk {
+            tx: tx.clone(),
+            invite: (**request).clone(),
+        },
+        other => panic!("expected the INVITE toward the trunk, got {other:?}"),
+    };
+    assert!(call.state().is_dialling());
+    (call, trunk)
+}
+
+/// The trunk (Five9) answering the INVITE we sent it.
+struct Trunk {
+    tx: TransactionKey,
+    invite: SipMessage,
+}
+
+impl Trunk {
+    fn says(&self, call: &mut Call, now: Instant, status: u16, sdp: Option<&str>) {
+        let tag = (status > 100).then_some("f9out");
+        let mut msg = self.invite.reply(status, None, tag).expect("reply");
+        if (101..300).contains(&status) {
+            msg.push_header("Contact", "<sip:+14155550100@198.51.100.7:5060>")
+                .expect("contact");
+        }
+        if let Some(sdp) = sdp {
+            msg = msg
+                .with_body("application/sdp", sdp.as_bytes().to_vec())
+                .expect("body");
+        }
+        let input = OutboundInput::Response {
+            tx: &self.tx,
+            status,
+            response: &msg,
+        };
+        call.handle(now, CallInput::Dialled(input));
+    }
+}
+
+fn requests_to_trunk(actions: &[CallAction], method: Method) -> Vec<(TransactionKey, SipMessage)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            CallAction::Dialled(OutboundAction::StartRequest { tx, request })
+                if request.method() == Some(&method) =>
+            {
+                Some((tx.clone(), request.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+const FIVE9_SDP: &str = "v=0\r\no=five9 3 3 IN IP4 198.51.100.7\r\n";
+
+#[test]
+fn a_placed_call_reaches_the_agent_only_once_the_number_answered() {
+    let t0 = Instant::now();
+    let (mut call, trunk) = placed(t0);
+    trunk.says(&mut call, t0, 180, None);
+    assert!(matches!(
+        call.state(),
+        CallState::Dialling {
+            progress: crate::Progress::Rang,
+            ..
+        }
+    ));
+    assert!(drain(&mut call).is_empty(), "ringing asks nothing");
+    let t1 = t0 + Duration::from_secs(5);
+    trunk.says(&mut call, t1, 200, Some(FIVE9_SDP));
+    let actions = drain(&mut call);
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, CallAction::Dialled(OutboundAction::SendAck(_)))),
+        "the 200 is ACKed: {actions:?}"
+    );
+    assert_eq!(
+        media_orders(&actions),
+        [MediaOrder::DialledAnswer {
+            sdp: FIVE9_SDP.as_bytes().to_vec()
+        }]
+    );
+    assert!(
+        !actions.contains(&CallAction::ReachAgent),
+        "not before the media"
+    );
+    call.handle(t1, CallInput::Media(Ok(())));
+    assert_eq!(drain(&mut call), [CallAction::ReachAgent]);
+    // The agent gets its own wait from here, not what is left of the
+    // dialled side's.
+    assert_eq!(call.poll_timeout(), Some(t1 + AGENT_WAIT));
+
+    let agent = dial(&mut call, t1);
+    agent.says(&mut call, t1, 200, Some(AGENT_SDP));
+    drain(&mut call);
+    call.handle(t1, CallInput::Media(Ok(())));
+    let actions = drain(&mut call);
+    assert_eq!(actions, [CallAction::Connected]);
+    assert!(call.state().is_connected());
+
+    // The agent hangs up: the dialled side gets a BYE with the outcome.
+    call.handle(t1, CallInput::Agent(OutboundInput::PeerBye));
+    let actions = drain(&mut call);
+    assert_eq!(
+        conclude(&actions),
+        Some((EndReason::AgentHangup, EndCause::AgentBye, true))
+    );
+    call.concluded(t1, Outcome::Bye(headers(&[("X-Outcome", "sale")])));
+    let byes = requests_to_trunk(&drain(&mut call), Method::Bye);
+    assert_eq!(byes.len(), 1);
+    assert_eq!(byes[0].1.header("X-Outcome"), Some("sale"));
+}
+
+#[test]
+fn a_busy_number_ends_the_placed_call_with_its_typed_failure_and_no_agent() {
+    let t0 = Instant::now();
+    let (mut call, trunk) = placed(t0);
+    trunk.says(&mut call, t0, 486, None);
+    let actions = drain(&mut call);
+    assert!(matches!(
+        actions.first(),
+        Some(CallAction::DialledFailed { failure, .. }) if failure.kind == FailureKind::Busy
+    ));
+    assert!(!actions.contains(&CallAction::ReachAgent));
+    assert_eq!(
+        conclude(&actions),
+        Some((EndReason::Error, EndCause::DialledFailed, false))
+    );
+    assert_eq!(call.failure().map(|f| f.kind), Some(FailureKind::Busy));
+    call.concluded(t0, Outcome::Bye(headers(&[("X-Outcome", "none")])));
+    assert_eq!(
+        drain(&mut call),
+        [CallAction::Finished],
+        "no BYE: never answered"
+    );
+}
+
+#[test]
+fn an_unanswered_placed_call_is_cancelled_at_the_ring_timeout() {
+    let t0 = Instant::now();
+    let (mut call, trunk) = placed(t0);
+    trunk.says(&mut call, t0, 183, Some(FIVE9_SDP));
+    drain(&mut call);
+    call.handle_timeout(t0 + RING);
+    let actions = drain(&mut call);
+    assert_eq!(requests_to_trunk(&actions, Method::Cancel).len(), 1);
+    assert_eq!(call.failure().map(|f| f.kind), Some(FailureKind::NoAnswer));
+    assert!(conclude(&actions).is_some());
+}
+
+#[test]
+fn a_placed_call_keeps_the_early_sdp_when_the_200_has_none() {
+    let t0 = Instant::now();
+    let (mut call, trunk) = placed(t0);
+    trunk.says(&mut call, t0, 183, Some(FIVE9_SDP));
+    trunk.says(&mut call, t0, 200, None);
+    assert_eq!(
+        media_orders(&drain(&mut call)),
+        [MediaOrder::DialledAnswer {
+            sdp: FIVE9_SDP.as_bytes().to_vec()
+        }]
+    );
+}
+
+#[test]
+fn an_agent_that_fails_after_the_number_answered_gets_the_number_a_bye() {
+    let t0 = Instant::now();
+    let (mut call, trunk) = placed(t0);
+    trunk.says(&mut call, t0, 200, Some(FIVE9_SDP));
+    drain(&mut call);
+    call.handle(t0, CallInput::Media(Ok(())));
+    drain(&mut call);
+    let agent = dial(&mut call, t0);
+    agent.says(&mut call, t0, 503, None);
+    let actions = drain(&mut call);
+    assert_eq!(
+        conclude(&actions),
+        Some((EndReason::Error, EndCause::AgentFailed, true))
+    );
+    assert!(
+        to_caller(&actions).is_empty(),
+        "no response: we are the UAC"
+    );
+    call.concluded(t0, Outcome::Nothing);
+    // Nothing to deliver, but the number is on the line: it gets a BYE.
+    assert_eq!(requests_to_trunk(&drain(&mut call), Method::Bye).len(), 1);
+}
+
+#[test]
+fn the_number_hanging_up_ends_a_placed_call_as_a_caller_hangup() {
+    let t0 = Instant::now();
+    let (mut call, trunk) = placed(t0);
+    trunk.says(&mut call, t0, 200, Some(FIVE9_SDP));
+    drain(&mut call);
+    call.handle(t0, CallInput::Media(Ok(())));
+    drain(&mut call);
+    call.handle(t0, CallInput::AgentReady);
+    drain(&mut call);
+    call.handle(t0, CallInput::Media(Ok(())));
+    assert_eq!(drain(&mut call), [CallAction::Connected]);
+    call.handle(t0, CallInput::Dialled(OutboundInput::PeerBye));
+    let actions = drain(&mut call);
+    assert_eq!(
+        conclude(&actions),
+        Some((EndReason::CallerHangup, EndCause::CallerBye, false))
+    );
+    call.concluded(t0, Outcome::Bye(Vec::new()));
+    assert!(requests_to_trunk(&drain(&mut call), Method::Bye).is_empty());
 }

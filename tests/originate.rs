@@ -1,0 +1,235 @@
+//! Calls the gateway places (`POST /v1/calls`) through an `[[outbound]]`
+//! trunk, end to end: SIPp plays Five9's SBC (digest challenge checked
+//! with its `verifyauth`, ringing, answer or refusal) and the AI agent;
+//! the API answers with the call's progress and, once it ended, its record.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::gateway::{Gateway, OTHER_TENANT_KEY, TEST_KEY};
+use support::http;
+use support::sipp::{Sipp, loopback};
+
+const USER: &str = "trunkline-out";
+const PASSWORD: &str = "s3cret-out-7731";
+
+/// A gateway with one outbound trunk toward `five9`, its password from the
+/// environment.
+fn gateway(five9: SocketAddr, extra: &str) -> Gateway {
+    Gateway::builder("route-reason")
+        .policy_toml("default_agent = \"builtin:menu\"")
+        .env("F9_OUT_PASSWORD", PASSWORD)
+        .extra_toml(&format!(
+            "[[outbound]]\nname = \"five9-out\"\nuri = \"sip:{five9}\"\nring_timeout_secs = 8\n{extra}\n\
+             [outbound.auth]\nuser = \"{USER}\"\npassword_env = \"F9_OUT_PASSWORD\"\n\
+             [outbound.caller_id]\nuser = \"+18005550100\"\ndisplay = \"Acme Support\"\nassert_identity = true\n\
+             [outbound.numbers]\ndefault_country_code = \"1\"\n"
+        ))
+        .start()
+}
+
+fn place(gw: &Gateway, body: Value, key: &str) -> http::Response {
+    http::post_json(gw.http, "/v1/calls", Some(key), &body)
+}
+
+fn call_id(r: &http::Response) -> String {
+    assert_eq!(r.status, 201, "{r}");
+    let v: Value = serde_json::from_str(&r.body).expect("JSON");
+    assert_eq!(v["state"], "dialling", "{r}");
+    v["call_id"].as_str().expect("a call id").to_owned()
+}
+
+/// Polls `GET /v1/calls/{id}` until its state is `want` (or `limit`
+/// passes); returns the last answer.
+fn wait_state(gw: &Gateway, id: &str, want: &str, limit: Duration) -> Value {
+    let until = Instant::now() + limit;
+    loop {
+        let r = http::get(gw.http, &format!("/v1/calls/{id}"), Some(TEST_KEY));
+        let v: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+        if v["state"] == want || Instant::now() >= until {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_placed_call_answers_the_challenge_reaches_the_agent_and_ends_with_the_outcome() {
+    let five9_addr = loopback();
+    let agent_addr = loopback();
+    let gw = gateway(five9_addr, "");
+    let mut five9 = Sipp::new("five9_uas_outbound.xml", five9_addr)
+        .set("user", USER)
+        .set("password", PASSWORD)
+        .set("expect1", "P-Asserted-Identity: <sip:+18005550100@")
+        .set("expect2", "X-Campaign: renewals")
+        .spawn();
+    let mut agent = Sipp::new("agent_uas.xml", agent_addr)
+        .set("route_reason", "sale_closed")
+        .set("expect1", "X-Trunkline-Call-ID: tl-")
+        .pause(Duration::from_millis(800))
+        .spawn();
+    five9.wait_ready(Duration::from_secs(5));
+    agent.wait_ready(Duration::from_secs(5));
+
+    let r = place(
+        &gw,
+        json!({
+            "to": "(415) 555-0100",
+            "outbound": "five9-out",
+            "agent": format!("sip:agent@{agent_addr}"),
+            "headers": {"X-Campaign": "renewals"},
+            "attributes": {"lead": "42"}
+        }),
+        TEST_KEY,
+    );
+    let id = call_id(&r);
+    let up = wait_state(&gw, &id, "connected", Duration::from_secs(10));
+    assert_eq!(up["state"], "connected", "{up}");
+    assert_eq!(up["outbound"], "five9-out");
+
+    let agent = agent.wait();
+    let five9 = five9.wait_within(Duration::from_secs(10));
+    agent.assert_passed();
+    five9.assert_passed();
+
+    // What Five9 got: the number in E.164 on the trunk's host, our caller
+    // id, the API's header, then the BYE with the policy's outcome.
+    let invite = five9
+        .received()
+        .filter(|m| m.method() == Some("INVITE"))
+        .last()
+        .expect("Five9 got the INVITE");
+    assert!(
+        invite
+            .start_line()
+            .starts_with(&format!("INVITE sip:+14155550100@{five9_addr};user=phone ")),
+        "{}",
+        invite.start_line()
+    );
+    assert!(invite.header("From").unwrap().contains("+18005550100"));
+    assert!(invite.header("Authorization").unwrap().contains(USER));
+    assert_eq!(invite.header("X-Campaign"), Some("renewals"));
+    let bye = five9.received_request("BYE").expect("Five9 got a BYE");
+    assert_eq!(bye.header("X-RouteReason"), Some("sale_closed"), "{bye:?}");
+
+    let ended = wait_state(&gw, &id, "ended", Duration::from_secs(5));
+    assert_eq!(ended["state"], "ended", "{ended}");
+    assert_eq!(ended["end_reason"], "agent-hangup", "{ended}");
+    assert!(ended.get("failure").is_none(), "{ended}");
+    assert!(ended["answered_ms"].as_u64().is_some(), "{ended}");
+    assert!(!gw.log().contains(PASSWORD), "the password reached the log");
+}
+
+#[test]
+fn a_busy_number_ends_the_call_with_a_busy_failure_and_no_agent() {
+    let five9_addr = loopback();
+    let gw = gateway(five9_addr, "");
+    let mut five9 = Sipp::new("five9_uas_outbound.xml", five9_addr)
+        .set("user", USER)
+        .set("password", PASSWORD)
+        .set("busy", "1")
+        .spawn();
+    five9.wait_ready(Duration::from_secs(5));
+    let id = call_id(&place(
+        &gw,
+        json!({"to": "+14155550111", "outbound": "five9-out", "agent": "sip:agent@127.0.0.1:9"}),
+        TEST_KEY,
+    ));
+    five9.wait_within(Duration::from_secs(10)).assert_passed();
+    let ended = wait_state(&gw, &id, "ended", Duration::from_secs(5));
+    assert_eq!(ended["state"], "ended", "{ended}");
+    assert_eq!(ended["failure"]["kind"], "busy", "{ended}");
+    assert_eq!(ended["failure"]["status"], 486, "{ended}");
+    assert_eq!(ended["end_reason"], "error", "{ended}");
+}
+
+#[test]
+fn wrong_credentials_end_the_call_as_auth_failed_with_five9s_403() {
+    let five9_addr = loopback();
+    let gw = gateway(five9_addr, "");
+    let mut five9 = Sipp::new("five9_uas_outbound.xml", five9_addr)
+        .set("user", USER)
+        .set("password", "not-the-password")
+        .spawn();
+    five9.wait_ready(Duration::from_secs(5));
+    let id = call_id(&place(
+        &gw,
+        json!({"to": "+14155550122", "outbound": "five9-out", "agent": "builtin:menu"}),
+        TEST_KEY,
+    ));
+    five9.wait_within(Duration::from_secs(10)).assert_passed();
+    let ended = wait_state(&gw, &id, "ended", Duration::from_secs(5));
+    assert_eq!(ended["failure"]["kind"], "auth-failed", "{ended}");
+    assert_eq!(ended["failure"]["status"], 403, "{ended}");
+}
+
+#[test]
+fn bad_requests_get_422_and_a_full_trunk_429() {
+    // Nothing listens at Five9's address: the call keeps ringing (its
+    // INVITE unanswered) and holds the trunk's one slot.
+    let five9_addr = loopback();
+    let gw = gateway(five9_addr, "max_concurrent = 1");
+    let cases = [
+        (
+            json!({"to": "+14155550100", "outbound": "nope"}),
+            "no [[outbound]] trunk",
+        ),
+        (
+            json!({"to": "1234", "outbound": "five9-out"}),
+            "bare extension",
+        ),
+        (
+            json!({"to": "+14155550100", "outbound": "five9-out", "headers": {"Via": "x"}}),
+            "only X- headers",
+        ),
+        (
+            json!({"to": "+14155550100", "outbound": "five9-out", "ring_timeout_secs": 0}),
+            "ring_timeout_secs",
+        ),
+        (json!({"outbound": "five9-out"}), "to"),
+    ];
+    for (body, needle) in cases {
+        let r = place(&gw, body.clone(), TEST_KEY);
+        assert_eq!(r.status, 422, "{body}: {r}");
+        assert!(r.body.contains(needle), "{body}: {r}");
+    }
+    // Another tenant's key does not see the trunk at all.
+    let r = place(
+        &gw,
+        json!({"to": "+14155550100", "outbound": "five9-out", "agent": "builtin:menu"}),
+        OTHER_TENANT_KEY,
+    );
+    assert_eq!(r.status, 422, "{r}");
+    assert!(r.body.contains("no [[outbound]] trunk"), "{r}");
+
+    let first = call_id(&place(
+        &gw,
+        json!({"to": "+14155550100", "outbound": "five9-out", "agent": "builtin:menu"}),
+        TEST_KEY,
+    ));
+    let ringing = wait_state(&gw, &first, "dialling", Duration::from_secs(2));
+    assert_eq!(ringing["state"], "dialling", "{ringing}");
+    let r = place(
+        &gw,
+        json!({"to": "+14155550199", "outbound": "five9-out", "agent": "builtin:menu"}),
+        TEST_KEY,
+    );
+    assert_eq!(r.status, 429, "{r}");
+    assert_eq!(r.header("retry-after"), Some("5"), "{r}");
+
+    // Ended through the control API while still dialling: a CANCEL is not
+    // due (no provisional came), the record says why.
+    let r = http::post_json(
+        gw.http,
+        &format!("/v1/calls/{first}/end"),
+        Some(TEST_KEY),
+        &json!({}),
+    );
+    assert_eq!(r.status, 202, "{r}");
+    let ended = wait_state(&gw, &first, "ended", Duration::from_secs(5));
+    assert_eq!(ended["end_reason"], "agent-request", "{ended}");
+}
