@@ -535,9 +535,30 @@ fn control_api_ends_a_sip_agent_call_and_handoff_returns_what_five9_got() {
         404,
         "not_found",
     );
-    // The call is over: the control API no longer knows it.
+    // The call is over: the control API shows its record, takes no more
+    // orders for it, and hides it from another tenant.
+    let ended = get(gw.http, &format!("/v1/calls/{call_id}"), Some(TEST_KEY));
+    assert_eq!(ended.status, 200, "{ended}");
+    let ended: serde_json::Value = serde_json::from_str(&ended.body).unwrap();
+    assert_eq!(ended["state"], "ended", "{ended}");
+    assert_eq!(ended["end_reason"], "agent-request", "{ended}");
+    assert_eq!(ended["outcome"]["shared_id"], "sess-ctl-1", "{ended}");
     assert_error(
-        &get(gw.http, &format!("/v1/calls/{call_id}"), Some(TEST_KEY)),
+        &post_json(
+            gw.http,
+            &format!("/v1/calls/{call_id}/end"),
+            Some(TEST_KEY),
+            &json!({}),
+        ),
+        404,
+        "not_found",
+    );
+    assert_error(
+        &get(
+            gw.http,
+            &format!("/v1/calls/{call_id}"),
+            Some(OTHER_TENANT_KEY),
+        ),
         404,
         "not_found",
     );

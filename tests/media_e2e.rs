@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use support::gateway::Gateway;
 use support::rtp::{PCMA, PCMU, Packet, RtpPeer, analyse, send_digits};
-use support::sip_text::{Msg, UdpPeer as SipPeer};
+use support::sip_text::{Msg, UdpPeer as SipPeer, reply_to};
 use support::sipp::loopback;
 use support::unique;
 
@@ -32,25 +32,6 @@ fn branch() -> String {
 }
 
 // ---------------------------------------------------------------- messages
-
-/// Our response to a request: Via, From, To (tagged when `tag`), Call-ID,
-/// CSeq copied, then `extra` header lines and `body`.
-fn reply_to(req: &Msg, status: &str, tag: Option<&str>, extra: &str, body: &str) -> String {
-    let mut text = format!("SIP/2.0 {status}\r\n");
-    for via in req.headers("Via") {
-        text += &format!("Via: {via}\r\n");
-    }
-    let to = req.header("To").unwrap_or_default();
-    let to = match tag {
-        Some(t) if !to.contains(";tag=") => format!("{to};tag={t}"),
-        _ => to.to_owned(),
-    };
-    text += &format!("To: {to}\r\n");
-    for name in ["From", "Call-ID", "CSeq"] {
-        text += &format!("{name}: {}\r\n", req.header(name).unwrap_or_default());
-    }
-    text + extra + &format!("Content-Length: {}\r\n\r\n{body}", body.len())
-}
 
 /// An SDP body for `rtp` with `codecs` (payload type, encoding name) and
 /// the `direction` attribute.

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::gateway::{Gateway, OTHER_TENANT_KEY, TEST_KEY};
 use support::http;
+use support::rtp::{PCMA, PCMU, RtpPeer, analyse};
+use support::sip_text::{Msg, UdpPeer, reply_to};
 use support::sipp::{Sipp, loopback};
 
 const USER: &str = "trunkline-out";
@@ -197,6 +199,14 @@ fn bad_requests_get_422_and_a_full_trunk_429() {
         assert_eq!(r.status, 422, "{body}: {r}");
         assert!(r.body.contains(needle), "{body}: {r}");
     }
+    // No key, no call.
+    let r = http::post_json(
+        gw.http,
+        "/v1/calls",
+        None,
+        &json!({"to": "+14155550100", "outbound": "five9-out", "agent": "builtin:menu"}),
+    );
+    assert_eq!(r.status, 401, "{r}");
     // Another tenant's key does not see the trunk at all.
     let r = place(
         &gw,
@@ -206,13 +216,17 @@ fn bad_requests_get_422_and_a_full_trunk_429() {
     assert_eq!(r.status, 422, "{r}");
     assert!(r.body.contains("no [[outbound]] trunk"), "{r}");
 
+    // No agent in the request: the policy's `route` picks it (here its
+    // default agent).
     let first = call_id(&place(
         &gw,
-        json!({"to": "+14155550100", "outbound": "five9-out", "agent": "builtin:menu"}),
+        json!({"to": "+14155550100", "outbound": "five9-out"}),
         TEST_KEY,
     ));
     let ringing = wait_state(&gw, &first, "dialling", Duration::from_secs(2));
     assert_eq!(ringing["state"], "dialling", "{ringing}");
+    assert_eq!(ringing["target"], "builtin:menu", "{ringing}");
+    assert_eq!(ringing["outbound"], "five9-out", "{ringing}");
     let r = place(
         &gw,
         json!({"to": "+14155550199", "outbound": "five9-out", "agent": "builtin:menu"}),
@@ -231,5 +245,141 @@ fn bad_requests_get_422_and_a_full_trunk_429() {
     );
     assert_eq!(r.status, 202, "{r}");
     let ended = wait_state(&gw, &first, "ended", Duration::from_secs(5));
+    assert_eq!(ended["end_reason"], "agent-request", "{ended}");
+}
+
+/// A UAS written here (Five9's SBC without a challenge, or the agent):
+/// answers the gateway's INVITE with one codec, RTP at its own socket.
+struct Uas {
+    sip: UdpPeer,
+    rtp: RtpPeer,
+}
+
+impl Uas {
+    fn new(gw: &Gateway) -> Uas {
+        let me = loopback();
+        let sock = std::net::UdpSocket::bind(me).expect("binding a UAS");
+        Uas {
+            sip: UdpPeer {
+                sock,
+                me,
+                gw: gw.sip,
+            },
+            rtp: RtpPeer::bind(),
+        }
+    }
+
+    /// Answers the next INVITE with `pt` (PCMU or PCMA) and waits for the
+    /// ACK; returns the INVITE.
+    fn answer(&self, pt: u8) -> Msg {
+        let invite = self
+            .sip
+            .wait_for_msg("the gateway's INVITE", Duration::from_secs(10), |m| {
+                m.method() == Some("INVITE")
+            });
+        let name = if pt == PCMU { "PCMU" } else { "PCMA" };
+        let ip = self.rtp.addr.ip();
+        let body = format!(
+            "v=0\r\no=uas 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+             m=audio {} RTP/AVP {pt} 101\r\na=rtpmap:{pt} {name}/8000\r\n\
+             a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\n",
+            self.rtp.addr.port()
+        );
+        let extra = format!(
+            "Contact: <sip:uas@{}>\r\nContent-Type: application/sdp\r\n",
+            self.sip.me
+        );
+        self.sip
+            .send(&reply_to(&invite, "200 OK", Some("uas"), &extra, &body));
+        self.sip
+            .wait_for_msg("the ACK", Duration::from_secs(5), |m| {
+                m.method() == Some("ACK")
+            });
+        invite
+    }
+
+    /// Answers the gateway's BYE; returns it.
+    fn take_bye(&self) -> Msg {
+        let bye = self
+            .sip
+            .wait_for_msg("the gateway's BYE", Duration::from_secs(10), |m| {
+                m.method() == Some("BYE")
+            });
+        self.sip.send(&reply_to(&bye, "200 OK", None, "", ""));
+        bye
+    }
+}
+
+#[test]
+fn a_placed_call_carries_audio_both_ways_between_pcma_five9_and_a_pcmu_agent() {
+    let five9_sip = loopback();
+    let gw = Gateway::builder("route-reason")
+        .policy_toml("default_agent = \"builtin:menu\"")
+        .extra_toml(&format!(
+            "[[outbound]]\nname = \"plain\"\nuri = \"sip:{five9_sip}\"\n\
+             [outbound.caller_id]\nuser = \"+18005550100\"\n"
+        ))
+        .start();
+    // Five9's SBC on the trunk's address; the agent anywhere.
+    let five9 = {
+        let sock = std::net::UdpSocket::bind(five9_sip).expect("binding Five9");
+        Uas {
+            sip: UdpPeer {
+                sock,
+                me: five9_sip,
+                gw: gw.sip,
+            },
+            rtp: RtpPeer::bind(),
+        }
+    };
+    let agent = Uas::new(&gw);
+    let id = call_id(&place(
+        &gw,
+        json!({"to": "+14155550100", "outbound": "plain", "agent": format!("sip:agent@{}", agent.sip.me)}),
+        TEST_KEY,
+    ));
+    // Our offer toward Five9: G.711 only, with telephone-event.
+    let offer = five9.answer(PCMA);
+    let payloads = offer.audio_payloads();
+    assert_eq!(payloads, ["0", "8", "101"], "{offer:?}");
+    // The agent is called only now, once the number answered.
+    let to_agent = agent.answer(PCMU);
+    assert!(
+        to_agent
+            .header("X-Trunkline-Call-ID")
+            .is_some_and(|v| v == id),
+        "{to_agent:?}"
+    );
+    let up = wait_state(&gw, &id, "connected", Duration::from_secs(5));
+    assert_eq!(up["state"], "connected", "{up}");
+
+    // Five9 says 1004 Hz in PCMA, the agent 440 Hz in PCMU: each hears the
+    // other's tone in its own codec.
+    let f9_tone = five9.rtp.send_tone(offer.rtp_target(), PCMA, 1004.0);
+    let agent_tone = agent.rtp.send_tone(to_agent.rtp_target(), PCMU, 440.0);
+    std::thread::sleep(Duration::from_millis(300));
+    five9.rtp.drain();
+    agent.rtp.drain();
+    let heard_by_agent = agent.rtp.collect(Duration::from_secs(1), Some(PCMU));
+    let heard_by_five9 = five9.rtp.collect(Duration::from_secs(1), Some(PCMA));
+    f9_tone.stop();
+    agent_tone.stop();
+    let a = analyse(&heard_by_agent).expect("the agent heard audio");
+    let f = analyse(&heard_by_five9).expect("Five9 heard audio");
+    assert!((a.freq - 1004.0).abs() < 5.0, "the agent heard {a:?}");
+    assert!((f.freq - 440.0).abs() < 5.0, "Five9 heard {f:?}");
+    assert!(a.snr_db > 30.0 && f.snr_db > 30.0, "{a:?} {f:?}");
+
+    // Ended through the control API: both sides get a BYE.
+    let r = http::post_json(
+        gw.http,
+        &format!("/v1/calls/{id}/end"),
+        Some(TEST_KEY),
+        &json!({}),
+    );
+    assert_eq!(r.status, 202, "{r}");
+    agent.take_bye();
+    five9.take_bye();
+    let ended = wait_state(&gw, &id, "ended", Duration::from_secs(5));
     assert_eq!(ended["end_reason"], "agent-request", "{ended}");
 }

@@ -40,14 +40,15 @@ fn check_prints_world_imports_size_and_compile_time() {
     let out = trunkline(&["policy", "check", path(&file), "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(report["world"], "trunkline:policy/policy@0.1.0");
+    assert_eq!(report["world"], "trunkline:policy/policy@0.2.0");
+    assert_eq!(report["contract"], "0.2.0");
     let imports: Vec<String> = serde_json::from_value(report["imports"].clone()).unwrap();
     assert!(
-        imports.iter().any(|i| i == "trunkline:policy/log@0.1.0"),
+        imports.iter().any(|i| i == "trunkline:policy/log@0.2.0"),
         "{imports:?}"
     );
     assert!(
-        imports.iter().any(|i| i == "trunkline:policy/config@0.1.0"),
+        imports.iter().any(|i| i == "trunkline:policy/config@0.2.0"),
         "{imports:?}"
     );
     assert!(
@@ -205,4 +206,14 @@ fn run_accepts_a_capture_pasted_with_lf_endings_and_warns() {
     let want = format!("warning: Content-Length says {declared} but the body has {body} bytes");
     assert!(err.contains(&want), "{err}");
     assert!(err.contains("LF line endings"), "{err}");
+}
+
+#[test]
+fn check_names_the_contract_an_old_component_was_built_against() {
+    let file = built().fixtures.join("contract-v0-1.wasm");
+    let out = trunkline(&["policy", "check", path(&file), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["world"], "trunkline:policy/policy@0.1.0");
+    assert_eq!(report["contract"], "0.1.0");
 }

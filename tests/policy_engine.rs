@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use support::*;
 use trunkline::config::{RouteFallback, TrunkConfig};
-use trunkline::policy::{CallEnd, Decision, DecisionError, EndReason, LoadError, Transfer};
+use trunkline::policy::{
+    CallEnd, Decision, DecisionError, Direction, EndReason, LoadError, Transfer,
+};
 
 const MARKER: &str = "FIXTURE-VERSION-AAAAAAAA";
 
@@ -288,4 +290,98 @@ fn compiled_artifacts_are_cached_by_content_hash() {
 
 fn v1_load_bound() -> Duration {
     Duration::from_millis(200)
+}
+
+/// Components built against the first contract (`trunkline:policy@0.1.0`)
+/// keep loading and deciding beside current ones; each sees what its
+/// contract knows.
+#[test]
+fn a_component_built_against_contract_0_1_0_still_routes_and_concludes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("contract-v0-1.wasm"),
+        fixture("contract-v0-1"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("misbehaving.wasm"), fixture("misbehaving")).unwrap();
+    let reg = registry(
+        dir.path(),
+        &[
+            ("contract-v0-1", &[("target", "sip:agent@127.0.0.1:5080")]),
+            (
+                "misbehaving",
+                &[("mode", "ok"), ("target", "sip:agent@127.0.0.1:5080")],
+            ),
+        ],
+    );
+    let mut report = reg.rescan();
+    report.loaded.sort();
+    assert_eq!(
+        report.loaded,
+        ["contract-v0-1", "misbehaving"],
+        "{report:?}"
+    );
+    let old = reg.get("contract-v0-1").expect("loaded");
+    let new = reg.get("misbehaving").expect("loaded");
+    assert_eq!(old.contract(), "0.1.0");
+    assert_eq!(new.contract(), "0.2.0");
+
+    let call = five9_call("1001", &[]);
+    let routed = reg.route(&trunk("contract-v0-1"), &call);
+    assert!(routed.fallback.is_none(), "{:?}", routed.fallback);
+    let Decision::Connect(c) = &routed.decision else {
+        panic!("{:?}", routed.decision)
+    };
+    assert_eq!(c.target, "sip:agent@127.0.0.1:5080");
+    let attr = |k: &str| {
+        c.attributes
+            .iter()
+            .find(|a| a.key == k)
+            .map(|a| a.value.as_str())
+    };
+    assert_eq!(attr("contract"), Some("0.1.0"));
+    assert_eq!(attr("dialed"), Some("1001"));
+    assert_eq!(attr("trunk"), Some(call.trunk.as_str()));
+
+    let concluded = reg.conclude(
+        &trunk("contract-v0-1"),
+        routed.version.as_ref(),
+        &end_of(five9_call("1001", &[]), EndReason::CallerHangup),
+    );
+    assert!(concluded.fallback.is_none(), "{:?}", concluded.fallback);
+    let o = &concluded.outcome;
+    assert!(o.contained);
+    assert_eq!(o.destination, "v0.1.0");
+    assert_eq!(o.transfer, Transfer::Bye);
+    let names: Vec<(&str, &str)> = o
+        .headers
+        .iter()
+        .map(|h| (h.name.as_str(), h.value.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("X-Contract", "0.1.0"),
+            ("X-End-Reason", "caller-hangup"),
+            ("X-Dialed", "1001")
+        ]
+    );
+
+    // The current contract carries the direction: an outbound call is
+    // seen as one.
+    let mut placed = five9_call("+14155550100", &[]);
+    placed.direction = Direction::Outbound;
+    let routed = reg.route(&trunk("misbehaving"), &placed);
+    let Decision::Connect(c) = &routed.decision else {
+        panic!("{:?}", routed.decision)
+    };
+    assert!(
+        c.attributes
+            .iter()
+            .any(|a| a.key == "direction" && a.value == "outbound"),
+        "{c:?}"
+    );
+    // ... and the old one routes it as it routes any call.
+    let routed = reg.route(&trunk("contract-v0-1"), &placed);
+    assert!(routed.fallback.is_none(), "{:?}", routed.fallback);
 }

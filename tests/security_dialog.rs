@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use support::gateway::{Gateway, TEST_KEY};
 use support::http;
 use support::rtp::{PCMA, PCMU, Packet, RtpPeer, analyse};
-use support::sip_text::{Msg, UdpPeer as SipPeer};
+use support::sip_text::{Msg, UdpPeer as SipPeer, reply_to};
 use support::sipp::loopback;
 use support::unique;
 
@@ -42,24 +42,6 @@ fn bind_peer(ip: IpAddr, gw: SocketAddr) -> SipPeer {
     let sock = UdpSocket::bind((ip, 0)).expect("binding a SIP peer");
     let me = sock.local_addr().expect("bound");
     SipPeer { sock, me, gw }
-}
-
-/// A response to `req` (an agent's 200, Five9's 200 to a BYE).
-fn reply_to(req: &Msg, status: &str, tag: Option<&str>, extra: &str, body: &str) -> String {
-    let mut text = format!("SIP/2.0 {status}\r\n");
-    for via in req.headers("Via") {
-        text += &format!("Via: {via}\r\n");
-    }
-    let to = req.header("To").unwrap_or_default();
-    let to = match tag {
-        Some(t) if !to.contains(";tag=") => format!("{to};tag={t}"),
-        _ => to.to_owned(),
-    };
-    text += &format!("To: {to}\r\n");
-    for name in ["From", "Call-ID", "CSeq"] {
-        text += &format!("{name}: {}\r\n", req.header(name).unwrap_or_default());
-    }
-    text + extra + &format!("Content-Length: {}\r\n\r\n{body}", body.len())
 }
 
 /// A G.711 offer or answer for `rtp`, with telephone-event on 101.

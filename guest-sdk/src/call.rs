@@ -39,6 +39,23 @@ impl Header {
     }
 }
 
+/// Which way a call goes (contract 0.2.0).
+///
+/// ```
+/// let call = trunkline_guest_sdk::testing::five9_call().build();
+/// assert_eq!(call.direction, trunkline_guest_sdk::Direction::Inbound);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// The trunk's peer (Five9) called in.
+    Inbound,
+    /// Trunkline places the call (`POST /v1/calls`) through an outbound
+    /// trunk: the call's fields describe the INVITE it sends (`dialed` is
+    /// the number in E.164, `from_uri` the caller id, `trunk` the outbound
+    /// trunk's name).
+    Outbound,
+}
+
 /// The transport an INVITE arrived on.
 ///
 /// ```
@@ -116,8 +133,10 @@ pub struct Call {
     /// The SIP `Call-ID` of the caller's leg.
     pub sip_call_id: String,
     /// The name of the trunk (from the operator's config) that admitted the
-    /// call.
+    /// call; for an outbound call, the outbound trunk it goes through.
     pub trunk: String,
+    /// Inbound, or a call Trunkline places.
+    pub direction: Direction,
     /// The Request-URI exactly as received (`sip:`, `sips:` or `tel:`).
     pub request_uri: String,
     /// The user part of the Request-URI: the dialed extension or DID, e.g.

@@ -6,7 +6,7 @@
 
 use crate::__bindings::{self as b, trunkline::policy::types as t};
 use crate::{Attributes, Call, CallEnd, Codec, Decision, EndReason, Header, Outcome, Transfer};
-use crate::{Policy, Transport};
+use crate::{Direction, Policy, Transport};
 use std::marker::PhantomData;
 
 /// Implements the generated `Guest` trait for any [`Policy`], converting at
@@ -38,6 +38,24 @@ impl From<Header> for t::Header {
         t::Header {
             name: h.name,
             value: h.value,
+        }
+    }
+}
+
+impl From<t::Direction> for Direction {
+    fn from(d: t::Direction) -> Self {
+        match d {
+            t::Direction::Inbound => Direction::Inbound,
+            t::Direction::Outbound => Direction::Outbound,
+        }
+    }
+}
+
+impl From<Direction> for t::Direction {
+    fn from(d: Direction) -> Self {
+        match d {
+            Direction::Inbound => t::Direction::Inbound,
+            Direction::Outbound => t::Direction::Outbound,
         }
     }
 }
@@ -88,6 +106,7 @@ impl From<t::Call> for Call {
             call_id: c.call_id,
             sip_call_id: c.sip_call_id,
             trunk: c.trunk,
+            direction: c.direction.into(),
             request_uri: c.request_uri,
             dialed: c.dialed,
             from_uri: c.from_uri,
@@ -108,6 +127,7 @@ impl From<Call> for t::Call {
             call_id: c.call_id,
             sip_call_id: c.sip_call_id,
             trunk: c.trunk,
+            direction: c.direction.into(),
             request_uri: c.request_uri,
             dialed: c.dialed,
             from_uri: c.from_uri,

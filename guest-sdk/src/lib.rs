@@ -78,7 +78,7 @@ pub mod outcome;
 pub mod testing;
 
 pub use attributes::Attributes;
-pub use call::{Call, Codec, Header, Transport};
+pub use call::{Call, Codec, Direction, Header, Transport};
 pub use decision::{Connect, Decision, Reject};
 pub use end::{CallEnd, EndReason};
 pub use outcome::{Outcome, Transfer};

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use trunkline_media::sdp::{Codec as SdpCodec, SessionDescription};
 use trunkline_sip::message::{FrameLimits, Method, ParseError, SipMessage, parse_datagram};
 
-use crate::policy::{Call, Codec, Header, Transport};
+use crate::policy::{Call, Codec, Direction, Header, Transport};
 
 /// Where an INVITE came from, and the id Trunkline gives the call.
 #[derive(Debug, Clone)]
@@ -155,6 +155,7 @@ pub fn call_from_message(msg: &SipMessage, source: &InviteSource) -> Result<Call
             .collect(),
         source_ip: source.addr.ip().to_string(),
         source_port: source.addr.port(),
+        direction: Direction::Inbound,
         transport: source.transport,
         codecs,
     })

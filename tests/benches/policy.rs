@@ -141,6 +141,10 @@ fn to_sdk(call: &trunkline::policy::Call) -> trunkline_guest_sdk::Call {
         call_id: call.call_id.clone(),
         sip_call_id: call.sip_call_id.clone(),
         trunk: call.trunk.clone(),
+        direction: match call.direction {
+            trunkline::policy::Direction::Inbound => sdk::Direction::Inbound,
+            trunkline::policy::Direction::Outbound => sdk::Direction::Outbound,
+        },
         request_uri: call.request_uri.clone(),
         dialed: call.dialed.clone(),
         from_uri: call.from_uri.clone(),

@@ -151,6 +151,7 @@ pub fn five9_call(dialed: &str, extra: &[(&str, &str)]) -> Call {
         headers,
         source_ip: "127.0.0.1".into(),
         source_port: 5070,
+        direction: trunkline::policy::Direction::Inbound,
         transport: Transport::Udp,
         codecs: vec![
             Codec {

@@ -194,3 +194,23 @@ impl UdpPeer {
         self.wait_for(what, limit, want).0
     }
 }
+
+/// A response to `req`: its Via, From, Call-ID and CSeq copied, its To
+/// tagged with `tag` (unless tagged already), then the `extra` header
+/// lines (each ending in CRLF) and `body`.
+pub fn reply_to(req: &Msg, status: &str, tag: Option<&str>, extra: &str, body: &str) -> String {
+    let mut text = format!("SIP/2.0 {status}\r\n");
+    for via in req.headers("Via") {
+        text += &format!("Via: {via}\r\n");
+    }
+    let to = req.header("To").unwrap_or_default();
+    let to = match tag {
+        Some(t) if !to.contains(";tag=") => format!("{to};tag={t}"),
+        _ => to.to_owned(),
+    };
+    text += &format!("To: {to}\r\n");
+    for name in ["From", "Call-ID", "CSeq"] {
+        text += &format!("{name}: {}\r\n", req.header(name).unwrap_or_default());
+    }
+    text + extra + &format!("Content-Length: {}\r\n\r\n{body}", body.len())
+}

@@ -1,6 +1,6 @@
 //! [`five9_call`] and [`CallBuilder`]: the input of `route` in tests.
 
-use crate::{Call, Codec, Header, Transport};
+use crate::{Call, Codec, Direction, Header, Transport};
 
 /// The host name Trunkline answers to in the generated calls.
 const GATEWAY_HOST: &str = "trunkline.example.com";
@@ -62,6 +62,7 @@ pub fn five9_call() -> CallBuilder {
             call_id: "tl-01J9Z3M4X8K2F9".to_owned(),
             sip_call_id: sip_call_id.to_owned(),
             trunk: "five9".to_owned(),
+            direction: Direction::Inbound,
             request_uri: format!("sip:1001@{GATEWAY_HOST}"),
             dialed: Some("1001".to_owned()),
             from_uri: "sip:+14155550123@sbc-us.five9.example.com".to_owned(),
@@ -228,6 +229,21 @@ impl CallBuilder {
     /// ```
     pub fn transport(mut self, transport: Transport) -> Self {
         self.call.transport = transport;
+        self
+    }
+
+    /// Makes it a call Trunkline places through the outbound trunk
+    /// `trunk` (direction `Outbound`).
+    ///
+    /// ```
+    /// use trunkline_guest_sdk::{testing, Direction};
+    /// let call = testing::five9_call().outbound("five9-out").build();
+    /// assert_eq!(call.direction, Direction::Outbound);
+    /// assert_eq!(call.trunk, "five9-out");
+    /// ```
+    pub fn outbound(mut self, trunk: &str) -> Self {
+        self.call.direction = Direction::Outbound;
+        self.call.trunk = trunk.to_owned();
         self
     }
 

@@ -458,3 +458,72 @@ fn parse(sdp: &[u8]) -> Result<SessionDescription, MediaFailure> {
         .and_then(|t| SessionDescription::parse(t).ok())
         .ok_or_else(|| MediaFailure::not_acceptable("the SDP offer cannot be parsed"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plane() -> MediaPlane {
+        let settings = MediaSettings {
+            port_min: 41000,
+            port_max: 41999,
+            ..MediaSettings::default()
+        };
+        MediaPlane::new(&settings, "127.0.0.1".parse().unwrap()).expect("a media plane")
+    }
+
+    fn answer(pt: u8, name: &str, port: u16) -> String {
+        format!(
+            "v=0\r\no=five9 1 1 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\n\
+             m=audio {port} RTP/AVP {pt} 101\r\na=rtpmap:{pt} {name}/8000\r\n\
+             a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
+        )
+    }
+
+    #[test]
+    fn a_call_we_place_offers_g711_only_and_takes_the_answers_codec_and_address() {
+        let plane = plane();
+        let mut media = plane
+            .open_offer("198.51.100.7".parse().unwrap(), 7)
+            .expect("ports");
+        let offer = SessionDescription::parse(&media.caller_answer()).expect("our offer parses");
+        let names: Vec<String> = offer.media[0]
+            .codecs()
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(names, ["PCMU", "PCMA", "telephone-event"], "{offer}");
+        assert!(
+            media.caller_neg.is_none(),
+            "nothing agreed before the dialled side answers"
+        );
+
+        media
+            .accept_dialled_answer(answer(8, "PCMA", 30000).as_bytes())
+            .expect("a PCMA answer to our offer");
+        assert_eq!(
+            media.caller_remote(),
+            Some("198.51.100.7:30000".parse().unwrap())
+        );
+        let agreed = media.caller_neg.as_ref().expect("agreed");
+        assert_eq!(agreed.send.name, "PCMA", "the answer's codec is sent");
+    }
+
+    #[test]
+    fn an_answer_that_does_not_match_our_offer_is_refused_with_488() {
+        let plane = plane();
+        let mut media = plane
+            .open_offer("198.51.100.7".parse().unwrap(), 8)
+            .expect("ports");
+        for bad in [
+            answer(18, "G729", 30000),
+            "not sdp".to_owned(),
+            String::new(),
+        ] {
+            let e = media
+                .accept_dialled_answer(bad.as_bytes())
+                .expect_err("refused");
+            assert_eq!(e.status, 488, "{bad:?}");
+        }
+    }
+}

@@ -179,7 +179,13 @@ impl Gateway {
             .outbound(&request.outbound)
             .cloned()
             .ok_or_else(no_trunk)?;
-        let owner = &self.config.trunks[self.config.outbound_owner(&trunk)];
+        let Some(owner) = self.config.outbound_owner(&trunk) else {
+            return Err(OriginateError::Unavailable(format!(
+                "outbound trunk `{}`: the config has no [[trunk]] for the policy of calls placed on it",
+                trunk.name
+            )));
+        };
+        let owner = &self.config.trunks[owner];
         if request
             .tenant
             .as_deref()
@@ -276,7 +282,8 @@ impl Gateway {
         let dialled = trunk.dial(&request.to)?;
         let key = self.new_key();
         let call_id = format_call_id(key);
-        let owner_index = self.config.outbound_owner(trunk);
+        // Checked above (`check_originate`).
+        let owner_index = self.config.outbound_owner(trunk).unwrap_or_default();
         let owner = self.config.trunks[owner_index].clone();
         let media = self.media.open_offer(addr.ip(), key).map_err(|f| {
             OriginateError::Unavailable(format!("media: {}", f.warning.unwrap_or_default()))
@@ -330,8 +337,9 @@ impl Gateway {
             },
             call_id: call_id.clone(),
         };
-        let policy_call = call_from_message(&invite, &source)
+        let mut policy_call = call_from_message(&invite, &source)
             .map_err(|e| OriginateError::Invalid(format!("the INVITE: {e}")))?;
+        policy_call.direction = crate::policy::Direction::Outbound;
         let span = tracing::info_span!("call", %call_id, shared_id = tracing::field::Empty,
             trunk = %owner.name, policy = %owner.policy, version = tracing::field::Empty);
         let _entered = span.clone().entered();

@@ -120,10 +120,12 @@ fn check(file: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let version = load(&engine, file, &stem(file), BTreeMap::new())?;
     let compile_ms = started.elapsed().as_secs_f64() * 1e3;
     let imports = engine.imports_of(&version);
+    let world = format!("trunkline:policy/policy@{}", version.contract());
     let report = serde_json::json!({
         "file": file.display().to_string(),
         "name": version.name(),
-        "world": "trunkline:policy/policy@0.1.0",
+        "world": world,
+        "contract": version.contract(),
         "exports": ["route", "conclude"],
         "imports": imports,
         "size_bytes": version.info().size,
@@ -134,7 +136,7 @@ fn check(file: &Path, json: bool) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!("{}: ok", file.display());
-        println!("  world    trunkline:policy/policy@0.1.0 (exports route, conclude)");
+        println!("  world    {world} (exports route, conclude)");
         println!("  imports  {}", imports.join(", "));
         println!("  size     {} bytes", version.info().size);
         println!("  sha256   {}", version.hash());

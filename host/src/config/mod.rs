@@ -708,13 +708,13 @@ impl Config {
     }
 
     /// The index of the `[[trunk]]` an outbound trunk's calls belong to
-    /// (its `trunk`, checked at load; else the first).
-    pub fn outbound_owner(&self, outbound: &OutboundTrunk) -> usize {
-        outbound
-            .trunk
-            .as_ref()
-            .and_then(|t| self.trunks.iter().position(|k| &k.name == t))
-            .unwrap_or(0)
+    /// (its `trunk`, checked at load; else the first); `None` when the
+    /// config has no `[[trunk]]`.
+    pub fn outbound_owner(&self, outbound: &OutboundTrunk) -> Option<usize> {
+        match &outbound.trunk {
+            Some(t) => self.trunks.iter().position(|k| &k.name == t),
+            None => (!self.trunks.is_empty()).then_some(0),
+        }
     }
 
     /// The outbound trunk called `name`.
@@ -956,6 +956,26 @@ mod tests {
         let inline = "[[outbound]]\nname='a'\nuri='sip:h'\n[outbound.auth]\nuser='u'\npassword='inline-pw-456'\n";
         let c = Config::parse(inline).unwrap();
         assert!(!format!("{c:?}").contains("inline-pw-456"));
+        assert_eq!(
+            c.outbound_owner(c.outbound("a").unwrap()),
+            None,
+            "no [[trunk]]"
+        );
+
+        // Calls placed on a trunk belong to a [[trunk]]: the named one (it
+        // must exist), else the first.
+        let owned = "[[trunk]]\nname='in'\npolicy='p'\nallow=['10.0.0.0/8']\n\
+                     [[trunk]]\nname='five9'\npolicy='q'\nallow=['10.0.0.0/8']\n\
+                     [[outbound]]\nname='a'\nuri='sip:h'\ntrunk='five9'\n\
+                     [[outbound]]\nname='b'\nuri='sip:h'\n";
+        let c = Config::parse(owned).unwrap();
+        assert_eq!(c.outbound_owner(c.outbound("a").unwrap()), Some(1));
+        assert_eq!(c.outbound_owner(c.outbound("b").unwrap()), Some(0));
+        let stray = "[[trunk]]\nname='in'\npolicy='p'\nallow=['10.0.0.0/8']\n[[outbound]]\nname='a'\nuri='sip:h'\ntrunk='nope'\n";
+        assert!(matches!(
+            Config::parse(stray),
+            Err(ConfigError::Invalid(m)) if m.contains("`nope` is not a [[trunk]]")
+        ));
     }
 
     #[test]

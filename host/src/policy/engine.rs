@@ -16,6 +16,7 @@ use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationCon
 use super::bindings::{Policy, PolicyPre};
 use super::cache::ArtifactCache;
 use super::context::{DecisionCtx, Imports};
+use super::contract::Contract;
 use super::error::LoadError;
 use super::version::PolicyVersion;
 use crate::config::PolicySettings;
@@ -31,9 +32,10 @@ const LINGER: Duration = Duration::from_millis(200);
 /// Bytes of a memory slot reset in place (not unmapped) between decisions.
 const KEEP_RESIDENT: usize = 4 << 20;
 
-/// The only import namespace a policy may use (any 0.1.x version).
+/// The only import namespace a policy may use, in a contract version the
+/// host speaks (`contract::CONTRACTS`: 0.2.x or 0.1.x).
 const ALLOWED_IMPORT_PREFIX: &str = "trunkline:policy/";
-const ALLOWED_IMPORT_VERSION: &str = "@0.1.";
+const ALLOWED_IMPORT_VERSIONS: &[&str] = &["@0.2.", "@0.1."];
 
 /// The limits every decision runs under.
 #[derive(Debug, Clone, Copy)]
@@ -116,6 +118,11 @@ impl PolicyEngine {
         let mut linker = Linker::new(&engine);
         Policy::add_to_linker::<DecisionCtx, Imports>(&mut linker, |ctx| ctx)
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        // Components built against the first contract keep loading.
+        super::bindings::v0_1::Policy::add_to_linker::<DecisionCtx, Imports>(&mut linker, |ctx| {
+            ctx
+        })
+        .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
 
         let tick_ms = EPOCH_TICK.as_millis().max(1) as u64;
         let limits = Limits {
@@ -229,7 +236,16 @@ impl PolicyEngine {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Link(format!("{e:#}")))?;
-        let pre = PolicyPre::new(pre).map_err(|e| LoadError::Exports(format!("{e:#}")))?;
+        // The current contract's exports, else the first contract's; the
+        // error names the current one's mismatch.
+        let pre = match PolicyPre::new(pre.clone()) {
+            Ok(p) => Contract::V0_2(p),
+            Err(e) => match super::bindings::v0_1::PolicyPre::new(pre) {
+                Ok(p) => Contract::V0_1(p),
+                Err(_) => return Err(LoadError::Exports(format!("{e:#}"))),
+            },
+        };
+        let contract = pre.version();
         Ok(PolicyVersion::new(
             name,
             hash,
@@ -241,6 +257,7 @@ impl PolicyEngine {
                 load_time: started.elapsed(),
                 from_cache,
                 loaded_at: SystemTime::now(),
+                contract,
             },
         ))
     }
@@ -293,6 +310,8 @@ pub struct VersionInfo {
     pub from_cache: bool,
     /// When it was loaded.
     pub loaded_at: SystemTime,
+    /// The contract version it was built against (`0.2.0`, `0.1.0`).
+    pub contract: &'static str,
 }
 
 /// Refuses a component that imports anything but Trunkline's own
@@ -309,7 +328,8 @@ fn check_imports(component: &Component, engine: &Engine) -> Result<(), LoadError
         .filter(|(_, item)| !matches!(item.ty, ComponentItem::Type(_)))
         .map(|(name, _)| name)
         .filter(|name| {
-            !(name.starts_with(ALLOWED_IMPORT_PREFIX) && name.contains(ALLOWED_IMPORT_VERSION))
+            !(name.starts_with(ALLOWED_IMPORT_PREFIX)
+                && ALLOWED_IMPORT_VERSIONS.iter().any(|v| name.contains(v)))
         })
         .map(str::to_owned)
         .collect();

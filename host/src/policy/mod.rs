@@ -12,6 +12,7 @@
 mod bindings;
 mod cache;
 mod context;
+mod contract;
 mod decide;
 mod engine;
 mod error;
@@ -25,9 +26,10 @@ pub mod watcher;
 
 pub use bindings::trunkline::policy::log::Level as LogLevel;
 pub use bindings::trunkline::policy::types::{
-    Attribute, Call, CallEnd, Codec, Connect, Decision, EndReason, HandoffField, Header, Outcome,
-    Reject, Transfer, Transport,
+    Attribute, Call, CallEnd, Codec, Connect, Decision, Direction, EndReason, HandoffField, Header,
+    Outcome, Reject, Transfer, Transport,
 };
+pub use contract::CONTRACTS;
 pub use decide::{Concluded, Routed, default_shared_id, fallback_decision, fallback_outcome};
 pub use engine::{PolicyEngine, VersionInfo};
 pub use error::{DecisionError, LoadError};

@@ -35,6 +35,9 @@ pub struct PolicyStatus {
     pub size: Option<usize>,
     /// How long the serving version took to compile or fetch from cache, ms.
     pub load_ms: Option<f64>,
+    /// The contract the serving version was built against (`0.2.0`,
+    /// `0.1.0`).
+    pub contract: Option<&'static str>,
     /// The last load error, kept until a newer file loads.
     pub last_error: Option<String>,
     /// The hash of the file that failed, so it is not retried until changed.
@@ -226,6 +229,7 @@ impl PolicyRegistry {
                             .map(|d| d.as_secs()),
                         size: Some(info.size),
                         load_ms: Some(info.load_time.as_secs_f64() * 1e3),
+                        contract: Some(info.contract),
                         last_error: None,
                         failed_hash: None,
                     };
@@ -241,6 +245,7 @@ impl PolicyRegistry {
                 );
                 tracing::info!(policy = %name, version = %version.short_hash(), size = info.size,
                     load_ms = info.load_time.as_secs_f64() * 1e3, from_cache = info.from_cache,
+                    contract = info.contract,
                     replaced = previous.as_ref().map(|p| p.short_hash()).unwrap_or("-"),
                     "policy serving");
                 report.loaded.push(name.to_owned());
@@ -304,6 +309,7 @@ fn empty_status(name: &str) -> PolicyStatus {
         loaded_at: None,
         size: None,
         load_ms: None,
+        contract: None,
         last_error: None,
         failed_hash: None,
     }

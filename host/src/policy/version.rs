@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use wasmtime::component::Component;
 use wasmtime::{Store, UpdateDeadline};
 
-use super::bindings::PolicyPre;
 use super::context::{DecisionCtx, MemoryCap};
+use super::contract::{self, Contract};
 use super::engine::{Limits, PolicyEngine, VersionInfo};
 use super::error::DecisionError;
 use super::validate;
@@ -21,7 +21,7 @@ pub struct PolicyVersion {
     name: Arc<str>,
     hash: String,
     short: Arc<str>,
-    pre: PolicyPre<DecisionCtx>,
+    pre: Contract,
     config: Arc<BTreeMap<String, String>>,
     engine: Arc<PolicyEngine>,
     info: VersionInfo,
@@ -40,7 +40,7 @@ impl PolicyVersion {
     pub(crate) fn new(
         name: &str,
         hash: String,
-        pre: PolicyPre<DecisionCtx>,
+        pre: Contract,
         config: Arc<BTreeMap<String, String>>,
         engine: Arc<PolicyEngine>,
         info: VersionInfo,
@@ -82,14 +82,25 @@ impl PolicyVersion {
     }
 
     pub(crate) fn component(&self) -> &Component {
-        self.pre.instance_pre().component()
+        self.pre.component()
     }
 
     /// Runs `route` in a fresh instance and checks the answer.
     pub fn route(&self, call: &Call) -> Result<Decision, DecisionError> {
-        let decision = self.run(&call.call_id, |policy, store| {
-            policy.call_route(store, call)
-        })?;
+        let decision = match &self.pre {
+            Contract::V0_2(pre) => self.run(&call.call_id, |store| {
+                let policy = pre.instantiate(&mut *store).map_err(Stage::Instantiate)?;
+                policy.call_route(store, call).map_err(Stage::Call)
+            })?,
+            Contract::V0_1(pre) => {
+                let old = contract::call_v1(call);
+                let d = self.run(&call.call_id, |store| {
+                    let policy = pre.instantiate(&mut *store).map_err(Stage::Instantiate)?;
+                    policy.call_route(store, &old).map_err(Stage::Call)
+                })?;
+                contract::decision_v2(d)
+            }
+        };
         validate::decision(&decision)?;
         Ok(decision)
     }
@@ -98,17 +109,30 @@ impl PolicyVersion {
     /// header limit is not applied here (see [`validate::limit_headers`]):
     /// exceeding it is not an error.
     pub fn conclude(&self, end: &CallEnd) -> Result<Outcome, DecisionError> {
-        let outcome = self.run(&end.call.call_id, |policy, store| {
-            policy.call_conclude(store, end)
-        })?;
+        let outcome = match &self.pre {
+            Contract::V0_2(pre) => self.run(&end.call.call_id, |store| {
+                let policy = pre.instantiate(&mut *store).map_err(Stage::Instantiate)?;
+                policy.call_conclude(store, end).map_err(Stage::Call)
+            })?,
+            Contract::V0_1(pre) => {
+                let old = contract::call_end_v1(end);
+                let o = self.run(&end.call.call_id, |store| {
+                    let policy = pre.instantiate(&mut *store).map_err(Stage::Instantiate)?;
+                    policy.call_conclude(store, &old).map_err(Stage::Call)
+                })?;
+                contract::outcome_v2(o)
+            }
+        };
         validate::outcome(&outcome)?;
         Ok(outcome)
     }
 
+    /// Runs `f` (instantiate, then call) in a fresh store under the
+    /// decision's limits.
     fn run<R>(
         &self,
         call_id: &str,
-        f: impl FnOnce(&super::bindings::Policy, &mut Store<DecisionCtx>) -> wasmtime::Result<R>,
+        f: impl FnOnce(&mut Store<DecisionCtx>) -> Result<R, Stage>,
     ) -> Result<R, DecisionError> {
         let _running = self.engine.running();
         let limits = self.engine.limits();
@@ -131,13 +155,22 @@ impl PolicyVersion {
         // huge data segment counts against the same budget.
         store.set_epoch_deadline(limits.deadline_ticks);
         store.epoch_deadline_callback(deadline_check(limits));
-        self.pre
-            .instantiate(&mut store)
-            .map_err(|e| classify(e, &store, limits.deadline_ms, true))
-            .and_then(|policy| {
-                f(&policy, &mut store).map_err(|e| classify(e, &store, limits.deadline_ms, false))
-            })
+        f(&mut store).map_err(|stage| match stage {
+            Stage::Instantiate(e) => classify(e, &store, limits.deadline_ms, true),
+            Stage::Call(e) => classify(e, &store, limits.deadline_ms, false),
+        })
     }
+
+    /// The contract version the component was built against.
+    pub fn contract(&self) -> &'static str {
+        self.pre.version()
+    }
+}
+
+/// Where a decision failed: instantiating the component, or in the call.
+enum Stage {
+    Instantiate(wasmtime::Error),
+    Call(wasmtime::Error),
 }
 
 /// Decides, each time the epoch deadline passes, whether the decision has

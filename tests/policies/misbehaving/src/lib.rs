@@ -18,7 +18,8 @@
 //! - `ok`: connect to `target` (404 when unset) with the attributes
 //!   `version` (the marker below), `dialed`, `session` (the call's
 //!   `X-CallSessionID`), `headers` (how many INVITE headers arrived) and
-//!   `config_keys` (the config keys, comma-separated); logs one info line
+//!   `config_keys` (the config keys, comma-separated), `direction`
+//!   (`inbound` or `outbound`); logs one info line
 //!   holding the marker.
 //! - `reject`: reject with 403 and the marker as reason phrase.
 //! - `trap`: panic (a Wasm trap). `loop`: never return. `memory`: allocate
@@ -41,7 +42,7 @@
 
 use std::hint::black_box;
 use trunkline_guest_sdk::{
-    Call, CallEnd, Connect, Decision, Header, Outcome, Policy, Reject, Transfer, config,
+    Call, CallEnd, Connect, Decision, Direction, Header, Outcome, Policy, Reject, Transfer, config,
     export_policy, log,
 };
 
@@ -79,6 +80,13 @@ impl Policy for Misbehaving {
                     )
                     .attribute("headers", call.headers.len().to_string())
                     .attribute("config_keys", keys.join(","))
+                    .attribute(
+                        "direction",
+                        match call.direction {
+                            Direction::Inbound => "inbound",
+                            Direction::Outbound => "outbound",
+                        },
+                    )
             }
             "reject" => Decision::reject(403, version()),
             "trap" => panic!("misbehaving fixture: trap requested"),
