@@ -68,68 +68,10 @@ die() { echo "sip-cps: $*" >&2; exit 2; }
 command -v sipp >/dev/null || die "sipp not found: apt-get install -y sip-tester"
 mkdir -p "$OUT_DIR"
 
-# Process groups started here (target, UAS); only these are ever signalled.
-STARTED_PGIDS=()
-cleanup() {
-    local pg
-    for pg in "${STARTED_PGIDS[@]}"; do
-        kill -TERM -- "-$pg" 2>/dev/null || true
-    done
-    sleep 0.5
-    for pg in "${STARTED_PGIDS[@]}"; do
-        kill -KILL -- "-$pg" 2>/dev/null || true
-    done
-    STARTED_PGIDS=()
-}
-trap cleanup EXIT
-
-# Sum of utime+stime (clock ticks) over the processes of process group $1.
-cpu_ticks_pgrp() {
-    local pg=$1 total=0 f stat
-    for f in /proc/[0-9]*/stat; do
-        stat=$(<"$f") 2>/dev/null || continue
-        # Fields after "(comm) ": state ppid pgrp ... utime(12th) stime(13th).
-        # shellcheck disable=SC2086
-        set -- ${stat##*) }
-        if [ "$3" = "$pg" ]; then
-            total=$((total + ${12} + ${13}))
-        fi
-    done
-    echo "$total"
-}
-
-# UDP datagrams the kernel dropped for full receive buffers, host-wide (any
-# of SIPp, the target); a rising count explains retransmissions.
-udp_rcvbuf_errors() {
-    awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "RcvbufErrors") c = i; h = 1 } else print $c }' /proc/net/snmp
-}
-
-# Waits until something listens on UDP $1:$2 (at most $3 seconds).
-# /proc/net/udp spells 127.0.0.12:5060 as 0C00007F:13C4.
-wait_udp_listen() {
-    local want deadline
-    want=$(awk -v a="$1" -v p="$2" 'BEGIN { split(a, o, "."); printf "%02X%02X%02X%02X:%04X", o[4], o[3], o[2], o[1], p }')
-    deadline=$((SECONDS + $3))
-    while [ $SECONDS -lt "$deadline" ]; do
-        grep -q " $want " /proc/net/udp && return 0
-        sleep 0.2
-    done
-    return 1
-}
-
-# Starts "$@" in a new session (its own process group) with output in $LOG;
-# sets STARTED_PID.
-start_group() {
-    setsid "$@" >"$LOG" 2>&1 &
-    STARTED_PID=$!
-    # setsid execs in place when the caller is not a group leader, which a
-    # background job of a non-interactive shell never is.
-    sleep 0.2
-    local pg
-    pg=$(awk '{sub(/.*\) /, ""); print $3}' "/proc/$STARTED_PID/stat" 2>/dev/null || true)
-    [ "$pg" = "$STARTED_PID" ] || die "could not start $1 in its own process group (see $LOG)"
-    STARTED_PGIDS+=("$STARTED_PID")
-}
+# cleanup (on EXIT), cpu_ticks_pgrp, udp_rcvbuf_errors, wait_udp_listen,
+# start_group, csv_last: shared with the other SIP benches.
+# shellcheck source=tests/bench/common.sh
+source "$ROOT/tests/bench/common.sh"
 
 start_uas() {
     LOG="$OUT_DIR/uas.log"
@@ -162,12 +104,6 @@ start_target() { # name; sets TARGET_PGID
     TARGET_PGID=$STARTED_PID
     wait_udp_listen "$TARGET_ADDR" "$TARGET_PORT" 20 || die "$name did not listen on $TARGET_ADDR:$TARGET_PORT (see $LOG)"
     sleep 1 # let forked workers settle before the first CPU reading
-}
-
-# Last value of column $2 in SIPp statistics CSV $1 (';'-separated).
-csv_last() {
-    awk -F';' -v col="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
-        { v = $c } END { print (v == "" ? 0 : v) }' "$1"
 }
 
 RESULTS="$OUT_DIR/results.tsv"

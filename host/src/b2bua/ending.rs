@@ -34,6 +34,14 @@ impl Gateway {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
+        if let Some(active) = call
+            .outbound
+            .as_ref()
+            .and_then(|name| self.outbound_active.get_mut(name))
+        {
+            // Conclude runs once per call: the trunk has room again.
+            *active = active.saturating_sub(1);
+        }
         let call_id = call.id();
         let trunk = self.config.trunks[call.trunk].clone();
         let duration_ms = call

@@ -216,6 +216,9 @@ pub(crate) struct Gateway {
     pub(crate) stats: Arc<super::stats::GatewayStats>,
     /// Paces the log lines about refused in-dialog requests (`peers`).
     pub(crate) refusal_log: trunkline_sip::log_budget::LogBudget,
+    /// Calls placed on each outbound trunk that have not ended yet (its
+    /// `max_concurrent`).
+    pub(crate) outbound_active: HashMap<String, usize>,
 }
 
 /// Starts the SIP core: binds the listeners and spawns the task. It stops
@@ -290,6 +293,7 @@ pub async fn start(
             1,
             super::peers::REFUSAL_LOG_INTERVAL,
         ),
+        outbound_active: HashMap::new(),
     };
     let handle = GatewayHandle {
         events: events_tx.clone(),

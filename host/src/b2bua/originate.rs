@@ -202,17 +202,7 @@ impl Gateway {
                 trunk.name
             )));
         }
-        let active = self
-            .calls
-            .values()
-            .filter(|c| c.outbound.as_deref() == Some(trunk.name.as_str()))
-            .count();
-        if active >= trunk.max_concurrent {
-            return Err(OriginateError::AtCapacity {
-                trunk: trunk.name.clone(),
-                max: trunk.max_concurrent,
-            });
-        }
+        self.check_capacity(&trunk)?;
         trunk.dial(&request.to)?;
         if request.headers.len() > MAX_HEADERS {
             return Err(OriginateError::Invalid(format!(
@@ -248,6 +238,24 @@ impl Gateway {
         Ok((trunk, kind))
     }
 
+    /// `max_concurrent` of `trunk` is not reached (and we are not shutting
+    /// down).
+    fn check_capacity(&self, trunk: &OutboundTrunk) -> Result<(), OriginateError> {
+        if self.draining {
+            return Err(OriginateError::Unavailable("shutting down".into()));
+        }
+        // Calls not yet ended: an ended one may linger a while for its
+        // transactions, and is not on the trunk any more.
+        let active = self.outbound_active.get(&trunk.name).copied().unwrap_or(0);
+        if active >= trunk.max_concurrent {
+            return Err(OriginateError::AtCapacity {
+                trunk: trunk.name.clone(),
+                max: trunk.max_concurrent,
+            });
+        }
+        Ok(())
+    }
+
     /// Places the checked call toward `addr`, the trunk's address.
     fn place(&mut self, pending: Pending, addr: SocketAddr) {
         let Pending {
@@ -277,7 +285,7 @@ impl Gateway {
         addr: SocketAddr,
     ) -> Result<String, OriginateError> {
         // Checked again: calls may have started during the look-up.
-        self.check_originate(request)?;
+        self.check_capacity(trunk)?;
         let now = Instant::now();
         let dialled = trunk.dial(&request.to)?;
         let key = self.new_key();
@@ -449,6 +457,7 @@ impl Gateway {
         };
         self.stats.call_started();
         self.calls.insert(key, call);
+        *self.outbound_active.entry(trunk.name.clone()).or_default() += 1;
         // The INVITE goes out (through `drive`), the ring timer is armed.
         self.drive(key);
         Ok(call_id)
