@@ -350,6 +350,13 @@ fn a_placed_call_carries_audio_both_ways_between_pcma_five9_and_a_pcmu_agent() {
             .is_some_and(|v| v == id),
         "{to_agent:?}"
     );
+    // The agent sees who it talks to: the number dialled.
+    assert!(
+        to_agent
+            .header("From")
+            .is_some_and(|f| f.contains("sip:+14155550100@")),
+        "{to_agent:?}"
+    );
     let up = wait_state(&gw, &id, "connected", Duration::from_secs(5));
     assert_eq!(up["state"], "connected", "{up}");
 

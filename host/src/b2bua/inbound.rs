@@ -384,15 +384,25 @@ impl Gateway {
             request_uri: target.clone(),
             to: target.clone(),
             // The caller's number as our From user, so the agent sees who
-            // calls (a user that is not a plain token becomes `trunkline`).
-            from_user: call
-                .policy_call
-                .from_uri
-                .split_once(':')
-                .and_then(|(_, rest)| rest.split('@').next())
-                .unwrap_or_default()
-                .to_owned(),
-            from_display: call.policy_call.from_display.clone(),
+            // calls (a user that is not a plain token becomes `trunkline`);
+            // on a call we placed, the number we dialled: who the agent
+            // talks to.
+            from_user: match call.policy_call.direction {
+                crate::policy::Direction::Outbound => {
+                    call.policy_call.dialed.clone().unwrap_or_default()
+                }
+                crate::policy::Direction::Inbound => call
+                    .policy_call
+                    .from_uri
+                    .split_once(':')
+                    .and_then(|(_, rest)| rest.split('@').next())
+                    .unwrap_or_default()
+                    .to_owned(),
+            },
+            from_display: match call.policy_call.direction {
+                crate::policy::Direction::Outbound => None,
+                crate::policy::Direction::Inbound => call.policy_call.from_display.clone(),
+            },
             from_host: host.clone(),
             call_id: format!("{call_id}@{host}"),
             via,

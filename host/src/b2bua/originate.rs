@@ -348,6 +348,11 @@ impl Gateway {
         let mut policy_call = call_from_message(&invite, &source)
             .map_err(|e| OriginateError::Invalid(format!("the INVITE: {e}")))?;
         policy_call.direction = crate::policy::Direction::Outbound;
+        // The number in E.164 whatever the trunk's prefix or `+` rules put
+        // on the wire (as the contract says).
+        if let Some(e164) = &dialled.e164 {
+            policy_call.dialed = Some(e164.clone());
+        }
         let span = tracing::info_span!("call", %call_id, shared_id = tracing::field::Empty,
             trunk = %owner.name, policy = %owner.policy, version = tracing::field::Empty);
         let _entered = span.clone().entered();
