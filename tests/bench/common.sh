@@ -21,7 +21,8 @@ trap cleanup EXIT
 cpu_ticks_pgrp() {
     local pg=$1 total=0 f stat
     for f in /proc/[0-9]*/stat; do
-        stat=$(<"$f") 2>/dev/null || continue
+        # (A process may end between the glob and the read: skip it.)
+        { stat=$(<"$f"); } 2>/dev/null || continue
         # Fields after "(comm) ": state ppid pgrp ... utime(12th) stime(13th).
         # shellcheck disable=SC2086
         set -- ${stat##*) }
