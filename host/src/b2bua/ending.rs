@@ -61,9 +61,13 @@ impl Gateway {
         let concluded = self.registry.conclude(&trunk, call.version.as_ref(), &end);
         let outcome = &concluded.outcome;
         let deliver = end.caller_connected;
+        // A leg we dialled is not transferred by REFER: its BYE carries the
+        // headers (the core does the same).
+        let dialled = call.core.dialled().is_some();
         let (delivery, refer_to) = match (&outcome.transfer, deliver) {
             (_, false) => ("none", None),
             (Transfer::Bye, true) => ("bye", None),
+            (Transfer::Refer(_), true) if dialled => ("bye", None),
             (Transfer::Refer(uri), true) => ("refer", Some(uri.clone())),
         };
         let mut handoff = serde_json::Map::new();
