@@ -178,6 +178,9 @@ impl GatewayBuilder {
         };
         gw.wait_for_log("SIP listening", Duration::from_secs(20));
         gw.wait_for_log("policy serving", Duration::from_secs(20));
+        // The API binds just after SIP: a test that connects at once must
+        // not find it closed (seen on a loaded machine).
+        gw.wait_for_log("HTTP listening", Duration::from_secs(20));
         gw
     }
 }
@@ -304,10 +307,11 @@ impl Gateway {
     pub fn crash_and_restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let before = self.log().matches("SIP listening").count();
+        let before = self.log().matches("HTTP listening").count();
         self.child = spawn(&self.config_path, &self.log, &[], &[]);
         let start = Instant::now();
-        while self.log().matches("SIP listening").count() <= before {
+        // (HTTP binds after SIP: both are up once it is.)
+        while self.log().matches("HTTP listening").count() <= before {
             assert!(
                 start.elapsed() < Duration::from_secs(20),
                 "gateway did not restart:\n{}",
