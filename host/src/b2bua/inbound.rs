@@ -415,7 +415,7 @@ impl Gateway {
         .map_err(|e| e.to_string())?;
         // A TLS agent's certificate must name the URI's host: its DNS name,
         // or (for an IP address, tls_name None) that address.
-        let to = match (kind, agent_domain(target)) {
+        let to = match (kind, uri_domain(target)) {
             (TransportKind::Tls, Some(name)) => Target::tls(addr, name),
             _ => Target::new(kind, addr),
         };
@@ -437,8 +437,8 @@ enum AgentAddress {
     },
 }
 
-/// The DNS name in an agent target's host, if it has one.
-fn agent_domain(target: &str) -> Option<String> {
+/// The DNS name in a SIP URI's host (an agent target, a trunk), if it has one: what a TLS peer's certificate must name.
+pub(crate) fn uri_domain(target: &str) -> Option<String> {
     match Uri::parse(target)?.host? {
         Host::Domain(d) => Some(d),
         _ => None,

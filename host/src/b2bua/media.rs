@@ -111,19 +111,7 @@ impl MediaPlane {
         for (name, value) in offer.media.iter().flat_map(|m| m.malformed_lines()) {
             tracing::debug!(%name, %value, "ignoring a malformed SDP line in the offer");
         }
-        let exhausted = |_| MediaFailure {
-            status: 503,
-            reason: "Service Unavailable",
-            warning: Some("399 trunkline \"No media ports available\"".into()),
-        };
-        let caller_ports = self
-            .pool
-            .allocate(self.ip, RtcpMode::Separate)
-            .map_err(exhausted)?;
-        let agent_ports = self
-            .pool
-            .allocate(self.ip, RtcpMode::Separate)
-            .map_err(exhausted)?;
+        let (caller_ports, agent_ports) = self.reserve()?;
         let caller_local = LocalMedia::new(self.ip, caller_ports.rtp_port(), session_id);
         let (caller_answer, caller_neg) =
             answer_g711(&offer, &caller_local, &[Law::Ulaw, Law::Alaw]).map_err(|e| {
@@ -133,9 +121,7 @@ impl MediaPlane {
                     warning: Some(e.warning("trunkline")),
                 }
             })?;
-        let agent_local = LocalMedia::new(self.ip, agent_ports.rtp_port(), session_id);
-        let agent_offer = build_offer(&agent_local, &self.agent_codecs, Direction::SendRecv)
-            .map_err(|_| MediaFailure::not_acceptable("no agent codecs configured"))?;
+        let (agent_local, agent_offer) = self.agent_side(&agent_ports, session_id)?;
         let caller_remote = rtp_address(&offer, &caller_neg);
         Ok(CallMedia {
             caller_ip,
@@ -153,6 +139,37 @@ impl MediaPlane {
         })
     }
 
+    /// One port pair for each leg; 503 when the pool is exhausted.
+    fn reserve(&self) -> Result<(PortAllocation, PortAllocation), MediaFailure> {
+        let exhausted = |_| MediaFailure {
+            status: 503,
+            reason: "Service Unavailable",
+            warning: Some("399 trunkline \"No media ports available\"".into()),
+        };
+        let caller = self
+            .pool
+            .allocate(self.ip, RtcpMode::Separate)
+            .map_err(exhausted)?;
+        let agent = self
+            .pool
+            .allocate(self.ip, RtcpMode::Separate)
+            .map_err(exhausted)?;
+        Ok((caller, agent))
+    }
+
+    /// Our side of the agent leg on `ports`, and the offer the agent's
+    /// INVITE carries (the trunk's agent codecs).
+    fn agent_side(
+        &self,
+        ports: &PortAllocation,
+        session_id: u64,
+    ) -> Result<(LocalMedia, SessionDescription), MediaFailure> {
+        let local = LocalMedia::new(self.ip, ports.rtp_port(), session_id);
+        let offer = build_offer(&local, &self.agent_codecs, Direction::SendRecv)
+            .map_err(|_| MediaFailure::not_acceptable("no agent codecs configured"))?;
+        Ok((local, offer))
+    }
+
     /// Reserves ports for a call we place toward `dialled_ip` (the trunk's
     /// address) and builds our offer for it: G.711 only (PCMU, PCMA) and
     /// telephone-event, whatever the agent speaks; the relay transcodes.
@@ -161,19 +178,7 @@ impl MediaPlane {
         dialled_ip: IpAddr,
         session_id: u64,
     ) -> Result<CallMedia, MediaFailure> {
-        let exhausted = |_| MediaFailure {
-            status: 503,
-            reason: "Service Unavailable",
-            warning: Some("399 trunkline \"No media ports available\"".into()),
-        };
-        let caller_ports = self
-            .pool
-            .allocate(self.ip, RtcpMode::Separate)
-            .map_err(exhausted)?;
-        let agent_ports = self
-            .pool
-            .allocate(self.ip, RtcpMode::Separate)
-            .map_err(exhausted)?;
+        let (caller_ports, agent_ports) = self.reserve()?;
         let caller_local = LocalMedia::new(self.ip, caller_ports.rtp_port(), session_id);
         let codecs = [
             Codec::g711(Law::Ulaw),
@@ -182,9 +187,7 @@ impl MediaPlane {
         ];
         let offer = build_offer(&caller_local, &codecs, Direction::SendRecv)
             .map_err(|_| MediaFailure::not_acceptable("no G.711 offer"))?;
-        let agent_local = LocalMedia::new(self.ip, agent_ports.rtp_port(), session_id);
-        let agent_offer = build_offer(&agent_local, &self.agent_codecs, Direction::SendRecv)
-            .map_err(|_| MediaFailure::not_acceptable("no agent codecs configured"))?;
+        let (agent_local, agent_offer) = self.agent_side(&agent_ports, session_id)?;
         Ok(CallMedia {
             caller_ip: dialled_ip,
             agent_ip: None,

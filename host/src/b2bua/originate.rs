@@ -426,7 +426,7 @@ impl Gateway {
                 agent_timeout: Duration::from_secs(self.config.gateway.ring_timeout_secs),
             },
         );
-        let to = match (kind, trunk_domain(&trunk.uri)) {
+        let to = match (kind, super::inbound::uri_domain(&trunk.uri)) {
             (TransportKind::Tls, Some(name)) => Target::tls(addr, name),
             _ => Target::new(kind, addr),
         };
@@ -466,13 +466,5 @@ impl Gateway {
         // The INVITE goes out (through `drive`), the ring timer is armed.
         self.drive(key);
         Ok(call_id)
-    }
-}
-
-/// The DNS name in a trunk URI's host, for a TLS certificate check.
-fn trunk_domain(uri: &str) -> Option<String> {
-    match Uri::parse(uri)?.host? {
-        Host::Domain(d) => Some(d),
-        _ => None,
     }
 }
