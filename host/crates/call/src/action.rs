@@ -47,6 +47,12 @@ pub enum EndCause {
     MaxDuration,
     /// The owner ended it ([`CallInput::End`]).
     Ordered,
+    /// The transfer target the caller was bridged to sent BYE.
+    TargetBye,
+    /// The transfer target never ACKed our 2xx to its re-INVITE.
+    TargetNeverAcked,
+    /// A transfer failed after its agent had left.
+    TransferFailed,
 }
 
 impl std::fmt::Display for EndCause {
@@ -66,6 +72,11 @@ impl std::fmt::Display for EndCause {
             EndCause::AnswerFailed => f.write_str("cannot build the 200 OK"),
             EndCause::MaxDuration => f.write_str("longest call duration reached"),
             EndCause::Ordered => f.write_str("ended by the gateway"),
+            EndCause::TargetBye => f.write_str("transfer target hung up"),
+            EndCause::TargetNeverAcked => {
+                f.write_str("transfer target never ACKed our 200 OK to its re-INVITE")
+            }
+            EndCause::TransferFailed => f.write_str("transfer failed after the agent left"),
         }
     }
 }
@@ -82,6 +93,8 @@ pub enum CallInput<'a> {
     Agent(OutboundInput<'a>),
     /// For the leg we dialled toward the trunk (a call we place): likewise.
     Dialled(OutboundInput<'a>),
+    /// For a transfer target's leg: likewise.
+    Transfer(OutboundInput<'a>),
     /// An agent that is not a SIP leg (a WebSocket or builtin connector)
     /// is up: start the media and answer the caller.
     AgentReady,
@@ -127,6 +140,25 @@ pub enum MediaOrder {
         /// Its SDP answer.
         sdp: Vec<u8>,
     },
+    /// Cold transfer: the target answered with `sdp` (our offer's answer,
+    /// empty if it had none): bridge the caller to the target in place of
+    /// the agent.
+    Bridge {
+        /// The target's SDP answer.
+        sdp: Vec<u8>,
+    },
+    /// Warm transfer: the target answered with `sdp`: the agent talks to
+    /// the target, the caller hears hold audio.
+    Brief {
+        /// The target's SDP answer.
+        sdp: Vec<u8>,
+    },
+    /// Warm transfer completed: bridge the caller to the target (already
+    /// set up by `Brief`) in place of the agent.
+    Complete,
+    /// Warm transfer over without the bridge: the caller and the agent
+    /// talk again, the target's media goes.
+    Unbrief,
 }
 
 /// The outcome `conclude` gave, for the caller, after
@@ -191,6 +223,21 @@ pub enum CallAction {
     AgentDialogUp(DialogId),
     /// The dialled leg's dialog is up: its id, for in-dialog routing.
     DialledDialogUp(DialogId),
+    /// For a transfer target's leg: as for `Agent`.
+    Transfer(OutboundAction),
+    /// The transfer target's dialog is up: its id, for in-dialog routing.
+    TransferDialogUp(DialogId),
+    /// The transfer left the caller with the agent: tell the agent (and
+    /// the record).
+    TransferFailed {
+        /// Why.
+        why: crate::TransferFailure,
+        /// More for the log.
+        detail: Option<String>,
+    },
+    /// The caller is bridged to the transfer target; the agent's SIP leg
+    /// is hung up by the call, a connector agent is to be stopped.
+    Transferred,
     /// The dialled side answered and its media is settled: reach the agent
     /// now ([`crate::Call::dial_agent`], or [`CallInput::AgentReady`]).
     ReachAgent,

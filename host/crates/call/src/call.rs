@@ -17,6 +17,7 @@ use crate::action::{
     CallAction, CallInput, EndCause, EndReason, MediaOrder, Outcome, ReferFailure,
 };
 use crate::state::{CallState, Delivery, MediaStep, Progress};
+use crate::transfer::Transfer;
 
 /// How long a call waits, and what it answers the caller with.
 #[derive(Debug, Clone)]
@@ -63,6 +64,10 @@ pub struct Call {
     max_deadline: Option<Instant>,
     /// The agent's first failure before the answer, for the record.
     failure: Option<LegFailure>,
+    /// A transfer's leg toward its target, once one started.
+    pub(crate) transfer: Option<Transfer>,
+    /// A media order of a connected call (a transfer's) the call waits on.
+    connected_media: Option<MediaStep>,
     finished: bool,
     actions: VecDeque<CallAction>,
 }
@@ -79,6 +84,7 @@ impl std::fmt::Debug for Call {
                 },
             )
             .field("agent", &self.agent)
+            .field("transfer", &self.transfer)
             .finish_non_exhaustive()
     }
 }
@@ -100,6 +106,8 @@ impl Call {
             early_sdp: None,
             max_deadline: None,
             failure: None,
+            transfer: None,
+            connected_media: None,
             finished: false,
             actions: VecDeque::new(),
         }
@@ -122,6 +130,8 @@ impl Call {
             early_sdp: None,
             max_deadline: None,
             failure: None,
+            transfer: None,
+            connected_media: None,
             finished: false,
             actions: VecDeque::new(),
         };
@@ -286,6 +296,7 @@ impl Call {
             own,
             five9,
             self.agent.as_ref().and_then(OutboundLeg::poll_timeout),
+            self.transfer.as_ref().and_then(|t| t.leg.poll_timeout()),
         ]
         .into_iter()
         .flatten()
@@ -308,6 +319,11 @@ impl Call {
             && agent.poll_timeout().is_some_and(|at| at <= now)
         {
             agent.handle_timeout(now);
+        }
+        if let Some(t) = self.transfer.as_mut()
+            && t.leg.poll_timeout().is_some_and(|at| at <= now)
+        {
+            t.leg.handle_timeout(now);
         }
         self.pump(now);
         match &self.state {
@@ -344,7 +360,19 @@ impl Call {
                 }
                 if bye {
                     self.pump(now);
-                    self.end(now, EndReason::AgentHangup, EndCause::AgentBye);
+                    if !self.agent_left_during_transfer() {
+                        self.end(now, EndReason::AgentHangup, EndCause::AgentBye);
+                    }
+                }
+            }
+            CallInput::Transfer(input) => {
+                let bye = matches!(input, OutboundInput::PeerBye);
+                if let Some(t) = self.transfer.as_mut() {
+                    t.leg.handle(now, input);
+                }
+                if bye {
+                    self.pump(now);
+                    self.on_transfer_bye(now);
                 }
             }
             CallInput::Dialled(input) => {
@@ -478,7 +506,7 @@ impl Call {
     /// Moves what the legs queued into the call's queue, deciding on what
     /// they report; stops while a media order is out (its result decides
     /// what comes next).
-    fn pump(&mut self, now: Instant) {
+    pub(crate) fn pump(&mut self, now: Instant) {
         loop {
             if self.awaiting().is_some() {
                 return;
@@ -501,6 +529,10 @@ impl Call {
                 self.on_agent_action(now, action);
                 continue;
             }
+            if let Some(action) = self.transfer.as_mut().and_then(|t| t.leg.poll_action()) {
+                self.on_transfer_action(now, action);
+                continue;
+            }
             break;
         }
         if !self.finished
@@ -513,6 +545,7 @@ impl Call {
             )
             && self.five9_done()
             && !self.agent_busy()
+            && !self.transfer_busy()
         {
             self.finished = true;
             self.actions.push_back(CallAction::Finished);
@@ -709,6 +742,9 @@ impl Call {
             (MediaStep::DialledAnswer, Err(status)) => {
                 self.end(now, EndReason::Error, EndCause::MediaFailed(status));
             }
+            (MediaStep::Bridge | MediaStep::Brief | MediaStep::Unbrief, result) => {
+                self.on_transfer_media(now, step, result)
+            }
         }
     }
 
@@ -754,7 +790,7 @@ impl Call {
     }
 
     /// Ends the call for `reason`; nothing when it has ended already.
-    fn end(&mut self, now: Instant, reason: EndReason, cause: EndCause) {
+    pub(crate) fn end(&mut self, now: Instant, reason: EndReason, cause: EndCause) {
         if self.state.is_ending() {
             return;
         }
@@ -771,6 +807,8 @@ impl Call {
             self.hang_up_five9(now, &[]);
         }
         self.hang_up_agent(now);
+        self.hang_up_transfer(now);
+        self.connected_media = None;
         self.state = CallState::Ending {
             reason,
             delivery: Delivery::Concluding,
@@ -796,7 +834,7 @@ impl Call {
 
     /// CANCEL before the agent's answer, BYE after; nothing once it is
     /// gone.
-    fn hang_up_agent(&mut self, now: Instant) {
+    pub(crate) fn hang_up_agent(&mut self, now: Instant) {
         if let Some(agent) = self.agent.as_mut() {
             agent.handle(now, OutboundInput::HangUp(&[]));
         }
@@ -899,18 +937,29 @@ impl Call {
         self.actions.push_back(CallAction::Media(order));
     }
 
+    /// A media order of a connected call (a transfer's).
+    pub(crate) fn order_connected_media(&mut self, step: MediaStep, order: MediaOrder) {
+        self.connected_media = Some(step);
+        self.actions.push_back(CallAction::Media(order));
+    }
+
+    /// Queues `action` for the owner.
+    pub(crate) fn push(&mut self, action: CallAction) {
+        self.actions.push_back(action);
+    }
+
     fn awaiting(&self) -> Option<MediaStep> {
         match self.state {
             CallState::Calling { media, .. } | CallState::Dialling { media, .. } => media,
-            _ => None,
+            CallState::Connected { .. } => self.connected_media,
+            CallState::Ending { .. } => None,
         }
     }
 
     fn set_awaiting(&mut self, step: Option<MediaStep>) {
-        if let CallState::Calling { media, .. } | CallState::Dialling { media, .. } =
-            &mut self.state
-        {
-            *media = step;
+        match &mut self.state {
+            CallState::Calling { media, .. } | CallState::Dialling { media, .. } => *media = step,
+            _ => self.connected_media = step,
         }
     }
 

@@ -36,14 +36,17 @@
 //! - `action`: [`CallAction`], [`CallInput`], [`Outcome`] and the rest of
 //!   the owner's vocabulary.
 //! - `call`: [`Call`], the machine.
+//! - `transfer`: the third leg (cold and warm transfers) and its rules.
 
 mod action;
 mod call;
 mod state;
+mod transfer;
 
 pub use action::{CallAction, CallInput, EndCause, EndReason, MediaOrder, Outcome, ReferFailure};
 pub use call::{Call, CallConfig};
 pub use state::{CallState, Delivery, MediaStep, Progress};
+pub use transfer::{TransferFailure, TransferMode, TransferPhase, TransferRefused};
 
 pub use trunkline_sip::leg::{FailureKind, LegFailure};
 

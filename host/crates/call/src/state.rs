@@ -68,6 +68,14 @@ pub enum MediaStep {
     /// The dialled side answered our offer: on success the agent is
     /// reached, else the call ends.
     DialledAnswer,
+    /// A transfer target answered (cold) or a warm transfer completed: on
+    /// success the agent goes, else the caller stays with it.
+    Bridge,
+    /// A warm transfer's target answered: on success the brief starts,
+    /// else the target goes.
+    Brief,
+    /// A warm transfer returns the caller to the agent: nothing follows.
+    Unbrief,
 }
 
 /// The outcome's way to the caller, once the call ended.

@@ -996,3 +996,6 @@ fn the_number_hanging_up_ends_a_placed_call_as_a_caller_hangup() {
     call.concluded(t0, Outcome::Bye(Vec::new()));
     assert!(requests_to_trunk(&drain(&mut call), Method::Bye).is_empty());
 }
+
+#[path = "transfer_tests.rs"]
+mod transfer;
