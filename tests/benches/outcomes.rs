@@ -50,6 +50,7 @@ pub fn record(i: u64, ended_ms: u64) -> OutcomeRecord {
         answered_ms: Some(ended_ms.saturating_sub(178_000)),
         ended_ms,
         failure: None,
+        transfer: None,
     }
 }
 

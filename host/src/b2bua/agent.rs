@@ -30,7 +30,7 @@ impl Gateway {
             Event::Response { status, response } if is_refresh => {
                 self.on_refresh_response(key, status, &response.msg)
             }
-            event if leg == Leg::Agent || dialled => self.on_leg_tx_event(key, leg, &tx, event),
+            event if leg != Leg::Caller || dialled => self.on_leg_tx_event(key, leg, &tx, event),
             event => self.on_caller_tx_event(key, &tx, event),
         }
     }
@@ -45,6 +45,7 @@ impl Gateway {
             Event::Response { status, response } => {
                 let (invite, peer) = match leg {
                     Leg::Agent => (call.core.agent(), call.agent_peer.as_mut()),
+                    Leg::Transfer => (call.core.transfer_leg(), call.transfer_peer.as_mut()),
                     Leg::Caller => (call.core.dialled(), Some(&mut call.caller_peer)),
                 };
                 if (200..300).contains(status) && invite.map(|a| a.invite_key()) == Some(tx) {
@@ -70,6 +71,7 @@ impl Gateway {
         };
         let input = match leg {
             Leg::Agent => CallInput::Agent(input),
+            Leg::Transfer => CallInput::Transfer(input),
             Leg::Caller => CallInput::Dialled(input),
         };
         self.tell_call(key, input);
@@ -87,6 +89,7 @@ impl Gateway {
             .is_some_and(|c| c.core.dialled().is_some());
         match leg {
             Leg::Agent => self.tell_call(key, CallInput::Agent(OutboundInput::Late2xx(msg))),
+            Leg::Transfer => self.tell_call(key, CallInput::Transfer(OutboundInput::Late2xx(msg))),
             Leg::Caller if dialled => {
                 self.tell_call(key, CallInput::Dialled(OutboundInput::Late2xx(msg)))
             }

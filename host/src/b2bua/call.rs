@@ -56,6 +56,46 @@ pub(crate) enum Leg {
     Caller,
     /// The agent Trunkline called out to.
     Agent,
+    /// A transfer target Trunkline dialled for the agent.
+    Transfer,
+}
+
+/// A transfer of the call, for the API, the agent and the record.
+#[derive(Debug, Clone)]
+pub(crate) struct TransferInfo {
+    /// `cold` or `warm`.
+    pub(crate) mode: trunkline_call::TransferMode,
+    /// The number or URI as asked.
+    pub(crate) to: String,
+    /// The `[[outbound]]` trunk it goes through.
+    pub(crate) outbound: String,
+    /// When it was asked for.
+    pub(crate) started: SystemTime,
+    /// The trunk's `max_concurrent` counts it (until it fails or the call
+    /// ends).
+    pub(crate) counted: bool,
+    /// `dialling`, `bridged`, `failed`, `cancelled`.
+    pub(crate) result: &'static str,
+    /// Why it failed, and the SIP status behind it.
+    pub(crate) failure: Option<(String, Option<u16>)>,
+    /// When the caller was bridged to the target.
+    pub(crate) bridged: Option<SystemTime>,
+}
+
+impl TransferInfo {
+    /// As the record keeps it.
+    pub(crate) fn record(&self) -> crate::store::TransferRecord {
+        crate::store::TransferRecord {
+            to: self.to.clone(),
+            mode: self.mode.as_str().to_owned(),
+            outbound: self.outbound.clone(),
+            result: self.result.to_owned(),
+            failure: self.failure.as_ref().map(|(k, _)| k.clone()),
+            status: self.failure.as_ref().and_then(|(_, s)| *s),
+            started_ms: super::ending::millis(self.started),
+            bridged_ms: self.bridged.map(super::ending::millis),
+        }
+    }
 }
 
 /// One call.
@@ -106,6 +146,13 @@ pub(crate) struct Call {
     pub(crate) agent_peer: Option<DialogPeer<ConnId>>,
     /// Headers of the agent's BYE, for `conclude`.
     pub(crate) agent_bye_headers: Vec<Header>,
+    /// The last transfer asked for (its leg is in the core).
+    pub(crate) transfer: Option<TransferInfo>,
+    /// Where the transfer leg's requests go.
+    pub(crate) transfer_target: Option<Target>,
+    /// The target we dialled and where its 2xx came from: who may send in
+    /// its dialog.
+    pub(crate) transfer_peer: Option<DialogPeer<ConnId>>,
 
     pub(crate) media: Option<CallMedia>,
     /// Every log line about the call is inside this span.
@@ -138,16 +185,22 @@ impl Call {
         match leg {
             Leg::Caller => self.core.five9_dialog_mut(),
             Leg::Agent => self.core.agent_mut().and_then(OutboundLeg::dialog_mut),
+            Leg::Transfer => self
+                .core
+                .transfer_leg_mut()
+                .and_then(OutboundLeg::dialog_mut),
         }
     }
 
     /// Every dialog id of the call, for the gateway's index.
     pub(crate) fn dialog_ids(&self) -> Vec<DialogId> {
         let agent = self.core.agent().and_then(OutboundLeg::dialog);
+        let target = self.core.transfer_leg().and_then(OutboundLeg::dialog);
         self.core
             .five9_dialog()
             .into_iter()
             .chain(agent)
+            .chain(target)
             .map(|d| d.id().clone())
             .collect()
     }

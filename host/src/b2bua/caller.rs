@@ -61,6 +61,7 @@ impl Gateway {
             Leg::Caller if dialled => self.tell_call(key, CallInput::Dialled(OutboundInput::Ack)),
             Leg::Caller => self.on_caller_input(key, InboundInput::Ack),
             Leg::Agent => self.tell_call(key, CallInput::Agent(OutboundInput::Ack)),
+            Leg::Transfer => self.tell_call(key, CallInput::Transfer(OutboundInput::Ack)),
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::config::RouteFallback;
 use crate::connector::{
     self, AgentEnd, CallContext, ConnectorTarget, Input, Report, Reporter, Session, TAP_CAPACITY,
 };
-use crate::policy::{Attribute, EndReason, default_shared_id};
+use crate::policy::{Attribute, default_shared_id};
 
 /// The gateway's link to a running connector.
 pub(crate) struct ConnectorLink {
@@ -99,6 +99,9 @@ impl Gateway {
         let Some(call) = self.calls.get(&key) else {
             return; // The call is gone; the connector got its Stop.
         };
+        if call.core.transferred() {
+            return; // The caller talks to a transfer target; it got its Stop.
+        }
         let kind = call.connector.as_ref().map_or("connector", |c| c.kind);
         let call_id = call.id();
         match report {
@@ -118,7 +121,8 @@ impl Gateway {
                 AgentEnd::Hangup => {
                     self.set_attributes(key, attributes);
                     tracing::info!(%call_id, kind, "agent hung up");
-                    self.end_call(key, EndReason::AgentHangup);
+                    // A cold transfer dialling for the caller goes on.
+                    self.tell_call(key, CallInput::AgentLeft);
                 }
             },
             Report::Transfer {
@@ -141,7 +145,7 @@ impl Gateway {
                     value: why,
                 }];
                 self.set_attributes(key, attrs);
-                self.end_call(key, EndReason::AgentHangup);
+                self.tell_call(key, CallInput::AgentLeft);
             }
         }
     }

@@ -29,10 +29,13 @@ pub enum ControlOrder {
         /// Further attributes, set first.
         attributes: Vec<Attribute>,
     },
+    /// Dial a target and bridge the caller to it in the agent's place
+    /// (cold), or after the agent's brief (warm).
+    Bridge(super::transfer::TransferRequest),
 }
 
 /// Why an order was not carried out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ControlError {
     /// No active call has that id.
     #[error("no such call")]
@@ -43,6 +46,14 @@ pub enum ControlError {
     /// The gateway has stopped.
     #[error("the gateway has stopped")]
     Stopped,
+    /// The call cannot take the order in its state (a transfer before the
+    /// answer, or during another): 409.
+    #[error("{0}")]
+    Conflict(String),
+    /// The order names something that cannot be used (an unknown trunk, a
+    /// number that cannot be dialled): 422.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// A call in progress, as the control API shows it.
@@ -80,6 +91,11 @@ pub struct CallInfo {
     pub started_ms: u64,
     /// When the call was answered, if it was.
     pub answered_ms: Option<u64>,
+    /// The last transfer asked for with a `mode`: its target, trunk and
+    /// `result` (`dialling`, `bridged`, `failed` with `failure` and
+    /// `status`, `cancelled`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<crate::store::TransferRecord>,
 }
 
 impl Gateway {
@@ -131,6 +147,7 @@ impl Gateway {
                 tracing::info!(%call_id, %destination, "agent transferred the call");
                 self.end_call(key, EndReason::AgentRequest);
             }
+            ControlOrder::Bridge(request) => self.start_transfer(key, request)?,
         }
         Ok(())
     }
@@ -164,6 +181,7 @@ impl Gateway {
             dtmf: call.dtmf.clone(),
             started_ms: millis(call.started),
             answered_ms: call.answered.map(|(_, at)| millis(at)),
+            transfer: call.transfer.as_ref().map(|t| t.record()),
         }
     }
 }

@@ -105,6 +105,7 @@ impl Gateway {
                         call.agent_bye_headers = policy_headers(&msg);
                         CallInput::Agent(OutboundInput::PeerBye)
                     }
+                    Leg::Transfer => CallInput::Transfer(OutboundInput::PeerBye),
                 };
                 self.tell_call(call_key, input);
             }
@@ -125,15 +126,18 @@ impl Gateway {
                     let media = call.media.as_mut()?;
                     // A re-INVITE without SDP asks for our offer in the 2xx:
                     // that leg's own session description.
-                    let sdp = if msg.body().is_empty() {
-                        Ok(match leg {
-                            Leg::Caller => media.caller_answer(),
-                            Leg::Agent => media.agent_offer(),
-                        })
-                    } else if leg == Leg::Caller {
-                        media.caller_reoffer(msg.body())
-                    } else {
-                        media.agent_reoffer(msg.body())
+                    let no_offer = super::media::MediaFailure {
+                        status: 488,
+                        reason: "Not Acceptable Here",
+                        warning: None,
+                    };
+                    let sdp = match (leg, msg.body().is_empty()) {
+                        (Leg::Caller, true) => Ok(media.caller_answer()),
+                        (Leg::Agent, true) => Ok(media.agent_offer()),
+                        (Leg::Transfer, true) => media.transfer_offer().ok_or(no_offer),
+                        (Leg::Caller, false) => media.caller_reoffer(msg.body()),
+                        (Leg::Agent, false) => media.agent_reoffer(msg.body()),
+                        (Leg::Transfer, false) => media.transfer_reoffer(msg.body()),
                     };
                     Some(sdp)
                 });
@@ -194,6 +198,11 @@ impl Gateway {
                             call.agent_ok_to = Some(to.clone());
                             if let Some(agent) = call.core.agent_mut() {
                                 agent.reinvite_answered(now, r);
+                            }
+                        }
+                        Leg::Transfer => {
+                            if let Some(target) = call.core.transfer_leg_mut() {
+                                target.reinvite_answered(now, r);
                             }
                         }
                     }

@@ -11,7 +11,8 @@ use trunkline_call::{
     CallAction, CallInput, CallState, EndCause, FailureKind, MediaOrder, MediaStep,
 };
 use trunkline_sip::dialog::SessionTimer;
-use trunkline_sip::leg::{InboundAction, OutboundAction};
+use trunkline_sip::leg::{InboundAction, OutboundAction, OutboundInput};
+use trunkline_sip::transaction::TransactionKey;
 
 use super::call::{CallKey, Leg, format_call_id};
 use super::gateway::{CallTimer, Gateway, GatewayEvent};
@@ -63,8 +64,16 @@ impl Gateway {
             };
             match action {
                 CallAction::Caller(action) => self.caller_io(key, action),
-                CallAction::Agent(action) => self.agent_io(key, action),
-                CallAction::Dialled(action) => self.dialled_io(key, action),
+                CallAction::Agent(action) => self.leg_io(key, Leg::Agent, action),
+                CallAction::Dialled(action) => self.leg_io(key, Leg::Caller, action),
+                CallAction::Transfer(action) => self.leg_io(key, Leg::Transfer, action),
+                CallAction::TransferDialogUp(id) => {
+                    self.by_dialog.insert(id, (key, Leg::Transfer));
+                }
+                CallAction::TransferFailed { why, detail } => {
+                    self.transfer_failed(key, why, detail)
+                }
+                CallAction::Transferred => self.transferred(key),
                 CallAction::AgentDialogUp(id) => {
                     self.by_dialog.insert(id, (key, Leg::Agent));
                 }
@@ -140,31 +149,42 @@ impl Gateway {
         }
     }
 
-    /// Sends what the agent's SIP leg asks for.
-    fn agent_io(&mut self, key: CallKey, action: OutboundAction) {
+    /// Sends what a leg we placed asks for — the agent's SIP leg, the leg
+    /// we dialled toward the trunk (a call we place), a transfer target's
+    /// — to its peer, or a Route's.
+    fn leg_io(&mut self, key: CallKey, leg: Leg, action: OutboundAction) {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let call_id = call.id();
-        let Some(target) = call.agent_target.clone() else {
+        let target = match leg {
+            Leg::Agent => call.agent_target.clone(),
+            Leg::Caller => Some(call.caller_invite.target.clone()),
+            Leg::Transfer => call.transfer_target.clone(),
+        };
+        let Some(target) = target else {
             return;
+        };
+        let send_failed = |gw: &mut Gateway, tx: &TransactionKey| {
+            tracing::error!(call_id = %format_call_id(key), ?leg, method = tx.method(),
+                "transaction could not start");
+            // The leg hears it as a transport failure, so it neither waits
+            // for an answer for ever nor leaves the call behind.
+            let input = OutboundInput::TransportError(tx);
+            gw.tell_call(key, leg_input(leg, input));
         };
         match action {
             OutboundAction::StartInvite { tx, request } => {
                 // Under its own transaction, kept in the call's pending
                 // ones: an answer racing a CANCEL still gets its ACK and BYE.
                 let wire = Wire::shared(target, request);
-                if self.send_to(key, Leg::Agent, wire).is_none() {
-                    self.agent_send_failed(key, &tx);
+                if self.send_to(key, leg, wire).is_none() {
+                    send_failed(self, &tx);
                 }
             }
             OutboundAction::StartRequest { tx, request } => {
                 let to = self.target_for(&request, &target);
-                if self
-                    .send_to(key, Leg::Agent, Wire::new(to, request))
-                    .is_none()
-                {
-                    self.agent_send_failed(key, &tx);
+                if self.send_to(key, leg, Wire::new(to, request)).is_none() {
+                    send_failed(self, &tx);
                 }
             }
             OutboundAction::SendAck(ack) => {
@@ -172,89 +192,27 @@ impl Gateway {
                 self.send_now(Wire::new(to, ack));
             }
             OutboundAction::Retransmit(ok) => {
-                let to = call.agent_ok_to.clone().unwrap_or(target);
+                let to = match leg {
+                    Leg::Agent => call.agent_ok_to.clone().unwrap_or(target),
+                    _ => target,
+                };
                 self.send_now(Wire::new(to, ok));
             }
             OutboundAction::Abandon(tx) => {
-                tracing::info!(%call_id, "agent never answered our CANCEL; INVITE abandoned");
+                tracing::info!(call_id = %call.id(), ?leg, "no answer to our CANCEL; INVITE abandoned");
                 self.table.abandon(&tx);
             }
             OutboundAction::Finished => {
-                let id = call
-                    .core
-                    .agent()
-                    .and_then(|l| l.dialog())
-                    .map(|d| d.id().clone());
-                if let Some(id) = id {
+                let dialog = match leg {
+                    Leg::Agent => call.core.agent().and_then(|l| l.dialog()),
+                    Leg::Caller => call.core.five9_dialog(),
+                    Leg::Transfer => call.core.transfer_leg().and_then(|l| l.dialog()),
+                };
+                if let Some(id) = dialog.map(|d| d.id().clone()) {
                     self.by_dialog.remove(&id);
                 }
             }
             _ => {}
-        }
-    }
-
-    /// Sends what the leg we dialled toward the trunk asks for (a call we
-    /// place): to the trunk's address, or a Route's.
-    fn dialled_io(&mut self, key: CallKey, action: OutboundAction) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let target = call.caller_invite.target.clone();
-        match action {
-            OutboundAction::StartInvite { tx, request } => {
-                let wire = Wire::shared(target, request);
-                if self.send_to(key, Leg::Caller, wire).is_none() {
-                    self.dialled_send_failed(key, &tx);
-                }
-            }
-            OutboundAction::StartRequest { tx, request } => {
-                let to = self.target_for(&request, &target);
-                if self
-                    .send_to(key, Leg::Caller, Wire::new(to, request))
-                    .is_none()
-                {
-                    self.dialled_send_failed(key, &tx);
-                }
-            }
-            OutboundAction::SendAck(ack) => {
-                let to = self.target_for(&ack, &target);
-                self.send_now(Wire::new(to, ack));
-            }
-            OutboundAction::Retransmit(ok) => self.send_now(Wire::new(target, ok)),
-            OutboundAction::Abandon(tx) => {
-                tracing::info!(call_id = %format_call_id(key), "the trunk never answered our CANCEL; INVITE abandoned");
-                self.table.abandon(&tx);
-            }
-            OutboundAction::Finished => {
-                if let Some(id) = call.core.five9_dialog().map(|d| d.id().clone()) {
-                    self.by_dialog.remove(&id);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// As [`Gateway::agent_send_failed`], for the leg we dialled.
-    fn dialled_send_failed(
-        &mut self,
-        key: CallKey,
-        tx: &trunkline_sip::transaction::TransactionKey,
-    ) {
-        tracing::error!(call_id = %format_call_id(key), method = tx.method(), "transaction toward the trunk could not start");
-        if let Some(call) = self.calls.get_mut(&key) {
-            let input = trunkline_sip::leg::OutboundInput::TransportError(tx);
-            call.core.handle(Instant::now(), CallInput::Dialled(input));
-        }
-    }
-
-    /// A request of the agent leg's never left (its transaction could not
-    /// start): the leg hears it as a transport failure, so it neither
-    /// waits for an answer for ever nor leaves the call behind.
-    fn agent_send_failed(&mut self, key: CallKey, tx: &trunkline_sip::transaction::TransactionKey) {
-        tracing::error!(call_id = %format_call_id(key), method = tx.method(), "agent transaction could not start");
-        if let Some(call) = self.calls.get_mut(&key) {
-            let input = trunkline_sip::leg::OutboundInput::TransportError(tx);
-            call.core.handle(Instant::now(), CallInput::Agent(input));
         }
     }
 
@@ -296,6 +254,16 @@ impl Gateway {
             }
             MediaOrder::Update { agent_sdp } => media.agent_answer_again(&agent_sdp).map(|_| ()),
             MediaOrder::DialledAnswer { sdp } => media.accept_dialled_answer(&sdp),
+            MediaOrder::Bridge { sdp } => media.bridge_transfer(&sdp),
+            // Warm transfers are refused before they start (see
+            // `transfer`): the relay has no hold audio or three-way leg.
+            MediaOrder::Brief { .. } | MediaOrder::Complete | MediaOrder::Unbrief => {
+                Err(super::media::MediaFailure {
+                    status: 501,
+                    reason: "Not Implemented",
+                    warning: None,
+                })
+            }
         };
         result.map_err(|f| {
             tracing::info!(%call_id, failure = %f, "agent media unusable");
@@ -321,5 +289,14 @@ impl Gateway {
     /// Logs why the call ended, in the call core's words.
     pub(crate) fn log_end(&self, key: CallKey, reason: EndReason, cause: EndCause) {
         tracing::info!(call_id = %format_call_id(key), ?reason, %cause, "call ending");
+    }
+}
+
+/// What a leg we placed hears, as the call's input for that leg.
+fn leg_input(leg: Leg, input: OutboundInput<'_>) -> CallInput<'_> {
+    match leg {
+        Leg::Agent => CallInput::Agent(input),
+        Leg::Caller => CallInput::Dialled(input),
+        Leg::Transfer => CallInput::Transfer(input),
     }
 }

@@ -43,6 +43,10 @@ impl Gateway {
             *active = active.saturating_sub(1);
         }
         let call_id = call.id();
+        self.release_transfer(key);
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         let trunk = self.config.trunks[call.trunk].clone();
         let duration_ms = call
             .answered
@@ -113,6 +117,7 @@ impl Gateway {
                 .failure()
                 .filter(|_| call.answered.is_none())
                 .map(Into::into),
+            transfer: call.transfer.as_ref().map(|t| t.record()),
         };
         let shared_id = record.shared_id.clone();
         self.stats
@@ -164,6 +169,7 @@ impl Gateway {
         let fallback = match leg {
             Leg::Caller => call.caller_invite.target.clone(),
             Leg::Agent => call.agent_target.clone()?,
+            Leg::Transfer => call.transfer_target.clone()?,
         };
         let target = self.target_for(&request, &fallback);
         self.send_to(key, leg, Wire::new(target, request))

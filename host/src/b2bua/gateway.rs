@@ -62,6 +62,12 @@ pub enum GatewayEvent {
     /// Internal: the trunk of a call being placed was looked up.
     #[doc(hidden)]
     OriginateResolved(Box<super::originate::Pending>, Result<SocketAddr, String>),
+    /// Internal: the trunk of a transfer was looked up.
+    #[doc(hidden)]
+    TransferResolved(
+        Box<super::transfer::PendingTransfer>,
+        Result<SocketAddr, String>,
+    ),
     /// Internal: the agent's host name was resolved for call `.0`.
     #[doc(hidden)]
     AgentResolved(u64, Result<(SocketAddr, TransportKind), String>),
@@ -676,6 +682,9 @@ impl Gateway {
             GatewayEvent::Originate(request, reply) => self.on_originate(request, reply),
             GatewayEvent::OriginateResolved(pending, result) => {
                 self.on_originate_resolved(*pending, result)
+            }
+            GatewayEvent::TransferResolved(pending, result) => {
+                self.on_transfer_resolved(*pending, result)
             }
             GatewayEvent::Drain => {
                 tracing::info!("draining: new calls get 503");

@@ -49,6 +49,26 @@ impl MediaFailure {
     }
 }
 
+/// What we offer a trunk (a number we dial, a transfer target): G.711 and
+/// telephone-event, whatever the agent speaks; the relay transcodes.
+fn g711_offer() -> [Codec; 3] {
+    [
+        Codec::g711(Law::Ulaw),
+        Codec::g711(Law::Alaw),
+        Codec::telephone_event(101),
+    ]
+}
+
+/// Our media toward a transfer target, until it replaces the agent's leg.
+pub(crate) struct TransferMedia {
+    /// Its ports, until the relay takes them.
+    ports: Option<PortAllocation>,
+    local: LocalMedia,
+    offer: SessionDescription,
+    /// The trunk's address: the source its RTP may latch from.
+    ip: IpAddr,
+}
+
 /// The relay shared by every call.
 pub(crate) struct MediaPlane {
     pool: PortPool,
@@ -136,6 +156,7 @@ impl MediaPlane {
             tap: None,
             session: None,
             agent_applied: None,
+            transfer: None,
         })
     }
 
@@ -180,12 +201,7 @@ impl MediaPlane {
     ) -> Result<CallMedia, MediaFailure> {
         let (caller_ports, agent_ports) = self.reserve()?;
         let caller_local = LocalMedia::new(self.ip, caller_ports.rtp_port(), session_id);
-        let codecs = [
-            Codec::g711(Law::Ulaw),
-            Codec::g711(Law::Alaw),
-            Codec::telephone_event(101),
-        ];
-        let offer = build_offer(&caller_local, &codecs, Direction::SendRecv)
+        let offer = build_offer(&caller_local, &g711_offer(), Direction::SendRecv)
             .map_err(|_| MediaFailure::not_acceptable("no G.711 offer"))?;
         let (agent_local, agent_offer) = self.agent_side(&agent_ports, session_id)?;
         Ok(CallMedia {
@@ -201,7 +217,39 @@ impl MediaPlane {
             tap: None,
             session: None,
             agent_applied: None,
+            transfer: None,
         })
+    }
+
+    /// Reserves ports toward a transfer target at `target_ip` (the
+    /// outbound trunk's address) and returns our offer for its INVITE:
+    /// G.711 only and telephone-event, as toward any trunk. 503 when the
+    /// pool is exhausted.
+    pub(crate) fn open_transfer(
+        &self,
+        media: &mut CallMedia,
+        target_ip: IpAddr,
+        session_id: u64,
+    ) -> Result<String, MediaFailure> {
+        let ports = self
+            .pool
+            .allocate(self.ip, RtcpMode::Separate)
+            .map_err(|_| MediaFailure {
+                status: 503,
+                reason: "Service Unavailable",
+                warning: Some("399 trunkline \"No media ports available\"".into()),
+            })?;
+        let local = LocalMedia::new(self.ip, ports.rtp_port(), session_id ^ 0x7ea5);
+        let offer = build_offer(&local, &g711_offer(), Direction::SendRecv)
+            .map_err(|_| MediaFailure::not_acceptable("no G.711 offer"))?;
+        let text = offer.to_string();
+        media.transfer = Some(TransferMedia {
+            ports: Some(ports),
+            local,
+            offer,
+            ip: target_ip,
+        });
+        Ok(text)
     }
 
     /// Starts relaying once both legs are negotiated. Media events go to
@@ -290,6 +338,8 @@ pub(crate) struct CallMedia {
     /// The agent leg's parameters from the agent's SDP last applied (its
     /// 183 or its 200): a 200 repeating the 183's SDP changes nothing.
     agent_applied: Option<LegParams>,
+    /// Toward a transfer target, while one is dialled or bridged.
+    transfer: Option<TransferMedia>,
 }
 
 impl CallMedia {
@@ -431,6 +481,88 @@ impl CallMedia {
             })?;
         if let (Some(session), Ok(params)) = (&self.session, LegParams::from_negotiated(&neg)) {
             let params = self.agent_params(params);
+            let _ = session.update(LegId::B, params);
+            self.agent_applied = Some(params);
+        }
+        Ok(answer.to_string())
+    }
+
+    /// Cold transfer: the target's SDP answer to our offer; the relay puts
+    /// the target on the agent's leg (the agent's media ends, the caller
+    /// hears one stream go on). 488 when the answer cannot be used.
+    pub(crate) fn bridge_transfer(&mut self, sdp: &[u8]) -> Result<(), MediaFailure> {
+        let transfer = self
+            .transfer
+            .as_mut()
+            .ok_or_else(|| MediaFailure::not_acceptable("no transfer target"))?;
+        let answer = parse(sdp).map_err(|_| {
+            MediaFailure::not_acceptable("the transfer target's SDP answer cannot be parsed")
+        })?;
+        let neg = accept_answer(&transfer.offer, &answer).map_err(|_| {
+            MediaFailure::not_acceptable(
+                "the transfer target's SDP answer does not match our offer",
+            )
+        })?;
+        let params = LegParams::from_negotiated(&neg)
+            .map_err(|_| MediaFailure::not_acceptable("the target's codec is not G.711"))?
+            .with_signalling_ip(transfer.ip);
+        let session = self
+            .session
+            .as_mut()
+            .ok_or_else(|| MediaFailure::not_acceptable("no media runs"))?;
+        let ports = transfer
+            .ports
+            .take()
+            .ok_or_else(|| MediaFailure::not_acceptable("the transfer is bridged already"))?;
+        session
+            .replace(LegId::B, Leg::udp(ports, params))
+            .map_err(|e| MediaFailure {
+                status: 500,
+                reason: "Server Internal Error",
+                warning: Some(format!("399 trunkline \"relay: {e}\"")),
+            })?;
+        // The agent's side is gone: its SDP no longer describes leg B.
+        self.agent_applied = Some(params);
+        self.agent_ip = Some(transfer.ip);
+        Ok(())
+    }
+
+    /// A transfer that failed or ended unbridged: its ports go back.
+    pub(crate) fn drop_transfer(&mut self) {
+        if self.transfer.as_ref().is_some_and(|t| t.ports.is_some()) {
+            self.transfer = None;
+        }
+    }
+
+    /// Our offer toward the transfer target (a re-INVITE without SDP from
+    /// it asks for it).
+    pub(crate) fn transfer_offer(&self) -> Option<String> {
+        self.transfer.as_ref().map(|t| t.offer.to_string())
+    }
+
+    /// A new offer from the transfer target (hold, resume, refresh): the
+    /// answer, and the relay updated once it is bridged.
+    pub(crate) fn transfer_reoffer(&mut self, sdp: &[u8]) -> Result<String, MediaFailure> {
+        let offer = parse(sdp)?;
+        let transfer = self
+            .transfer
+            .as_mut()
+            .ok_or_else(|| MediaFailure::not_acceptable("no transfer target"))?;
+        transfer.local.session_version += 1;
+        let (answer, neg) =
+            answer_g711(&offer, &transfer.local, &[Law::Ulaw, Law::Alaw]).map_err(|e| {
+                MediaFailure {
+                    status: e.status(),
+                    reason: "Not Acceptable Here",
+                    warning: Some(e.warning("trunkline")),
+                }
+            })?;
+        let bridged = transfer.ports.is_none();
+        let ip = transfer.ip;
+        if bridged
+            && let (Some(session), Ok(params)) = (&self.session, LegParams::from_negotiated(&neg))
+        {
+            let params = params.with_signalling_ip(ip);
             let _ = session.update(LegId::B, params);
             self.agent_applied = Some(params);
         }

@@ -8,6 +8,8 @@
 //! - `drive` — each call's state machine (`trunkline_call::Call`, which
 //!   owns both legs and the rules between them) fed and carried out:
 //!   messages, media orders, `conclude`, timers, indexes.
+//! - `transfer` — a transfer the agent asks for: checks, the trunk's
+//!   address, the target's leg, what its end leaves (count, record).
 //! - `agent` — the agent's SIP leg: its transactions' reports.
 //! - `caller` — the caller's leg: its ACK, CANCEL and our requests' answers.
 //! - `uas` — answers outside any call: RFC 3261 §8.2 refusals (405, 501,
@@ -47,6 +49,7 @@ mod peers;
 mod session;
 mod stats;
 mod timers;
+mod transfer;
 mod uas;
 mod wire;
 
@@ -56,3 +59,7 @@ pub use gateway::{GatewayEvent, GatewayHandle, start};
 pub use originate::Pending as OriginatePending;
 pub use originate::{OriginateError, OriginateRequest};
 pub use stats::{GatewayStats, GatewayStatsSnapshot};
+#[doc(hidden)]
+pub use transfer::PendingTransfer;
+pub use transfer::TransferRequest;
+pub use trunkline_call::TransferMode;

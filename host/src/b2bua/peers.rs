@@ -72,6 +72,7 @@ impl Gateway {
             ),
             // No allow-list covers the agent: only the agent itself.
             Leg::Agent => (call.agent_peer.as_ref(), &none),
+            Leg::Transfer => (call.transfer_peer.as_ref(), &none),
         };
         let verdict = match peer {
             Some(peer) => check_source(method, origin.addr.ip(), origin.conn, peer, allowed),

@@ -9,7 +9,8 @@
 //! | `GET /v1/calls/{call_id}` | — | `200 CallInfo` |
 //! | `POST /v1/calls/{call_id}/attributes` | `{"attributes": {"k": "v"}}` | `200 CallInfo` (updated) |
 //! | `POST /v1/calls/{call_id}/end` | optional `{"attributes": {…}}` | `202 {"call_id", "state": "ending"}` |
-//! | `POST /v1/calls/{call_id}/transfer` | `{"destination": "…", "attributes": {…}}` | `202 {"call_id", "state": "ending", "destination"}` |
+//! | `POST /v1/calls/{call_id}/transfer` | `{"destination": "…", "attributes": {…}}` | `202 {"call_id", "state": "ending", "destination"}`: hand the caller back to Five9 (`conclude` makes it the BYE's headers or a REFER) |
+//! | `POST /v1/calls/{call_id}/transfer` | `{"mode": "cold", "to": "+1…" \| "sip:…", "outbound": "five9-out"}` | `202 {"call_id", "state": "transferring", "mode", "to"}`: Trunkline dials `to` and bridges the caller on its answer; `transfer.result` in `GET` follows it; `409` (not answered, ending, another transfer), `422` (unknown trunk, a number or URI that cannot be dialled, a bare extension) |
 //!
 //! Attribute values are strings; numbers and booleans are taken as their
 //! JSON text (`true` → `"true"`), objects and arrays as compact JSON text
@@ -27,7 +28,9 @@ use super::AppState;
 use super::auth::{Caller, Scope};
 use super::body::{IdPath, JsonBody, OptionalJsonBody};
 use super::error::ApiError;
-use crate::b2bua::{CallInfo, ControlOrder, OriginateError, OriginateRequest};
+use crate::b2bua::{
+    CallInfo, ControlOrder, OriginateError, OriginateRequest, TransferMode, TransferRequest,
+};
 use crate::policy::Attribute;
 
 /// Most attributes one request may set.
@@ -48,15 +51,26 @@ pub(crate) struct AttributesBody {
     pub attributes: Option<Map<String, Value>>,
 }
 
-/// `POST .../transfer`.
+/// `POST .../transfer`: a hand-back to Five9 (`destination`), or a
+/// transfer Trunkline places (`mode`, `to`, `outbound`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TransferBody {
-    /// The queue, skill or `sip:` URI the caller should go to.
-    pub destination: String,
+    /// Hand-back: the queue, skill or `sip:` URI the caller should go to.
+    #[serde(default)]
+    pub destination: Option<String>,
     /// Further attributes, set first.
     #[serde(default)]
     pub attributes: Map<String, Value>,
+    /// `cold` or `warm`: Trunkline dials `to` and bridges the caller.
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// The number or `sip:` URI to dial.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// The `[[outbound]]` trunk to dial it through.
+    #[serde(default)]
+    pub outbound: Option<String>,
 }
 
 /// `POST /v1/calls`.
@@ -342,14 +356,38 @@ pub(crate) async fn end(
     ))
 }
 
+/// The answer to a transfer Trunkline places: it goes on asynchronously;
+/// `GET /v1/calls/{call_id}` shows its `transfer.result`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Transferring {
+    /// The call.
+    pub call_id: String,
+    /// Always `transferring`.
+    pub state: &'static str,
+    /// `cold` or `warm`.
+    pub mode: &'static str,
+    /// The target as asked.
+    pub to: String,
+}
+
 /// `POST /v1/calls/{call_id}/transfer`.
 pub(crate) async fn transfer(
     State(state): State<AppState>,
     caller: Caller,
     IdPath(call_id): IdPath,
     JsonBody(body): JsonBody<TransferBody>,
-) -> Result<impl IntoResponse, ApiError> {
-    let destination = body.destination.trim().to_owned();
+) -> Result<axum::response::Response, ApiError> {
+    if body.mode.is_some() || body.to.is_some() || body.outbound.is_some() {
+        return bridge(state, caller, call_id, body)
+            .await
+            .map(IntoResponse::into_response);
+    }
+    let Some(destination) = body.destination else {
+        return Err(ApiError::InvalidBody(
+            "give `destination` (hand the caller back to Five9), or `mode`, `to` and `outbound` (Trunkline dials the target)".into(),
+        ));
+    };
+    let destination = destination.trim().to_owned();
     if destination.is_empty() {
         return Err(ApiError::InvalidBody("`destination` is empty".into()));
     }
@@ -368,6 +406,73 @@ pub(crate) async fn transfer(
             call_id,
             state: "ending",
             destination: Some(destination),
+        }),
+    )
+        .into_response())
+}
+
+/// A transfer Trunkline places: checks the body, then the core checks the
+/// call (409), the trunk and the number (422).
+async fn bridge(
+    state: AppState,
+    caller: Caller,
+    call_id: String,
+    body: TransferBody,
+) -> Result<impl IntoResponse, ApiError> {
+    if body.destination.is_some() {
+        return Err(ApiError::InvalidBody(
+            "`destination` (a hand-back) and `mode` (a transfer Trunkline dials) exclude each other".into(),
+        ));
+    }
+    let mode = match body.mode.as_deref() {
+        Some("cold") => TransferMode::Cold,
+        Some("warm") => TransferMode::Warm,
+        Some(other) => {
+            return Err(ApiError::InvalidBody(format!(
+                "`mode` is `{other}`; give `cold` or `warm`"
+            )));
+        }
+        None => {
+            return Err(ApiError::InvalidBody(
+                "missing field `mode` (`cold` or `warm`)".into(),
+            ));
+        }
+    };
+    let to = body
+        .to
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::InvalidBody("missing field `to` (a number or `sip:` URI)".into())
+        })?;
+    check_text("`to`", &to, MAX_DESTINATION)?;
+    let outbound = body
+        .outbound
+        .filter(|o| !o.trim().is_empty())
+        .ok_or_else(|| {
+            ApiError::InvalidBody("missing field `outbound` (an [[outbound]] trunk)".into())
+        })?;
+    check_text("`outbound`", &outbound, MAX_KEY)?;
+    if !body.attributes.is_empty() {
+        return Err(ApiError::InvalidBody(
+            "set attributes with POST .../attributes before a transfer Trunkline dials".into(),
+        ));
+    }
+    visible_call(&state, &caller, &call_id).await?;
+    let order = ControlOrder::Bridge(TransferRequest {
+        mode,
+        to: to.clone(),
+        outbound,
+    });
+    state.api.gateway.control(&call_id, order).await?;
+    tracing::info!(%call_id, key = %caller.name, mode = mode.as_str(), %to, "control API: transfer placed");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Transferring {
+            call_id,
+            state: "transferring",
+            mode: mode.as_str(),
+            to,
         }),
     ))
 }
@@ -437,7 +542,13 @@ mod tests {
         let transfer: TransferBody =
             serde_json::from_str(r#"{"destination": "Billing_Queue"}"#).unwrap();
         assert!(transfer.attributes.is_empty());
-        let no_destination: Result<TransferBody, _> = serde_json::from_str(r#"{}"#);
-        assert!(no_destination.is_err());
+        let typo: Result<TransferBody, _> = serde_json::from_str(r#"{"destnation": "q"}"#);
+        assert!(typo.is_err());
+        // Both shapes parse; the handler tells which fields it needs.
+        let placed: TransferBody =
+            serde_json::from_str(r#"{"mode": "cold", "to": "+18005550199", "outbound": "f9"}"#)
+                .unwrap();
+        assert_eq!(placed.mode.as_deref(), Some("cold"));
+        assert!(placed.destination.is_none());
     }
 }

@@ -26,6 +26,10 @@ pub enum ApiError {
     /// The call is already ending; it takes no more orders: 409.
     #[error("{0}")]
     Conflict(String),
+    /// The call cannot take this order in its state (a transfer before the
+    /// answer or during another): 409.
+    #[error("{0}")]
+    WrongState(String),
     /// The body is not JSON of the expected shape, or a value is out of
     /// bounds: 422.
     #[error("{0}")]
@@ -70,7 +74,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) | ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::WrongState(_) => StatusCode::CONFLICT,
             ApiError::InvalidBody(_) | ApiError::InvalidQuery(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -89,6 +93,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::NotFound(_) | ApiError::NoRoute(_) => "not_found",
             ApiError::Conflict(_) => "call_ending",
+            ApiError::WrongState(_) => "wrong_state",
             ApiError::InvalidBody(_) => "invalid_body",
             ApiError::InvalidQuery(_) => "invalid_query",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -109,6 +114,8 @@ impl From<ControlError> for ApiError {
                 "the call is already ending; it takes no more attributes or orders".into(),
             ),
             ControlError::Stopped => ApiError::Unavailable("the gateway is shutting down".into()),
+            ControlError::Conflict(why) => ApiError::WrongState(why),
+            ControlError::Invalid(why) => ApiError::InvalidBody(why),
         }
     }
 }
@@ -190,14 +197,16 @@ mod tests {
     }
 
     #[test]
-    fn control_errors_map_to_404_409_503() {
+    fn control_errors_map_to_404_409_422_503() {
         let table = [
             (ControlError::NoSuchCall, 404),
             (ControlError::Ending, 409),
             (ControlError::Stopped, 503),
+            (ControlError::Conflict("not answered".into()), 409),
+            (ControlError::Invalid("no such trunk".into()), 422),
         ];
         for (e, status) in table {
-            assert_eq!(ApiError::from(e).status().as_u16(), status, "{e:?}");
+            assert_eq!(ApiError::from(e.clone()).status().as_u16(), status, "{e:?}");
         }
     }
 }

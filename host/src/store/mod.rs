@@ -72,6 +72,36 @@ pub struct OutcomeRecord {
     /// calls and in records written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<FailureRecord>,
+    /// The last transfer the agent asked for (`POST
+    /// /v1/calls/{id}/transfer` with a `mode`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<TransferRecord>,
+}
+
+/// A transfer as records and the Handoff API show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferRecord {
+    /// The number or URI asked for.
+    pub to: String,
+    /// `cold` or `warm`.
+    pub mode: String,
+    /// The `[[outbound]]` trunk.
+    pub outbound: String,
+    /// `bridged` (the caller reached the target), `failed`, `cancelled`,
+    /// or `dialling` when the call ended first.
+    pub result: String,
+    /// Why it failed: `busy`, `no-answer`, `rejected`, `auth-failed`,
+    /// `unreachable`, `media`, `capacity`, `target-hangup`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// The SIP status behind the failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// When it was asked for (ms since the Unix epoch).
+    pub started_ms: u64,
+    /// When the caller was bridged to the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridged_ms: Option<u64>,
 }
 
 /// A leg's failure as records and the Handoff API show it.
@@ -451,6 +481,7 @@ pub(crate) fn sample(shared_id: &str, call_id: &str, age: Duration) -> OutcomeRe
         answered_ms: Some(ended_ms.saturating_sub(59_000)),
         ended_ms,
         failure: None,
+        transfer: None,
     }
 }
 

@@ -53,6 +53,8 @@ pub enum EndCause {
     TargetNeverAcked,
     /// A transfer failed after its agent had left.
     TransferFailed,
+    /// A connector agent went away.
+    AgentLeft,
 }
 
 impl std::fmt::Display for EndCause {
@@ -77,6 +79,7 @@ impl std::fmt::Display for EndCause {
                 f.write_str("transfer target never ACKed our 200 OK to its re-INVITE")
             }
             EndCause::TransferFailed => f.write_str("transfer failed after the agent left"),
+            EndCause::AgentLeft => f.write_str("agent connector went away"),
         }
     }
 }
@@ -117,6 +120,10 @@ pub enum CallInput<'a> {
     },
     /// End the call (control API, media timeout, shutdown).
     End(EndReason),
+    /// An agent that is not a SIP leg (a connector) went away: the call
+    /// ends, unless a cold transfer is dialling for the caller (see
+    /// `transfer`).
+    AgentLeft,
 }
 
 /// A media order for the owner's relay; it answers with

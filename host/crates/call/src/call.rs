@@ -409,6 +409,11 @@ impl Call {
                 }
             }
             CallInput::End(reason) => self.end(now, reason, EndCause::Ordered),
+            CallInput::AgentLeft => {
+                if !self.agent_left_during_transfer() {
+                    self.end(now, EndReason::AgentHangup, EndCause::AgentLeft);
+                }
+            }
         }
         self.pump(now);
     }

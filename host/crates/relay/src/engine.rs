@@ -287,6 +287,21 @@ impl Engine {
         }
     }
 
+    /// Puts another peer on leg `id` (a transfer target in place of the
+    /// agent): nothing learnt of the old one holds (latch, key presses,
+    /// reports), and the other leg's peer hears our stream go on — same
+    /// SSRC, numbering at +1 with the marker — now carrying the new peer.
+    pub(crate) fn replace(&mut self, id: LegId, params: LegParams, tap: bool, now: Instant) {
+        self.legs[id.index()] = Leg::new(params, tap, &self.config, &mut self.rng, now);
+        let other = &mut self.legs[id.other().index()];
+        other.out.resync();
+        other.out_events.resync();
+        for leg in &mut self.legs {
+            leg.last_rx = now;
+            leg.timed_out = false;
+        }
+    }
+
     /// Handles an RTP packet from `from`'s peer, rewriting `buf` in place.
     pub(crate) fn on_rtp(
         &mut self,

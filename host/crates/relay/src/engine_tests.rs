@@ -545,3 +545,42 @@ fn rtcp_of_every_type_is_rtcp_not_malformed() {
     h.engine.on_rtcp(LegId::A, addr(FIVE9), &app[..10], false);
     assert_eq!(h.stats().dropped_malformed, 1);
 }
+
+#[test]
+fn a_replaced_leg_takes_the_new_peer_and_the_other_side_hears_one_stream() {
+    let (a, b) = legs();
+    let mut h = Harness::new(a, b);
+    let (_, _, first, _) = h.send(LegId::B, AGENT, 8, 700, &[0xD5; 160]).unwrap();
+    h.send(LegId::A, FIVE9, 0, 10, &[0xFF; 160])
+        .expect("to the agent");
+    h.wait(20);
+
+    // A transfer target (PCMU, event 101) in place of the agent.
+    const HUMAN: &str = "198.51.100.9:7000";
+    let mut target = LegParams::new(LegCodec::g711(Law::Ulaw));
+    target.remote_rtp = Some(addr(HUMAN));
+    target.telephone_event = Some(101);
+    h.engine.replace(LegId::B, target, false, h.now);
+
+    assert!(
+        h.send(LegId::B, AGENT, 8, 701, &[0xD5; 160]).is_none(),
+        "the old agent is a stranger now"
+    );
+    let (to, heard) = h
+        .relay(LegId::B, HUMAN, 0, 3, &[0xFF; 160])
+        .expect("the target reaches the caller");
+    assert_eq!(to, addr(FIVE9));
+    assert_eq!(heard.payload_type, 0, "Five9's PCMU");
+    assert_eq!(heard.payload, [0xFF; 160], "same law: passed through");
+    assert_eq!(
+        heard.sequence,
+        first.wrapping_add(1),
+        "our numbering toward the caller goes on"
+    );
+    assert!(heard.marker, "a new talkspurt");
+    let (to, pt, _, payload) = h
+        .send(LegId::A, FIVE9, 0, 11, &[0xFF; 160])
+        .expect("the caller reaches the target");
+    assert_eq!((to, pt), (addr(HUMAN), 0));
+    assert_eq!(payload, [0xFF; 160], "no transcoding to a PCMU target");
+}

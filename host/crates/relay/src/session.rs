@@ -67,6 +67,7 @@ impl Leg {
 #[derive(Debug)]
 pub(crate) enum Command {
     Update(LegId, LegParams),
+    Replace(LegId, Box<(LegIo, LegParams, bool)>),
     Stop,
 }
 
@@ -130,6 +131,21 @@ impl MediaSession {
     pub fn update(&self, leg: LegId, params: LegParams) -> Result<(), RelayError> {
         self.commands
             .send(Command::Update(leg, params))
+            .map_err(|_| RelayError::Stopped)
+    }
+
+    /// Puts `with` on `leg` in place of its peer (a transfer target in
+    /// place of the agent): the old transport is closed (its ports return
+    /// to the pool), and the other leg's peer hears our stream go on with
+    /// the same SSRC. Must run on the session's runtime.
+    pub fn replace(&mut self, leg: LegId, with: Leg) -> Result<(), RelayError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| RelayError::NoRuntime)?;
+        let _guard = runtime.enter();
+        let tap = matches!(with.transport, Transport::Tap(_));
+        let io = LegIo::new(with.transport, with.params)?;
+        self.local[leg.index()] = io.local_rtp();
+        self.commands
+            .send(Command::Replace(leg, Box::new((io, with.params, tap))))
             .map_err(|_| RelayError::Stopped)
     }
 

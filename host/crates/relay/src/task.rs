@@ -359,6 +359,12 @@ pub(crate) async fn run(
                 legs[leg.index()].tap_header.payload_type = params.codec.payload_type;
                 cx.engine.update(leg, params, Instant::now());
             }
+            Wake::Command(Some(Command::Replace(leg, with))) => {
+                let (io, params, tap) = *with;
+                // The old sockets close here; their ports go back.
+                legs[leg.index()] = io;
+                cx.engine.replace(leg, params, tap, Instant::now());
+            }
             Wake::Command(Some(Command::Stop) | None) => break,
             Wake::Readable(leg, rtcp) => cx.drain(leg, rtcp, &legs),
             Wake::Tap(leg) => {

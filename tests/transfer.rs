@@ -1,0 +1,389 @@
+//! Transfers the agent asks for (`POST /v1/calls/{id}/transfer` with a
+//! `mode`), end to end: SIPp plays Five9 calling in, the AI agent, and the
+//! Five9 inbound number the caller is transferred to (a digest challenge
+//! checked with its `verifyauth`, then an answer, busy, or no answer).
+//! After each, `/metrics` shows nothing left behind: no call, dialog or
+//! media port.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::gateway::{Gateway, TEST_KEY};
+use support::http;
+use support::sipp::{Sipp, loopback};
+
+const USER: &str = "trunkline";
+const PASSWORD: &str = "s3cret-xfer-2291";
+const HUMAN: &str = "+1 (800) 555-0199";
+
+/// A gateway that routes Five9's calls to the SIP agent at `agent`, with
+/// an outbound trunk `five9-out` toward `inbound` (the inbound number's
+/// SBC), its password from the environment.
+fn gateway(agent: SocketAddr, inbound: SocketAddr) -> Gateway {
+    gateway_with(agent, inbound, PASSWORD, 4)
+}
+
+/// As [`gateway`], with the trunk's password and `max_concurrent`.
+fn gateway_with(agent: SocketAddr, inbound: SocketAddr, password: &str, max: usize) -> Gateway {
+    Gateway::builder("route-reason")
+        .policy_toml(&format!("default_agent = \"sip:agent@{agent}\""))
+        .env("F9_OUT_PASSWORD", password)
+        .extra_toml(&format!(
+            "[[outbound]]\nname = \"five9-out\"\nuri = \"sip:{inbound}\"\nring_timeout_secs = 3\nmax_concurrent = {max}\n\
+             [outbound.auth]\nuser = \"{USER}\"\npassword_env = \"F9_OUT_PASSWORD\"\n\
+             [outbound.caller_id]\nuser = \"+18005550100\"\n\
+             [outbound.numbers]\ndefault_country_code = \"1\"\n"
+        ))
+        .start()
+}
+
+/// The inbound number: `answer` is `200`, `486` or `none`.
+fn inbound_number(addr: SocketAddr, answer: &str) -> support::sipp::Running {
+    let mut sipp = Sipp::new("five9_inbound_number.xml", addr)
+        .set("user", USER)
+        .set("password", PASSWORD)
+        .set("answer", answer)
+        .set("audio", "1")
+        .set("expect1", "X-Trunkline-Call-ID: tl-")
+        .timeout(Duration::from_secs(40))
+        .spawn();
+    sipp.wait_ready(Duration::from_secs(5));
+    sipp
+}
+
+/// Five9 calling in; it hangs up `after` its call is answered.
+fn five9_calls(gw: &Gateway, after: Duration) -> support::sipp::Running {
+    let mut sipp = Sipp::new("five9_uac_hangup.xml", loopback())
+        .remote(gw.sip)
+        .set("audio", "1")
+        .pause(after)
+        .timeout(Duration::from_secs(40))
+        .spawn();
+    sipp.wait_ready(Duration::from_secs(5));
+    sipp
+}
+
+fn agent_waits_for_bye(addr: SocketAddr) -> support::sipp::Running {
+    let mut sipp = Sipp::new("agent_uas_wait_bye.xml", addr)
+        .timeout(Duration::from_secs(40))
+        .spawn();
+    sipp.wait_ready(Duration::from_secs(5));
+    sipp
+}
+
+/// The one active call, once it is `connected`.
+fn connected_call(gw: &Gateway) -> String {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = http::get(gw.http, "/v1/calls", Some(TEST_KEY));
+        let v: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+        if let Some(c) = v["calls"].as_array().and_then(|c| c.first())
+            && c["state"] == "connected"
+        {
+            return c["call_id"].as_str().expect("an id").to_owned();
+        }
+        assert!(Instant::now() < until, "no call connected: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn transfer(gw: &Gateway, id: &str, body: Value) -> http::Response {
+    http::post_json(
+        gw.http,
+        &format!("/v1/calls/{id}/transfer"),
+        Some(TEST_KEY),
+        &body,
+    )
+}
+
+fn cold(to: &str) -> Value {
+    json!({"mode": "cold", "to": to, "outbound": "five9-out"})
+}
+
+/// Polls the call until `done(view)` holds (or `limit` passes); returns the
+/// last view (the record's, once ended).
+fn wait_for(gw: &Gateway, id: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    let until = Instant::now() + limit;
+    loop {
+        let r = http::get(gw.http, &format!("/v1/calls/{id}"), Some(TEST_KEY));
+        let v: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+        if done(&v) || Instant::now() >= until {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Nothing of any call is left: records, dialogs, media ports.
+fn assert_nothing_left(gw: &Gateway) {
+    let until = Instant::now() + Duration::from_secs(40);
+    while gw.metric("trunkline_calls_open") > 0.0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for series in [
+        "trunkline_active_calls",
+        "trunkline_calls_open",
+        "trunkline_sip_dialogs_open",
+        "trunkline_rtp_port_pairs_in_use",
+    ] {
+        assert_eq!(gw.metric(series), 0.0, "{series} after the test");
+    }
+}
+
+#[test]
+fn a_cold_transfer_bridges_the_caller_to_the_inbound_number_and_releases_the_agent() {
+    let agent_addr = loopback();
+    let inbound_addr = loopback();
+    let gw = gateway(agent_addr, inbound_addr);
+    let target = inbound_number(inbound_addr, "200");
+    let agent = agent_waits_for_bye(agent_addr);
+    let five9 = five9_calls(&gw, Duration::from_secs(6));
+
+    let id = connected_call(&gw);
+    let r = transfer(&gw, &id, cold(HUMAN));
+    assert_eq!(r.status, 202, "{r}");
+    let v: Value = serde_json::from_str(&r.body).expect("JSON");
+    assert_eq!(v["state"], "transferring", "{r}");
+
+    let bridged = wait_for(&gw, &id, Duration::from_secs(10), |v| {
+        v["transfer"]["result"] != "dialling"
+    });
+    assert_eq!(bridged["transfer"]["result"], "bridged", "{bridged}");
+    assert_eq!(bridged["state"], "connected", "the call goes on: {bridged}");
+
+    // The agent was let go with a BYE as soon as the caller was bridged.
+    let agent = agent.wait_within(Duration::from_secs(5));
+    agent.assert_passed();
+    // The caller hangs up (6 s after its answer): the inbound number gets
+    // the BYE, and the call ends as the caller's hang-up.
+    let five9 = five9.wait_within(Duration::from_secs(15));
+    five9.assert_passed();
+    let target = target.wait_within(Duration::from_secs(10));
+    target.assert_passed();
+
+    let invite = target
+        .received()
+        .filter(|m| m.method() == Some("INVITE"))
+        .last()
+        .expect("the inbound number got the INVITE");
+    assert!(
+        invite
+            .start_line()
+            .starts_with(&format!("INVITE sip:+18005550199@{inbound_addr}")),
+        "the number in E.164: {}",
+        invite.start_line()
+    );
+    assert!(
+        invite
+            .header("Authorization")
+            .is_some_and(|a| a.contains("username=\"trunkline\"") && a.contains("qop=auth")),
+        "answered the challenge: {invite:?}"
+    );
+    assert!(
+        invite
+            .header("From")
+            .is_some_and(|f| f.contains("+14155550123")),
+        "the inbound number sees the customer's number: {invite:?}"
+    );
+    assert_eq!(invite.header("X-Trunkline-Call-ID"), Some(id.as_str()));
+    // The caller's media went to the number: the pcap's packets left
+    // SIPp toward our port and the number's RTP came back to the caller
+    // (SIPp plays both sides; the relay counts what crossed it).
+    assert!(
+        gw.metric("trunkline_rtp_packets_total{direction=\"agent_to_caller\"}") > 50.0,
+        "audio from the inbound number reached the caller"
+    );
+
+    let ended = wait_for(&gw, &id, Duration::from_secs(5), |v| v["state"] == "ended");
+    assert_eq!(ended["end_reason"], "caller-hangup", "{ended}");
+    let t = &ended["outcome"]["transfer"];
+    assert_eq!(t["result"], "bridged", "{ended}");
+    assert_eq!(t["mode"], "cold");
+    assert_eq!(t["to"], HUMAN);
+    assert_eq!(t["outbound"], "five9-out");
+    assert!(t["bridged_ms"].as_u64() >= t["started_ms"].as_u64(), "{t}");
+    assert!(!gw.log().contains(PASSWORD), "the password reached the log");
+    assert_nothing_left(&gw);
+}
+
+#[test]
+fn a_busy_silent_or_refusing_number_leaves_the_caller_with_the_agent() {
+    for (answer, password, kind, status) in [
+        ("486", PASSWORD, "busy", Some(486u16)),
+        ("none", PASSWORD, "no-answer", None),
+        // Wrong trunk credentials: verifyauth fails, the number says 403.
+        ("200", "not-the-password", "auth-failed", Some(403)),
+    ] {
+        let agent_addr = loopback();
+        let inbound_addr = loopback();
+        let gw = gateway_with(agent_addr, inbound_addr, password, 4);
+        let target = inbound_number(inbound_addr, answer);
+        let agent = agent_waits_for_bye(agent_addr);
+        let five9 = five9_calls(&gw, Duration::from_secs(7));
+
+        let id = connected_call(&gw);
+        assert_eq!(transfer(&gw, &id, cold(HUMAN)).status, 202);
+        let failed = wait_for(&gw, &id, Duration::from_secs(8), |v| {
+            v["transfer"]["result"] != "dialling"
+        });
+        assert_eq!(failed["transfer"]["result"], "failed", "{answer}: {failed}");
+        assert_eq!(failed["transfer"]["failure"], kind, "{failed}");
+        assert_eq!(
+            failed["transfer"]["status"].as_u64(),
+            status.map(u64::from),
+            "{failed}"
+        );
+        assert_eq!(
+            failed["state"], "connected",
+            "still with the agent: {failed}"
+        );
+
+        // The caller hangs up later: the agent, still on the call, gets
+        // the BYE then.
+        let five9 = five9.wait_within(Duration::from_secs(15));
+        five9.assert_passed();
+        let agent = agent.wait_within(Duration::from_secs(5));
+        agent.assert_passed();
+        let target = target.wait_within(Duration::from_secs(5));
+        target.assert_passed();
+        if answer == "none" {
+            assert!(
+                target.received_request("CANCEL").is_some(),
+                "the number that never answered got a CANCEL"
+            );
+        }
+        let ended = wait_for(&gw, &id, Duration::from_secs(5), |v| v["state"] == "ended");
+        assert_eq!(ended["end_reason"], "caller-hangup", "{ended}");
+        assert_eq!(ended["outcome"]["transfer"]["failure"], kind, "{ended}");
+        assert!(!gw.log().contains(password), "the password reached the log");
+        assert_nothing_left(&gw);
+    }
+}
+
+#[test]
+fn transfers_that_cannot_start_get_409_or_422_with_the_reason() {
+    let agent_addr = loopback();
+    let inbound_addr = loopback();
+    let gw = gateway(agent_addr, inbound_addr);
+    // A call whose agent rings for ever: not answered, so 409.
+    let mut ringing = Sipp::new("agent_uas_slow.xml", agent_addr)
+        .timeout(Duration::from_secs(30))
+        .spawn();
+    ringing.wait_ready(Duration::from_secs(5));
+    let five9 = Sipp::new("five9_uac_cancel.xml", loopback())
+        .remote(gw.sip)
+        .pause(Duration::from_secs(3))
+        .timeout(Duration::from_secs(30))
+        .spawn();
+    let until = Instant::now() + Duration::from_secs(5);
+    let id = loop {
+        let r = http::get(gw.http, "/v1/calls", Some(TEST_KEY));
+        let v: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+        if let Some(id) = v["calls"][0]["call_id"].as_str() {
+            break id.to_owned();
+        }
+        assert!(Instant::now() < until, "no call: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let r = transfer(&gw, &id, cold(HUMAN));
+    assert_eq!(r.status, 409, "{r}");
+    assert!(r.body.contains("not answered"), "{r}");
+
+    for (body, why) in [
+        (
+            json!({"mode": "cold", "to": HUMAN, "outbound": "nope"}),
+            "no [[outbound]] trunk",
+        ),
+        (
+            json!({"mode": "cold", "to": "1234", "outbound": "five9-out"}),
+            "bare extension",
+        ),
+        (
+            json!({"mode": "cold", "to": "call me", "outbound": "five9-out"}),
+            "neither a phone number",
+        ),
+        (
+            json!({"mode": "sideways", "to": HUMAN, "outbound": "five9-out"}),
+            "`mode`",
+        ),
+        (json!({"mode": "cold", "outbound": "five9-out"}), "`to`"),
+        (json!({"mode": "cold", "to": HUMAN}), "`outbound`"),
+        (json!({}), "give `destination`"),
+        (
+            json!({"mode": "cold", "to": HUMAN, "outbound": "five9-out", "destination": "q"}),
+            "exclude",
+        ),
+    ] {
+        let r = transfer(&gw, &id, body.clone());
+        assert!(r.status == 422 || r.status == 409, "{body}: {r}");
+        if r.status == 422 {
+            assert!(r.body.contains(why), "{body}: {r}");
+        }
+    }
+    let r = transfer(&gw, "tl-0000000000000001", cold(HUMAN));
+    assert_eq!(r.status, 404, "{r}");
+    five9.wait_within(Duration::from_secs(10));
+    ringing.wait_within(Duration::from_secs(10));
+    assert_nothing_left(&gw);
+}
+
+#[test]
+fn a_full_trunk_fails_a_transfer_and_a_second_transfer_while_one_dials_is_409() {
+    let agent_addr = loopback();
+    let inbound_addr = loopback();
+    let gw = gateway_with(agent_addr, inbound_addr, PASSWORD, 1);
+    // Never answers: two INVITEs (a call we place, then the transfer),
+    // each CANCELled.
+    let mut target = Sipp::new("five9_inbound_number.xml", inbound_addr)
+        .set("user", USER)
+        .set("password", PASSWORD)
+        .set("answer", "none")
+        .calls(2)
+        .timeout(Duration::from_secs(40))
+        .spawn();
+    target.wait_ready(Duration::from_secs(5));
+    let agent = agent_waits_for_bye(agent_addr);
+    let five9 = five9_calls(&gw, Duration::from_secs(10));
+    let id = connected_call(&gw);
+
+    // A call placed through the trunk takes its one slot...
+    let r = http::post_json(
+        gw.http,
+        "/v1/calls",
+        Some(TEST_KEY),
+        &json!({"to": HUMAN, "outbound": "five9-out", "agent": format!("sip:agent@{agent_addr}")}),
+    );
+    assert_eq!(r.status, 201, "{r}");
+    // ...so the transfer fails at once, and the caller stays.
+    assert_eq!(transfer(&gw, &id, cold(HUMAN)).status, 202);
+    let full = wait_for(&gw, &id, Duration::from_secs(2), |v| {
+        v["transfer"]["result"] == "failed"
+    });
+    assert_eq!(full["transfer"]["failure"], "capacity", "{full}");
+    assert_eq!(full["state"], "connected", "{full}");
+
+    // Once the placed call gave up ringing, the slot is free again.
+    let until = Instant::now() + Duration::from_secs(6);
+    let r = loop {
+        let r = transfer(&gw, &id, cold(HUMAN));
+        let dialling = wait_for(&gw, &id, Duration::from_millis(300), |v| {
+            v["transfer"]["result"] == "dialling"
+        });
+        if dialling["transfer"]["result"] == "dialling" || Instant::now() >= until {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(r.status, 202, "{r}");
+    let again = transfer(&gw, &id, cold(HUMAN));
+    assert_eq!(again.status, 409, "{again}");
+    assert!(again.body.contains("already under way"), "{again}");
+
+    five9.wait_within(Duration::from_secs(15)).assert_passed();
+    agent.wait_within(Duration::from_secs(5)).assert_passed();
+    target.wait_within(Duration::from_secs(10)).assert_passed();
+    assert_nothing_left(&gw);
+}
