@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::gateway::{Gateway, OTHER_TENANT_KEY, TEST_KEY};
 use support::http;
-use support::rtp::{PCMA, PCMU, RtpPeer, analyse};
-use support::sip_text::{Msg, UdpPeer, reply_to};
+use support::rtp::{PCMA, PCMU, analyse};
 use support::sipp::{Sipp, loopback};
+use support::uas::Uas;
 
 const USER: &str = "trunkline-out";
 const PASSWORD: &str = "s3cret-out-7731";
@@ -248,68 +248,6 @@ fn bad_requests_get_422_and_a_full_trunk_429() {
     assert_eq!(ended["end_reason"], "agent-request", "{ended}");
 }
 
-/// A UAS written here (Five9's SBC without a challenge, or the agent):
-/// answers the gateway's INVITE with one codec, RTP at its own socket.
-struct Uas {
-    sip: UdpPeer,
-    rtp: RtpPeer,
-}
-
-impl Uas {
-    fn new(gw: &Gateway) -> Uas {
-        let me = loopback();
-        let sock = std::net::UdpSocket::bind(me).expect("binding a UAS");
-        Uas {
-            sip: UdpPeer {
-                sock,
-                me,
-                gw: gw.sip,
-            },
-            rtp: RtpPeer::bind(),
-        }
-    }
-
-    /// Answers the next INVITE with `pt` (PCMU or PCMA) and waits for the
-    /// ACK; returns the INVITE.
-    fn answer(&self, pt: u8) -> Msg {
-        let invite = self
-            .sip
-            .wait_for_msg("the gateway's INVITE", Duration::from_secs(10), |m| {
-                m.method() == Some("INVITE")
-            });
-        let name = if pt == PCMU { "PCMU" } else { "PCMA" };
-        let ip = self.rtp.addr.ip();
-        let body = format!(
-            "v=0\r\no=uas 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
-             m=audio {} RTP/AVP {pt} 101\r\na=rtpmap:{pt} {name}/8000\r\n\
-             a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\n",
-            self.rtp.addr.port()
-        );
-        let extra = format!(
-            "Contact: <sip:uas@{}>\r\nContent-Type: application/sdp\r\n",
-            self.sip.me
-        );
-        self.sip
-            .send(&reply_to(&invite, "200 OK", Some("uas"), &extra, &body));
-        self.sip
-            .wait_for_msg("the ACK", Duration::from_secs(5), |m| {
-                m.method() == Some("ACK")
-            });
-        invite
-    }
-
-    /// Answers the gateway's BYE; returns it.
-    fn take_bye(&self) -> Msg {
-        let bye = self
-            .sip
-            .wait_for_msg("the gateway's BYE", Duration::from_secs(10), |m| {
-                m.method() == Some("BYE")
-            });
-        self.sip.send(&reply_to(&bye, "200 OK", None, "", ""));
-        bye
-    }
-}
-
 #[test]
 fn a_placed_call_carries_audio_both_ways_between_pcma_five9_and_a_pcmu_agent() {
     let five9_sip = loopback();
@@ -321,18 +259,8 @@ fn a_placed_call_carries_audio_both_ways_between_pcma_five9_and_a_pcmu_agent() {
         ))
         .start();
     // Five9's SBC on the trunk's address; the agent anywhere.
-    let five9 = {
-        let sock = std::net::UdpSocket::bind(five9_sip).expect("binding Five9");
-        Uas {
-            sip: UdpPeer {
-                sock,
-                me: five9_sip,
-                gw: gw.sip,
-            },
-            rtp: RtpPeer::bind(),
-        }
-    };
-    let agent = Uas::new(&gw);
+    let five9 = Uas::at(five9_sip, gw.sip);
+    let agent = Uas::new(gw.sip);
     let id = call_id(&place(
         &gw,
         json!({"to": "+14155550100", "outbound": "plain", "agent": format!("sip:agent@{}", agent.sip.me)}),

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::gateway::{Gateway, TEST_KEY};
 use support::http;
+use support::rtp::{PCMA, PCMU, analyse};
 use support::sipp::{Sipp, loopback};
+use support::uas::Uas;
 
 const USER: &str = "trunkline";
 const PASSWORD: &str = "s3cret-xfer-2291";
@@ -385,5 +387,105 @@ fn a_full_trunk_fails_a_transfer_and_a_second_transfer_while_one_dials_is_409() 
     five9.wait_within(Duration::from_secs(15)).assert_passed();
     agent.wait_within(Duration::from_secs(5)).assert_passed();
     target.wait_within(Duration::from_secs(10)).assert_passed();
+    assert_nothing_left(&gw);
+}
+
+#[test]
+fn after_a_cold_transfer_the_caller_and_the_target_hear_each_other_in_their_own_codecs() {
+    let five9_sip = loopback();
+    let human_sip = loopback();
+    let gw = Gateway::builder("route-reason")
+        .policy_toml("default_agent = \"builtin:menu\"")
+        .extra_toml(&format!(
+            "[[outbound]]\nname = \"plain\"\nuri = \"sip:{five9_sip}\"\n\
+             [[outbound]]\nname = \"human\"\nuri = \"sip:{human_sip}\"\n\
+             [outbound.caller_id]\nuser = \"+18005550100\"\n"
+        ))
+        .start();
+    let five9 = Uas::at(five9_sip, gw.sip);
+    let agent = Uas::new(gw.sip);
+    let human = Uas::at(human_sip, gw.sip);
+    // A call we place to a PCMA number, with a PCMU agent; then the agent
+    // hands the number to a PCMU human.
+    let r = http::post_json(
+        gw.http,
+        "/v1/calls",
+        Some(TEST_KEY),
+        &json!({"to": "+14155550100", "outbound": "plain", "agent": format!("sip:agent@{}", agent.sip.me)}),
+    );
+    assert_eq!(r.status, 201, "{r}");
+    let id = serde_json::from_str::<Value>(&r.body).expect("JSON")["call_id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let offer = five9.answer(PCMA);
+    let to_agent = agent.answer(PCMU);
+    let up = wait_for(&gw, &id, Duration::from_secs(5), |v| {
+        v["state"] == "connected"
+    });
+    assert_eq!(up["state"], "connected", "{up}");
+
+    // Before: Five9 hears the agent (its 300 Hz); note our stream's SSRC.
+    let agent_tone = agent.rtp.send_tone(to_agent.rtp_target(), PCMU, 300.0);
+    std::thread::sleep(Duration::from_millis(300));
+    five9.rtp.drain();
+    let before = five9.rtp.collect(Duration::from_millis(500), Some(PCMA));
+    agent_tone.stop();
+    let a = analyse(&before).expect("Five9 heard the agent");
+    assert!((a.freq - 300.0).abs() < 5.0, "{a:?}");
+
+    let r = transfer(
+        &gw,
+        &id,
+        json!({"mode": "cold", "to": "+18005550199", "outbound": "human"}),
+    );
+    assert_eq!(r.status, 202, "{r}");
+    let to_human = human.answer(PCMU);
+    assert_eq!(
+        to_human.audio_payloads(),
+        ["0", "8", "101"],
+        "G.711 only toward a trunk"
+    );
+    let bye = agent.take_bye();
+    assert!(bye.start_line().starts_with("BYE "), "the agent is let go");
+    let bridged = wait_for(&gw, &id, Duration::from_secs(5), |v| {
+        v["transfer"]["result"] == "bridged"
+    });
+    assert_eq!(bridged["transfer"]["result"], "bridged", "{bridged}");
+
+    let f9_tone = five9.rtp.send_tone(offer.rtp_target(), PCMA, 1004.0);
+    let human_tone = human.rtp.send_tone(to_human.rtp_target(), PCMU, 440.0);
+    std::thread::sleep(Duration::from_millis(300));
+    five9.rtp.drain();
+    human.rtp.drain();
+    let heard_by_five9 = five9.rtp.collect(Duration::from_secs(1), Some(PCMA));
+    let heard_by_human = human.rtp.collect(Duration::from_secs(1), Some(PCMU));
+    f9_tone.stop();
+    human_tone.stop();
+    let f = analyse(&heard_by_five9).expect("Five9 heard the human");
+    let h = analyse(&heard_by_human).expect("the human heard Five9");
+    assert!((f.freq - 440.0).abs() < 5.0, "Five9 heard {f:?}");
+    assert!((h.freq - 1004.0).abs() < 5.0, "the human heard {h:?}");
+    assert!(f.snr_db > 30.0 && h.snr_db > 30.0, "{f:?} {h:?}");
+    // One stream toward Five9 throughout: the same SSRC, sequence going on.
+    let (first, after) = (&before[0], &heard_by_five9[0]);
+    assert_eq!(first.ssrc, after.ssrc, "Five9 sees one RTP stream");
+    assert!(
+        after.seq.wrapping_sub(before.last().expect("packets").seq) < 1000,
+        "its numbering goes on"
+    );
+
+    // Either end hangs up the other: here the control API ends the call.
+    let r = http::post_json(
+        gw.http,
+        &format!("/v1/calls/{id}/end"),
+        Some(TEST_KEY),
+        &json!({}),
+    );
+    assert_eq!(r.status, 202, "{r}");
+    five9.take_bye();
+    human.take_bye();
+    let ended = wait_for(&gw, &id, Duration::from_secs(5), |v| v["state"] == "ended");
+    assert_eq!(ended["outcome"]["transfer"]["result"], "bridged", "{ended}");
     assert_nothing_left(&gw);
 }

@@ -12,6 +12,7 @@ pub mod rtp;
 pub mod sip_text;
 pub mod sipp;
 pub mod tls;
+pub mod uas;
 pub mod ws_agent;
 
 use std::collections::BTreeMap;
