@@ -392,6 +392,93 @@ fn a_full_trunk_fails_a_transfer_and_a_second_transfer_while_one_dials_is_409() 
 
 #[test]
 fn after_a_cold_transfer_the_caller_and_the_target_hear_each_other_in_their_own_codecs() {
+    let p = placed_call();
+    let (gw, id) = (&p.gw, p.id.as_str());
+    // Before: Five9 hears the agent (its 300 Hz); note our stream's SSRC.
+    let tone = p.agent.rtp.send_tone(p.to_us_from_agent, PCMU, 300.0);
+    std::thread::sleep(Duration::from_millis(300));
+    p.five9.rtp.drain();
+    let before = p.five9.rtp.collect(Duration::from_millis(500), Some(PCMA));
+    tone.stop();
+    let a = analyse(&before).expect("Five9 heard the agent");
+    assert!(near(a.freq, 300.0), "{a:?}");
+
+    let r = transfer(
+        gw,
+        id,
+        json!({"mode": "cold", "to": "+18005550199", "outbound": "human"}),
+    );
+    assert_eq!(r.status, 202, "{r}");
+    let to_human = p.human.answer(PCMU);
+    assert_eq!(
+        to_human.audio_payloads(),
+        ["0", "8", "101"],
+        "G.711 only toward a trunk"
+    );
+    let bye = p.agent.take_bye();
+    assert!(bye.start_line().starts_with("BYE "), "the agent is let go");
+    let bridged = wait_for(gw, id, Duration::from_secs(5), |v| {
+        v["transfer"]["result"] == "bridged"
+    });
+    assert_eq!(bridged["transfer"]["result"], "bridged", "{bridged}");
+
+    // Five9 says 1004 Hz in PCMA, the human 440 Hz in PCMU.
+    let f9_tone = p.five9.rtp.send_tone(p.to_us_from_five9, PCMA, 1004.0);
+    let human_tone = p.human.rtp.send_tone(to_human.rtp_target(), PCMU, 440.0);
+    std::thread::sleep(Duration::from_millis(300));
+    p.five9.rtp.drain();
+    p.human.rtp.drain();
+    let heard_by_five9 = p.five9.rtp.collect(Duration::from_secs(1), Some(PCMA));
+    let heard_by_human = p.human.rtp.collect(Duration::from_secs(1), Some(PCMU));
+    f9_tone.stop();
+    human_tone.stop();
+    let f = analyse(&heard_by_five9).expect("Five9 heard the human");
+    let h = analyse(&heard_by_human).expect("the human heard Five9");
+    assert!(near(f.freq, 440.0), "Five9 heard {f:?}");
+    assert!(near(h.freq, 1004.0), "the human heard {h:?}");
+    assert!(f.snr_db > 30.0 && h.snr_db > 30.0, "{f:?} {h:?}");
+    // One stream toward Five9 throughout: the same SSRC, sequence going on.
+    let (first, after) = (&before[0], &heard_by_five9[0]);
+    assert_eq!(first.ssrc, after.ssrc, "Five9 sees one RTP stream");
+    assert!(
+        after.seq.wrapping_sub(before.last().expect("packets").seq) < 1000,
+        "its numbering goes on"
+    );
+
+    // The human hangs up: Five9 gets the BYE, the call ends.
+    p.human.sip.send(&format!(
+        "BYE {target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-human-bye\r\nMax-Forwards: 70\r\n\
+         From: {to}\r\nTo: {from}\r\nCall-ID: {cid}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+        target = to_human.contact_uri().expect("our Contact"),
+        me = p.human.sip.me,
+        to = format!("{};tag=uas", to_human.header("To").expect("To")),
+        from = to_human.header("From").expect("From"),
+        cid = to_human.header("Call-ID").expect("Call-ID"),
+    ));
+    p.five9.take_bye();
+    let ended = wait_for(gw, id, Duration::from_secs(5), |v| v["state"] == "ended");
+    assert_eq!(
+        ended["end_reason"], "agent-hangup",
+        "the far end hung up: {ended}"
+    );
+    assert_eq!(ended["outcome"]["transfer"]["result"], "bridged", "{ended}");
+    assert_nothing_left(gw);
+}
+
+/// A call we place to a PCMA number (Five9) with a PCMU agent, both
+/// written here, and a PCMU human behind the trunk `human`.
+struct Placed {
+    gw: Gateway,
+    id: String,
+    five9: Uas,
+    agent: Uas,
+    human: Uas,
+    /// Where Five9 and the agent send their RTP (our offers).
+    to_us_from_five9: SocketAddr,
+    to_us_from_agent: SocketAddr,
+}
+
+fn placed_call() -> Placed {
     let five9_sip = loopback();
     let human_sip = loopback();
     let gw = Gateway::builder("route-reason")
@@ -405,8 +492,6 @@ fn after_a_cold_transfer_the_caller_and_the_target_hear_each_other_in_their_own_
     let five9 = Uas::at(five9_sip, gw.sip);
     let agent = Uas::new(gw.sip);
     let human = Uas::at(human_sip, gw.sip);
-    // A call we place to a PCMA number, with a PCMU agent; then the agent
-    // hands the number to a PCMU human.
     let r = http::post_json(
         gw.http,
         "/v1/calls",
@@ -424,58 +509,113 @@ fn after_a_cold_transfer_the_caller_and_the_target_hear_each_other_in_their_own_
         v["state"] == "connected"
     });
     assert_eq!(up["state"], "connected", "{up}");
+    Placed {
+        to_us_from_five9: offer.rtp_target(),
+        to_us_from_agent: to_agent.rtp_target(),
+        gw,
+        id,
+        five9,
+        agent,
+        human,
+    }
+}
 
-    // Before: Five9 hears the agent (its 300 Hz); note our stream's SSRC.
-    let agent_tone = agent.rtp.send_tone(to_agent.rtp_target(), PCMU, 300.0);
+/// While the peers send their tones (`(who, to, pt, Hz)`), the frequency
+/// each listener hears (`(who, pt)`), in order.
+fn hear(talk: &[(&Uas, SocketAddr, u8, f64)], listen: &[(&Uas, u8)]) -> Vec<f64> {
+    let tones: Vec<_> = talk
+        .iter()
+        .map(|(peer, to, pt, hz)| peer.rtp.send_tone(*to, *pt, *hz))
+        .collect();
     std::thread::sleep(Duration::from_millis(300));
-    five9.rtp.drain();
-    let before = five9.rtp.collect(Duration::from_millis(500), Some(PCMA));
-    agent_tone.stop();
-    let a = analyse(&before).expect("Five9 heard the agent");
-    assert!((a.freq - 300.0).abs() < 5.0, "{a:?}");
+    for (peer, _) in listen {
+        peer.rtp.drain();
+    }
+    let heard = listen
+        .iter()
+        .map(|(peer, pt)| {
+            let packets = peer.rtp.collect(Duration::from_millis(800), Some(*pt));
+            analyse(&packets).map_or(0.0, |a| a.freq)
+        })
+        .collect();
+    for t in tones {
+        t.stop();
+    }
+    heard
+}
 
+fn near(heard: f64, hz: f64) -> bool {
+    (heard - hz).abs() < 5.0
+}
+
+#[test]
+fn a_warm_transfer_briefs_the_human_while_the_caller_hears_hold_audio_then_completes() {
+    let p = placed_call();
+    let (gw, id) = (&p.gw, p.id.as_str());
     let r = transfer(
-        &gw,
-        &id,
-        json!({"mode": "cold", "to": "+18005550199", "outbound": "human"}),
+        gw,
+        id,
+        json!({"mode": "warm", "to": "+18005550199", "outbound": "human"}),
     );
     assert_eq!(r.status, 202, "{r}");
-    let to_human = human.answer(PCMU);
-    assert_eq!(
-        to_human.audio_payloads(),
-        ["0", "8", "101"],
-        "G.711 only toward a trunk"
+    let r = http::post_json(
+        gw.http,
+        &format!("/v1/calls/{id}/transfer/complete"),
+        Some(TEST_KEY),
+        &json!({}),
     );
-    let bye = agent.take_bye();
-    assert!(bye.start_line().starts_with("BYE "), "the agent is let go");
-    let bridged = wait_for(&gw, &id, Duration::from_secs(5), |v| {
+    assert_eq!(
+        r.status, 409,
+        "nothing to complete while the human rings: {r}"
+    );
+    let to_human = p.human.answer(PCMU);
+    let briefing = wait_for(gw, id, Duration::from_secs(5), |v| {
+        v["transfer"]["result"] == "briefing"
+    });
+    assert_eq!(briefing["transfer"]["result"], "briefing", "{briefing}");
+
+    // The brief: agent (300 Hz) and human (440 Hz) hear each other; Five9
+    // hears our 400 Hz hold tone, and its own 1004 Hz reaches nobody.
+    let heard = hear(
+        &[
+            (&p.five9, p.to_us_from_five9, PCMA, 1004.0),
+            (&p.agent, p.to_us_from_agent, PCMU, 300.0),
+            (&p.human, to_human.rtp_target(), PCMU, 440.0),
+        ],
+        &[(&p.five9, PCMA), (&p.agent, PCMU), (&p.human, PCMU)],
+    );
+    assert!(near(heard[0], 400.0), "Five9 hears hold audio: {heard:?}");
+    assert!(
+        near(heard[1], 440.0),
+        "the agent hears the human: {heard:?}"
+    );
+    assert!(
+        near(heard[2], 300.0),
+        "the human hears the agent: {heard:?}"
+    );
+
+    let r = http::post_json(
+        gw.http,
+        &format!("/v1/calls/{id}/transfer/complete"),
+        Some(TEST_KEY),
+        &json!({}),
+    );
+    assert_eq!(r.status, 202, "{r}");
+    p.agent.take_bye();
+    let bridged = wait_for(gw, id, Duration::from_secs(5), |v| {
         v["transfer"]["result"] == "bridged"
     });
-    assert_eq!(bridged["transfer"]["result"], "bridged", "{bridged}");
-
-    let f9_tone = five9.rtp.send_tone(offer.rtp_target(), PCMA, 1004.0);
-    let human_tone = human.rtp.send_tone(to_human.rtp_target(), PCMU, 440.0);
-    std::thread::sleep(Duration::from_millis(300));
-    five9.rtp.drain();
-    human.rtp.drain();
-    let heard_by_five9 = five9.rtp.collect(Duration::from_secs(1), Some(PCMA));
-    let heard_by_human = human.rtp.collect(Duration::from_secs(1), Some(PCMU));
-    f9_tone.stop();
-    human_tone.stop();
-    let f = analyse(&heard_by_five9).expect("Five9 heard the human");
-    let h = analyse(&heard_by_human).expect("the human heard Five9");
-    assert!((f.freq - 440.0).abs() < 5.0, "Five9 heard {f:?}");
-    assert!((h.freq - 1004.0).abs() < 5.0, "the human heard {h:?}");
-    assert!(f.snr_db > 30.0 && h.snr_db > 30.0, "{f:?} {h:?}");
-    // One stream toward Five9 throughout: the same SSRC, sequence going on.
-    let (first, after) = (&before[0], &heard_by_five9[0]);
-    assert_eq!(first.ssrc, after.ssrc, "Five9 sees one RTP stream");
-    assert!(
-        after.seq.wrapping_sub(before.last().expect("packets").seq) < 1000,
-        "its numbering goes on"
+    assert_eq!(bridged["transfer"]["mode"], "warm", "{bridged}");
+    let heard = hear(
+        &[
+            (&p.five9, p.to_us_from_five9, PCMA, 1004.0),
+            (&p.human, to_human.rtp_target(), PCMU, 440.0),
+        ],
+        &[(&p.five9, PCMA), (&p.human, PCMU)],
     );
+    assert!(near(heard[0], 440.0), "Five9 hears the human: {heard:?}");
+    assert!(near(heard[1], 1004.0), "the human hears Five9: {heard:?}");
 
-    // Either end hangs up the other: here the control API ends the call.
     let r = http::post_json(
         gw.http,
         &format!("/v1/calls/{id}/end"),
@@ -483,9 +623,69 @@ fn after_a_cold_transfer_the_caller_and_the_target_hear_each_other_in_their_own_
         &json!({}),
     );
     assert_eq!(r.status, 202, "{r}");
-    five9.take_bye();
-    human.take_bye();
-    let ended = wait_for(&gw, &id, Duration::from_secs(5), |v| v["state"] == "ended");
-    assert_eq!(ended["outcome"]["transfer"]["result"], "bridged", "{ended}");
-    assert_nothing_left(&gw);
+    p.five9.take_bye();
+    p.human.take_bye();
+    assert_nothing_left(gw);
+}
+
+#[test]
+fn cancelling_a_warm_brief_returns_the_caller_to_the_agent() {
+    let p = placed_call();
+    let (gw, id) = (&p.gw, p.id.as_str());
+    let r = transfer(
+        gw,
+        id,
+        json!({"mode": "warm", "to": "+18005550199", "outbound": "human"}),
+    );
+    assert_eq!(r.status, 202, "{r}");
+    p.human.answer(PCMU);
+    wait_for(gw, id, Duration::from_secs(5), |v| {
+        v["transfer"]["result"] == "briefing"
+    });
+    let r = http::post_json(
+        gw.http,
+        &format!("/v1/calls/{id}/transfer/cancel"),
+        Some(TEST_KEY),
+        &json!({}),
+    );
+    assert_eq!(r.status, 202, "{r}");
+    p.human.take_bye();
+    let back = wait_for(gw, id, Duration::from_secs(5), |v| {
+        v["transfer"]["result"] == "cancelled"
+    });
+    assert_eq!(back["transfer"]["result"], "cancelled", "{back}");
+    assert_eq!(back["state"], "connected", "{back}");
+    let heard = hear(
+        &[
+            (&p.five9, p.to_us_from_five9, PCMA, 1004.0),
+            (&p.agent, p.to_us_from_agent, PCMU, 300.0),
+        ],
+        &[(&p.five9, PCMA), (&p.agent, PCMU)],
+    );
+    assert!(
+        near(heard[0], 300.0),
+        "Five9 hears the agent again: {heard:?}"
+    );
+    assert!(
+        near(heard[1], 1004.0),
+        "the agent hears Five9 again: {heard:?}"
+    );
+    let r = http::post_json(
+        gw.http,
+        &format!("/v1/calls/{id}/transfer/cancel"),
+        Some(TEST_KEY),
+        &json!({}),
+    );
+    assert_eq!(r.status, 409, "nothing left to cancel: {r}");
+
+    let r = http::post_json(
+        gw.http,
+        &format!("/v1/calls/{id}/end"),
+        Some(TEST_KEY),
+        &json!({}),
+    );
+    assert_eq!(r.status, 202, "{r}");
+    p.five9.take_bye();
+    p.agent.take_bye();
+    assert_nothing_left(gw);
 }

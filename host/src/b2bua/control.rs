@@ -32,6 +32,10 @@ pub enum ControlOrder {
     /// Dial a target and bridge the caller to it in the agent's place
     /// (cold), or after the agent's brief (warm).
     Bridge(super::transfer::TransferRequest),
+    /// Warm transfer: bridge the caller to the briefed target and leave.
+    CompleteTransfer,
+    /// Drop the transfer target; the caller stays with the agent.
+    CancelTransfer,
 }
 
 /// Why an order was not carried out.
@@ -148,6 +152,8 @@ impl Gateway {
                 self.end_call(key, EndReason::AgentRequest);
             }
             ControlOrder::Bridge(request) => self.start_transfer(key, request)?,
+            ControlOrder::CompleteTransfer => self.finish_transfer(key, true)?,
+            ControlOrder::CancelTransfer => self.finish_transfer(key, false)?,
         }
         Ok(())
     }

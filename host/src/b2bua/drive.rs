@@ -255,15 +255,17 @@ impl Gateway {
             MediaOrder::Update { agent_sdp } => media.agent_answer_again(&agent_sdp).map(|_| ()),
             MediaOrder::DialledAnswer { sdp } => media.accept_dialled_answer(&sdp),
             MediaOrder::Bridge { sdp } => media.bridge_transfer(&sdp),
-            // Warm transfers are refused before they start (see
-            // `transfer`): the relay has no hold audio or three-way leg.
-            MediaOrder::Brief { .. } | MediaOrder::Complete | MediaOrder::Unbrief => {
-                Err(super::media::MediaFailure {
-                    status: 501,
-                    reason: "Not Implemented",
-                    warning: None,
-                })
+            MediaOrder::Brief { sdp } => {
+                let briefed = media.brief_transfer(&sdp);
+                if briefed.is_ok()
+                    && let Some(info) = call.transfer.as_mut()
+                {
+                    info.result = "briefing";
+                }
+                briefed
             }
+            MediaOrder::Complete => media.complete_transfer(),
+            MediaOrder::Unbrief => media.unbrief_transfer(),
         };
         result.map_err(|f| {
             tracing::info!(%call_id, failure = %f, "agent media unusable");

@@ -67,6 +67,9 @@ pub(crate) struct TransferMedia {
     offer: SessionDescription,
     /// The trunk's address: the source its RTP may latch from.
     ip: IpAddr,
+    /// Which relay leg it is on: none yet, C during a warm brief, B once
+    /// bridged to the caller.
+    on: Option<LegId>,
 }
 
 /// The relay shared by every call.
@@ -157,6 +160,7 @@ impl MediaPlane {
             session: None,
             agent_applied: None,
             transfer: None,
+            transfer_applied: None,
         })
     }
 
@@ -218,6 +222,7 @@ impl MediaPlane {
             session: None,
             agent_applied: None,
             transfer: None,
+            transfer_applied: None,
         })
     }
 
@@ -248,6 +253,7 @@ impl MediaPlane {
             local,
             offer,
             ip: target_ip,
+            on: None,
         });
         Ok(text)
     }
@@ -340,6 +346,8 @@ pub(crate) struct CallMedia {
     agent_applied: Option<LegParams>,
     /// Toward a transfer target, while one is dialled or bridged.
     transfer: Option<TransferMedia>,
+    /// The target's leg parameters last applied.
+    transfer_applied: Option<LegParams>,
 }
 
 impl CallMedia {
@@ -491,6 +499,67 @@ impl CallMedia {
     /// the target on the agent's leg (the agent's media ends, the caller
     /// hears one stream go on). 488 when the answer cannot be used.
     pub(crate) fn bridge_transfer(&mut self, sdp: &[u8]) -> Result<(), MediaFailure> {
+        let (ports, params) = self.transfer_answer(sdp)?;
+        let session = self
+            .session
+            .as_mut()
+            .ok_or_else(|| MediaFailure::not_acceptable("no media runs"))?;
+        session
+            .replace(LegId::B, Leg::udp(ports, params))
+            .map_err(relay_failure)?;
+        self.bridged(params);
+        Ok(())
+    }
+
+    /// Warm transfer: the target's SDP answer; the relay puts it on a leg
+    /// of its own with the agent, the caller hears hold audio.
+    pub(crate) fn brief_transfer(&mut self, sdp: &[u8]) -> Result<(), MediaFailure> {
+        let (ports, params) = self.transfer_answer(sdp)?;
+        let session = self
+            .session
+            .as_mut()
+            .ok_or_else(|| MediaFailure::not_acceptable("no media runs"))?;
+        session
+            .brief(Leg::udp(ports, params))
+            .map_err(relay_failure)?;
+        if let Some(t) = self.transfer.as_mut() {
+            t.on = Some(LegId::C);
+        }
+        self.transfer_applied = Some(params);
+        Ok(())
+    }
+
+    /// Warm transfer completed: the target takes the agent's place.
+    pub(crate) fn complete_transfer(&mut self) -> Result<(), MediaFailure> {
+        let params = self
+            .transfer_applied
+            .filter(|_| self.transfer.as_ref().and_then(|t| t.on) == Some(LegId::C))
+            .ok_or_else(|| MediaFailure::not_acceptable("no warm transfer is briefing"))?;
+        let session = self
+            .session
+            .as_mut()
+            .ok_or_else(|| MediaFailure::not_acceptable("no media runs"))?;
+        session.complete().map_err(relay_failure)?;
+        self.bridged(params);
+        Ok(())
+    }
+
+    /// Warm transfer given up: the target's media goes, caller and agent
+    /// talk again.
+    pub(crate) fn unbrief_transfer(&mut self) -> Result<(), MediaFailure> {
+        if let Some(session) = self.session.as_mut()
+            && self.transfer.as_ref().and_then(|t| t.on) == Some(LegId::C)
+        {
+            session.unbrief().map_err(relay_failure)?;
+        }
+        self.transfer = None;
+        self.transfer_applied = None;
+        Ok(())
+    }
+
+    /// The target's answer to our offer: its ports (taken for the relay)
+    /// and parameters.
+    fn transfer_answer(&mut self, sdp: &[u8]) -> Result<(PortAllocation, LegParams), MediaFailure> {
         let transfer = self
             .transfer
             .as_mut()
@@ -506,31 +575,28 @@ impl CallMedia {
         let params = LegParams::from_negotiated(&neg)
             .map_err(|_| MediaFailure::not_acceptable("the target's codec is not G.711"))?
             .with_signalling_ip(transfer.ip);
-        let session = self
-            .session
-            .as_mut()
-            .ok_or_else(|| MediaFailure::not_acceptable("no media runs"))?;
         let ports = transfer
             .ports
             .take()
-            .ok_or_else(|| MediaFailure::not_acceptable("the transfer is bridged already"))?;
-        session
-            .replace(LegId::B, Leg::udp(ports, params))
-            .map_err(|e| MediaFailure {
-                status: 500,
-                reason: "Server Internal Error",
-                warning: Some(format!("399 trunkline \"relay: {e}\"")),
-            })?;
-        // The agent's side is gone: its SDP no longer describes leg B.
+            .ok_or_else(|| MediaFailure::not_acceptable("the transfer's media runs already"))?;
+        Ok((ports, params))
+    }
+
+    /// The target is on leg B now: the agent's SDP no longer describes it.
+    fn bridged(&mut self, params: LegParams) {
+        if let Some(t) = self.transfer.as_mut() {
+            t.on = Some(LegId::B);
+            self.agent_ip = Some(t.ip);
+        }
         self.agent_applied = Some(params);
-        self.agent_ip = Some(transfer.ip);
-        Ok(())
+        self.transfer_applied = Some(params);
     }
 
     /// A transfer that failed or ended unbridged: its ports go back.
     pub(crate) fn drop_transfer(&mut self) {
         if self.transfer.as_ref().is_some_and(|t| t.ports.is_some()) {
             self.transfer = None;
+            self.transfer_applied = None;
         }
     }
 
@@ -557,14 +623,16 @@ impl CallMedia {
                     warning: Some(e.warning("trunkline")),
                 }
             })?;
-        let bridged = transfer.ports.is_none();
-        let ip = transfer.ip;
-        if bridged
-            && let (Some(session), Ok(params)) = (&self.session, LegParams::from_negotiated(&neg))
+        let (on, ip) = (transfer.on, transfer.ip);
+        if let (Some(leg), Some(session), Ok(params)) =
+            (on, &self.session, LegParams::from_negotiated(&neg))
         {
             let params = params.with_signalling_ip(ip);
-            let _ = session.update(LegId::B, params);
-            self.agent_applied = Some(params);
+            let _ = session.update(leg, params);
+            self.transfer_applied = Some(params);
+            if leg == LegId::B {
+                self.agent_applied = Some(params);
+            }
         }
         Ok(answer.to_string())
     }
@@ -576,6 +644,15 @@ impl CallMedia {
                 session.stop().await;
             });
         }
+    }
+}
+
+/// The relay refused an order (it stopped, no runtime, a socket).
+fn relay_failure(e: trunkline_relay::RelayError) -> MediaFailure {
+    MediaFailure {
+        status: 500,
+        reason: "Server Internal Error",
+        warning: Some(format!("399 trunkline \"relay: {e}\"")),
     }
 }
 

@@ -60,11 +60,6 @@ impl Gateway {
             TransferRefused::Ending => ControlError::Ending,
             other => ControlError::Conflict(other.to_string()),
         })?;
-        if request.mode == TransferMode::Warm {
-            return Err(ControlError::Invalid(
-                "warm transfers are not available yet: use `\"mode\": \"cold\"`".into(),
-            ));
-        }
         let tenant = self.config.trunks[call.trunk].tenant().to_owned();
         let no_trunk = || {
             ControlError::Invalid(format!(
@@ -265,6 +260,28 @@ impl Gateway {
         }
         tracing::info!(%call_id, to = %dialled.request_uri, "dialling the transfer target");
         self.drive(key);
+    }
+
+    /// Warm: `complete` (bridge caller and target, let the agent go) or
+    /// `cancel` (drop the target; the caller stays with, or returns to, the
+    /// agent). 409 when there is nothing to complete or cancel.
+    pub(crate) fn finish_transfer(
+        &mut self,
+        key: CallKey,
+        complete: bool,
+    ) -> Result<(), ControlError> {
+        let now = Instant::now();
+        let call = self.calls.get_mut(&key).ok_or(ControlError::NoSuchCall)?;
+        let done = if complete {
+            call.core.complete_transfer(now)
+        } else {
+            call.core.cancel_transfer(now)
+        };
+        done.map_err(|e| ControlError::Conflict(e.to_string()))?;
+        tracing::info!(call_id = %call.id(), order = if complete { "complete" } else { "cancel" },
+            "agent finished the transfer");
+        self.drive(key);
+        Ok(())
     }
 
     /// The core's `TransferFailed`: the caller stays with the agent; the

@@ -10,6 +10,8 @@
 //! | `POST /v1/calls/{call_id}/attributes` | `{"attributes": {"k": "v"}}` | `200 CallInfo` (updated) |
 //! | `POST /v1/calls/{call_id}/end` | optional `{"attributes": {…}}` | `202 {"call_id", "state": "ending"}` |
 //! | `POST /v1/calls/{call_id}/transfer` | `{"destination": "…", "attributes": {…}}` | `202 {"call_id", "state": "ending", "destination"}`: hand the caller back to Five9 (`conclude` makes it the BYE's headers or a REFER) |
+//! | `POST /v1/calls/{call_id}/transfer/complete` | — | `202 {"call_id", "state": "connected"}`: a warm transfer's brief is over, the caller talks to the target, the agent leaves; `409` without a brief |
+//! | `POST /v1/calls/{call_id}/transfer/cancel` | — | `202 {"call_id", "state": "connected"}`: the target is dropped (CANCEL while it rings), the caller stays with the agent; `409` without a transfer |
 //! | `POST /v1/calls/{call_id}/transfer` | `{"mode": "cold", "to": "+1…" \| "sip:…", "outbound": "five9-out"}` | `202 {"call_id", "state": "transferring", "mode", "to"}`: Trunkline dials `to` and bridges the caller on its answer; `transfer.result` in `GET` follows it; `409` (not answered, ending, another transfer), `422` (unknown trunk, a number or URI that cannot be dialled, a bare extension) |
 //!
 //! Attribute values are strings; numbers and booleans are taken as their
@@ -473,6 +475,51 @@ async fn bridge(
             state: "transferring",
             mode: mode.as_str(),
             to,
+        }),
+    ))
+}
+
+/// The answer to `transfer/complete` and `transfer/cancel`.
+#[derive(Debug, Serialize)]
+pub(crate) struct TransferDone {
+    /// The call.
+    pub call_id: String,
+    /// Always `connected`: the call goes on (with the target or the agent).
+    pub state: &'static str,
+}
+
+/// `POST /v1/calls/{call_id}/transfer/complete`.
+pub(crate) async fn transfer_complete(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(call_id): IdPath,
+) -> Result<impl IntoResponse, ApiError> {
+    finish(state, caller, call_id, ControlOrder::CompleteTransfer).await
+}
+
+/// `POST /v1/calls/{call_id}/transfer/cancel`.
+pub(crate) async fn transfer_cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(call_id): IdPath,
+) -> Result<impl IntoResponse, ApiError> {
+    finish(state, caller, call_id, ControlOrder::CancelTransfer).await
+}
+
+async fn finish(
+    state: AppState,
+    caller: Caller,
+    call_id: String,
+    order: ControlOrder,
+) -> Result<impl IntoResponse, ApiError> {
+    visible_call(&state, &caller, &call_id).await?;
+    state.api.gateway.control(&call_id, order).await?;
+    tracing::info!(%call_id, key = %caller.name, "control API: transfer finished");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(TransferDone {
+            call_id,
+            state: "connected",
         }),
     ))
 }

@@ -96,6 +96,14 @@ fn router_with(api: ApiState, counters: Arc<ApiCounters>) -> Router {
         )
         .route("/v1/calls/{call_id}/end", post(control::end))
         .route("/v1/calls/{call_id}/transfer", post(control::transfer))
+        .route(
+            "/v1/calls/{call_id}/transfer/complete",
+            post(control::transfer_complete),
+        )
+        .route(
+            "/v1/calls/{call_id}/transfer/cancel",
+            post(control::transfer_cancel),
+        )
         .fallback(error::no_route)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(

@@ -283,7 +283,12 @@ impl Call {
                     self.hang_up_transfer(now);
                     return;
                 }
-                let warm = self.transfer_mode() == Some(TransferMode::Warm);
+                // A warm transfer whose agent left while it rang has nobody
+                // to brief: it is bridged at once.
+                let warm = self
+                    .transfer
+                    .as_ref()
+                    .is_some_and(|t| t.mode == TransferMode::Warm && !t.agent_left);
                 if warm {
                     self.order_connected_media(MediaStep::Brief, MediaOrder::Brief { sdp });
                 } else {

@@ -482,3 +482,21 @@ fn a_call_with_a_transfer_finishes_only_once_the_target_leg_is_over() {
     );
     assert!(drain(&mut call).contains(&CallAction::Finished));
 }
+
+#[test]
+fn a_warm_target_answering_after_the_agent_left_is_bridged_at_once() {
+    let t0 = Instant::now();
+    let mut call = connected(t0);
+    let target = start(&mut call, t0, TransferMode::Warm);
+    call.handle(t0, CallInput::Agent(OutboundInput::PeerBye));
+    assert!(conclude(&drain(&mut call)).is_none());
+    target.says(&mut call, t0, 200, Some(TARGET_SDP));
+    let actions = drain(&mut call);
+    assert_eq!(
+        media_orders(&actions),
+        [MediaOrder::Bridge {
+            sdp: TARGET_SDP.as_bytes().to_vec()
+        }],
+        "nobody to brief"
+    );
+}

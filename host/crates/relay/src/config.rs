@@ -52,21 +52,26 @@ impl Default for RelayConfig {
     }
 }
 
-/// One of a call's two legs.
+/// One of a call's legs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LegId {
     /// The caller's leg (Five9).
     A,
     /// The agent's leg (a SIP agent, or a tap for in-process connectors).
     B,
+    /// A warm transfer's target, while the agent briefs it
+    /// ([`MediaSession::brief`](crate::MediaSession::brief)).
+    C,
 }
 
 impl LegId {
-    /// The leg packets from this one are relayed to.
+    /// The leg packets from this one are relayed to outside a brief (C's
+    /// partner is the agent's leg).
     pub fn other(self) -> LegId {
         match self {
             LegId::A => LegId::B,
             LegId::B => LegId::A,
+            LegId::C => LegId::B,
         }
     }
 
@@ -74,6 +79,7 @@ impl LegId {
         match self {
             LegId::A => 0,
             LegId::B => 1,
+            LegId::C => 2,
         }
     }
 }

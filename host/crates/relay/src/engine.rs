@@ -205,10 +205,51 @@ impl Leg {
     }
 }
 
+/// Hold audio toward the caller during a warm transfer's brief: a 400 Hz
+/// tone (8 periods in one 20 ms frame, so frames join seamlessly) at about
+/// -18 dBFS, in the caller's law.
+#[derive(Debug)]
+struct Hold {
+    frame: [u8; HOLD_SAMPLES],
+    header: trunkline_media::rtp::RtpHeader,
+}
+
+/// One 20 ms frame at 8 kHz.
+const HOLD_SAMPLES: usize = 160;
+/// The hold stream's own SSRC (ours; the caller sees our one stream).
+const HOLD_SSRC: u32 = 0x401D_401D;
+
+impl Hold {
+    fn new(law: Law) -> Hold {
+        let mut samples = [0i16; HOLD_SAMPLES];
+        for (n, s) in samples.iter_mut().enumerate() {
+            let phase = 2.0 * std::f64::consts::PI * 400.0 * n as f64 / f64::from(CLOCK_RATE);
+            *s = (phase.sin() * 4096.0) as i16;
+        }
+        let mut frame = [0u8; HOLD_SAMPLES];
+        law.encode(&samples, &mut frame);
+        Hold {
+            frame,
+            header: trunkline_media::rtp::RtpHeader {
+                payload_type: law.payload_type(),
+                marker: true,
+                ssrc: HOLD_SSRC,
+                ..Default::default()
+            },
+        }
+    }
+}
+
 /// The per-call relay state machine (see module docs).
 #[derive(Debug)]
 pub(crate) struct Engine {
-    legs: [Leg; 2],
+    /// A (the caller), B (the agent, or whoever took its place), and C (a
+    /// warm transfer's target; an idle tap-like leg otherwise).
+    legs: [Leg; 3],
+    /// Leg C is a real peer (a warm brief runs).
+    side: bool,
+    /// The brief's hold audio toward A, while B talks with C.
+    hold: Option<Hold>,
     config: RelayConfig,
     stats: Arc<RelayStats>,
     rng: Rng,
@@ -245,12 +286,16 @@ impl Engine {
         now: Instant,
         mut rng: Rng,
     ) -> Engine {
+        let idle = LegParams::new(b.0.codec);
         let legs = [
             Leg::new(a.0, a.1, &config, &mut rng, now),
             Leg::new(b.0, b.1, &config, &mut rng, now),
+            Leg::new(idle, true, &config, &mut rng, now),
         ];
         Engine {
             legs,
+            side: false,
+            hold: None,
             config,
             stats,
             rng,
@@ -277,9 +322,11 @@ impl Engine {
         leg.params = params;
         // The peer may restart its numbering on any change: remap from its
         // next packet, continuing our outgoing stream at +1.
-        let other = &mut self.legs[id.other().index()];
-        other.out.resync();
-        other.out_events.resync();
+        if let Some(to) = self.partner(id) {
+            let other = &mut self.legs[to.index()];
+            other.out.resync();
+            other.out_events.resync();
+        }
         // A changed call gets a full timeout period before anyone is blamed.
         for leg in &mut self.legs {
             leg.last_rx = now;
@@ -296,6 +343,110 @@ impl Engine {
         let other = &mut self.legs[id.other().index()];
         other.out.resync();
         other.out_events.resync();
+        self.rearm(now);
+    }
+
+    /// Warm transfer: the target joins on leg C and talks with B (the
+    /// agent); A (the caller) hears hold audio ([`Engine::hold_packet`])
+    /// and what it sends goes nowhere.
+    pub(crate) fn brief(&mut self, params: LegParams, tap: bool, now: Instant) {
+        self.legs[LegId::C.index()] = Leg::new(params, tap, &self.config, &mut self.rng, now);
+        self.side = true;
+        self.hold = Some(Hold::new(self.legs[0].params.codec.law));
+        let agent = &mut self.legs[LegId::B.index()];
+        agent.out.resync();
+        agent.out_events.resync();
+        self.rearm(now);
+    }
+
+    /// Warm transfer completed: the target takes B's place (its stream
+    /// toward it goes on), A hears it; the agent's state goes.
+    pub(crate) fn complete(&mut self, now: Instant) {
+        if !self.side {
+            return;
+        }
+        self.legs.swap(LegId::B.index(), LegId::C.index());
+        self.end_brief(now);
+    }
+
+    /// Warm transfer given up: the target's leg goes, A and B talk again.
+    pub(crate) fn unbrief(&mut self, now: Instant) {
+        if self.side {
+            self.end_brief(now);
+        }
+    }
+
+    fn end_brief(&mut self, now: Instant) {
+        let idle = LegParams::new(self.legs[LegId::B.index()].params.codec);
+        self.legs[LegId::C.index()] = Leg::new(idle, true, &self.config, &mut self.rng, now);
+        self.side = false;
+        self.hold = None;
+        for id in [LegId::A, LegId::B] {
+            let leg = &mut self.legs[id.index()];
+            leg.out.resync();
+            leg.out_events.resync();
+        }
+        self.rearm(now);
+    }
+
+    /// Whether hold audio is due toward A (a brief runs).
+    #[cfg(test)]
+    pub(crate) fn holding(&self) -> bool {
+        self.hold.is_some()
+    }
+
+    /// The next 20 ms of hold audio toward A, written into `buf`: where it
+    /// goes and its length. Our stream toward A goes on (same SSRC).
+    pub(crate) fn hold_packet(&mut self, now: Instant, buf: &mut [u8]) -> Option<(Forward, usize)> {
+        let hold = self.hold.as_mut()?;
+        let len = hold.header.write_packet(&hold.frame, buf).ok()?;
+        hold.header.marker = false;
+        hold.header.sequence = hold.header.sequence.wrapping_add(1);
+        hold.header.timestamp = hold.header.timestamp.wrapping_add(HOLD_SAMPLES as u32);
+        let caller = &mut self.legs[LegId::A.index()];
+        if !caller.params.direction.receives() {
+            return None;
+        }
+        let route = if caller.tap {
+            Route::Tap
+        } else {
+            Route::Udp(caller.latch.target()?)
+        };
+        let mut packet = RtpPacketMut::parse(&mut buf[..len]).ok()?;
+        packet.set_payload_type(caller.params.codec.payload_type);
+        if !caller.out.rewrite(&mut packet, now) {
+            return None;
+        }
+        let start = packet.header_len();
+        let payload_len = packet.payload().len();
+        caller.sent_packets = caller.sent_packets.wrapping_add(1);
+        caller.sent_octets = caller.sent_octets.wrapping_add(payload_len as u32);
+        caller.last_sent = Some((packet.timestamp(), now));
+        Some((
+            Forward {
+                to: LegId::A,
+                route,
+                payload: start..start + payload_len,
+            },
+            len,
+        ))
+    }
+
+    /// Where packets from `from` go now: none for the caller during a
+    /// brief, nor for an idle leg C.
+    fn partner(&self, from: LegId) -> Option<LegId> {
+        match (from, self.side) {
+            (LegId::A, true) => None,
+            (LegId::A, false) => Some(LegId::B),
+            (LegId::B, true) => Some(LegId::C),
+            (LegId::B, false) => Some(LegId::A),
+            (LegId::C, true) => Some(LegId::B),
+            (LegId::C, false) => None,
+        }
+    }
+
+    /// A changed call gets a full timeout period before anyone is blamed.
+    fn rearm(&mut self, now: Instant) {
         for leg in &mut self.legs {
             leg.last_rx = now;
             leg.timed_out = false;
@@ -317,7 +468,15 @@ impl Engine {
             return None;
         };
         let len = packet.header_len() + packet.payload().len();
-        let (src, dst) = pair(&mut self.legs, from);
+        let Some(to) = self.partner(from) else {
+            // The caller during a brief (it hears hold audio), an idle leg.
+            bump(&stats.dropped_hold, 1);
+            return None;
+        };
+        let [src, dst] = self
+            .legs
+            .get_disjoint_mut([from.index(), to.index()])
+            .ok()?;
         let kind = src.payload_kind(packet.payload_type());
 
         // Latching: only packets of a negotiated type may move the latch.
@@ -440,13 +599,13 @@ impl Engine {
 
         let (packets, bytes) = match from {
             LegId::A => (&stats.packets_a_to_b, &stats.bytes_a_to_b),
-            LegId::B => (&stats.packets_b_to_a, &stats.bytes_b_to_a),
+            LegId::B | LegId::C => (&stats.packets_b_to_a, &stats.bytes_b_to_a),
         };
         bump(packets, 1);
         bump(bytes, len as u64);
         let start = packet.header_len();
         Some(Forward {
-            to: from.other(),
+            to,
             route,
             payload: start..start + payload_len,
         })
@@ -482,10 +641,19 @@ impl Engine {
     pub(crate) fn on_tick(&mut self, now: Instant, events: &mut impl FnMut(MediaEvent)) {
         // Only a connected call in full flow is watched: before the agent
         // answers, Five9 may send nothing; on hold, one side stops by design.
-        let flowing = self.legs.iter().all(|l| {
+        // During a brief the caller is on hold by design: only agent and
+        // target are watched then.
+        let watched_legs: &[LegId] = if self.side {
+            &[LegId::B, LegId::C]
+        } else {
+            &[LegId::A, LegId::B]
+        };
+        let flowing = watched_legs.iter().all(|id| {
+            let l = &self.legs[id.index()];
             l.params.direction == Direction::SendRecv && (l.tap || l.latch.target().is_some())
         });
-        for (leg, id) in self.legs.iter_mut().zip([LegId::A, LegId::B]) {
+        for (leg, id) in self.legs.iter_mut().zip([LegId::A, LegId::B, LegId::C]) {
+            let flowing = flowing && watched_legs.contains(&id);
             let watched = flowing && !leg.tap;
             if !watched {
                 // The countdown starts when the leg becomes watched.
@@ -548,15 +716,6 @@ impl Engine {
     /// every packet due then.
     pub(crate) fn random_phase(&mut self, period: Duration) -> Duration {
         period.mul_f64((self.rng.next() % 1000) as f64 / 1000.0)
-    }
-}
-
-/// The source and destination legs of a packet from `from`.
-fn pair(legs: &mut [Leg; 2], from: LegId) -> (&mut Leg, &mut Leg) {
-    let [a, b] = legs;
-    match from {
-        LegId::A => (a, b),
-        LegId::B => (b, a),
     }
 }
 

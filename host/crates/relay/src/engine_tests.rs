@@ -584,3 +584,115 @@ fn a_replaced_leg_takes_the_new_peer_and_the_other_side_hears_one_stream() {
     assert_eq!((to, pt), (addr(HUMAN), 0));
     assert_eq!(payload, [0xFF; 160], "no transcoding to a PCMU target");
 }
+
+/// A transfer target (PCMU, event 101) at 198.51.100.9:7000.
+const HUMAN: &str = "198.51.100.9:7000";
+
+fn human() -> LegParams {
+    let mut p = LegParams::new(LegCodec::g711(Law::Ulaw));
+    p.remote_rtp = Some(addr(HUMAN));
+    p.telephone_event = Some(101);
+    p
+}
+
+impl Harness {
+    /// The hold packet due now, as the caller would receive it.
+    fn hold(&mut self) -> Option<(SocketAddr, u8, u16, u32, Vec<u8>)> {
+        let mut buf = [0u8; 256];
+        let (forward, len) = self.engine.hold_packet(self.now, &mut buf)?;
+        let Route::Udp(to) = forward.route else {
+            panic!("UDP legs only")
+        };
+        let p = RtpPacket::parse(&buf[..len]).unwrap();
+        Some((
+            to,
+            p.payload_type(),
+            p.sequence(),
+            p.ssrc(),
+            p.payload().to_vec(),
+        ))
+    }
+}
+
+#[test]
+fn a_brief_puts_the_caller_on_hold_audio_and_the_agent_with_the_target() {
+    let (a, b) = legs();
+    let mut h = Harness::new(a, b);
+    let (_, _, first, _) = h.send(LegId::B, AGENT, 8, 700, &[0xD5; 160]).unwrap();
+    h.send(LegId::A, FIVE9, 0, 10, &[0xFF; 160]).unwrap();
+    assert!(h.hold().is_none(), "no hold audio outside a brief");
+    h.wait(20);
+
+    h.engine.brief(human(), false, h.now);
+    assert!(h.engine.holding());
+    // The caller hears our tone on its own codec, our stream going on.
+    let (to, pt, seq, _, tone) = h.hold().expect("hold audio for the caller");
+    assert_eq!((to, pt), (addr(FIVE9), 0));
+    assert_eq!(seq, first.wrapping_add(1), "the caller's stream goes on");
+    let mut samples = [0i16; 160];
+    g711::decode_ulaw(&tone, &mut samples);
+    let peak = samples.iter().map(|s| s.unsigned_abs()).max().unwrap();
+    assert!((2000..8000).contains(&peak), "an audible tone: peak {peak}");
+    let (_, _, next, _, again) = h.hold().unwrap();
+    assert_eq!(
+        (next, again),
+        (seq.wrapping_add(1), tone.clone()),
+        "frames join"
+    );
+    // What the caller says goes nowhere; agent and target hear each other.
+    assert!(h.send(LegId::A, FIVE9, 0, 11, &[0xFF; 160]).is_none());
+    let (to, pt, _, _) = h
+        .send(LegId::B, AGENT, 8, 701, &[0xD5; 160])
+        .expect("to the target");
+    assert_eq!(
+        (to, pt),
+        (addr(HUMAN), 0),
+        "transcoded to the target's PCMU"
+    );
+    let (to, pt, _, _) = h
+        .send(LegId::C, HUMAN, 0, 1, &[0xFF; 160])
+        .expect("to the agent");
+    assert_eq!((to, pt), (addr(AGENT), 8));
+
+    // Completed: the caller and the target; the agent is a stranger.
+    let hold_seq = h.hold().unwrap().2;
+    h.engine.complete(h.now);
+    assert!(!h.engine.holding() && h.hold().is_none());
+    let (to, _, seq, _) = h
+        .send(LegId::B, HUMAN, 0, 2, &[0xFF; 160])
+        .expect("to the caller");
+    assert_eq!(to, addr(FIVE9));
+    assert_eq!(
+        seq,
+        hold_seq.wrapping_add(1),
+        "one stream toward the caller"
+    );
+    assert!(h.send(LegId::B, AGENT, 8, 702, &[0xD5; 160]).is_none());
+    let (to, pt, _, _) = h
+        .send(LegId::A, FIVE9, 0, 12, &[0xFF; 160])
+        .expect("to the target");
+    assert_eq!((to, pt), (addr(HUMAN), 0));
+}
+
+#[test]
+fn an_unbrief_returns_the_caller_to_the_agent_and_drops_the_target() {
+    let (a, b) = legs();
+    let mut h = Harness::new(a, b);
+    h.engine.brief(human(), false, h.now);
+    h.send(LegId::C, HUMAN, 0, 1, &[0xFF; 160])
+        .expect("to the agent");
+    h.engine.unbrief(h.now);
+    assert!(h.hold().is_none());
+    assert!(
+        h.send(LegId::C, HUMAN, 0, 2, &[0xFF; 160]).is_none(),
+        "the target is gone"
+    );
+    let (to, _, _, _) = h
+        .send(LegId::A, FIVE9, 0, 10, &[0xFF; 160])
+        .expect("to the agent");
+    assert_eq!(to, addr(AGENT));
+    let (to, _, _, _) = h
+        .send(LegId::B, AGENT, 8, 9, &[0xD5; 160])
+        .expect("to the caller");
+    assert_eq!(to, addr(FIVE9));
+}

@@ -68,6 +68,9 @@ impl Leg {
 pub(crate) enum Command {
     Update(LegId, LegParams),
     Replace(LegId, Box<(LegIo, LegParams, bool)>),
+    Brief(Box<(LegIo, LegParams, bool)>),
+    Complete,
+    Unbrief,
     Stop,
 }
 
@@ -78,7 +81,7 @@ pub struct MediaSession {
     commands: mpsc::UnboundedSender<Command>,
     stats: Arc<RelayStats>,
     task: JoinHandle<()>,
-    local: [Option<SocketAddr>; 2],
+    local: [Option<SocketAddr>; 3],
 }
 
 impl MediaSession {
@@ -104,13 +107,13 @@ impl MediaSession {
         );
         let io_a = LegIo::new(a.transport, a.params)?;
         let io_b = LegIo::new(b.transport, b.params)?;
-        let local = [io_a.local_rtp(), io_b.local_rtp()];
+        let local = [io_a.local_rtp(), io_b.local_rtp(), None];
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (events, event_rx) = mpsc::channel(config.event_capacity.max(1));
         let tick = task::tick_period(config.media_timeout);
         let task = runtime.spawn(task::run(
             engine,
-            [io_a, io_b],
+            [io_a, io_b, LegIo::idle()],
             command_rx,
             events,
             global,
@@ -146,6 +149,39 @@ impl MediaSession {
         self.local[leg.index()] = io.local_rtp();
         self.commands
             .send(Command::Replace(leg, Box::new((io, with.params, tap))))
+            .map_err(|_| RelayError::Stopped)
+    }
+
+    /// Warm transfer: `target` joins on leg C and talks with B (the
+    /// agent); A (the caller) hears hold audio, RTP every 20 ms with our
+    /// stream's SSRC. Must run on the session's runtime.
+    pub fn brief(&mut self, target: Leg) -> Result<(), RelayError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| RelayError::NoRuntime)?;
+        let _guard = runtime.enter();
+        let tap = matches!(target.transport, Transport::Tap(_));
+        let io = LegIo::new(target.transport, target.params)?;
+        self.local[LegId::C.index()] = io.local_rtp();
+        self.commands
+            .send(Command::Brief(Box::new((io, target.params, tap))))
+            .map_err(|_| RelayError::Stopped)
+    }
+
+    /// Warm transfer completed: the target (leg C) takes the agent's place
+    /// on B and talks with A; the agent's transport closes.
+    pub fn complete(&mut self) -> Result<(), RelayError> {
+        self.local.swap(LegId::B.index(), LegId::C.index());
+        self.local[LegId::C.index()] = None;
+        self.commands
+            .send(Command::Complete)
+            .map_err(|_| RelayError::Stopped)
+    }
+
+    /// Warm transfer given up: leg C's transport closes, A and B talk
+    /// again.
+    pub fn unbrief(&mut self) -> Result<(), RelayError> {
+        self.local[LegId::C.index()] = None;
+        self.commands
+            .send(Command::Unbrief)
             .map_err(|_| RelayError::Stopped)
     }
 

@@ -59,6 +59,8 @@ use crate::tap::TapFrame;
 
 /// Datagrams handled per wake-up before yielding to the other branches.
 const BATCH: usize = 32;
+/// Hold audio's packet interval.
+const HOLD_PERIOD: Duration = Duration::from_millis(20);
 /// Receive buffer: larger than any RTP packet over an Ethernet MTU.
 const BUF_LEN: usize = 2048;
 /// The "source" of frames from a tap (taps are never latched).
@@ -123,6 +125,19 @@ impl LegIo {
         Ok(io)
     }
 
+    /// A leg with no transport (C outside a warm brief).
+    pub(crate) fn idle() -> LegIo {
+        LegIo {
+            rtp: None,
+            rtcp: None,
+            tap_out: None,
+            tap_in: None,
+            tap_frame: None,
+            tap_header: RtpHeader::default(),
+            _ports: None,
+        }
+    }
+
     pub(crate) fn local_rtp(&self) -> Option<SocketAddr> {
         self.rtp.as_ref().and_then(|s| s.local_addr().ok())
     }
@@ -139,15 +154,22 @@ enum Wake {
     Tap(LegId),
     /// Housekeeping is due.
     Tick,
+    /// 20 ms of hold audio is due (a warm brief runs).
+    Hold,
 }
 
 /// Every socket a session may poll, in the order rotated through.
-const SOCKETS: [(LegId, bool); 4] = [
+const SOCKETS: [(LegId, bool); 6] = [
     (LegId::A, false),
     (LegId::B, false),
+    (LegId::C, false),
     (LegId::A, true),
     (LegId::B, true),
+    (LegId::C, true),
 ];
+
+/// Every leg, in index order.
+const LEGS: [LegId; 3] = [LegId::A, LegId::B, LegId::C];
 
 /// Polls every source of work once. A hand-written poll rather than
 /// `select!`: no futures built and dropped per packet, no random branch
@@ -155,8 +177,9 @@ const SOCKETS: [(LegId, bool); 4] = [
 fn poll_wake(
     cx: &mut std::task::Context<'_>,
     commands: &mut mpsc::UnboundedReceiver<Command>,
-    legs: &mut [LegIo; 2],
+    legs: &mut [LegIo; 3],
     ticker: &mut Interval,
+    hold: &mut Option<Interval>,
     turn: usize,
 ) -> Poll<Wake> {
     if let Poll::Ready(command) = commands.poll_recv(cx) {
@@ -173,7 +196,7 @@ fn poll_wake(
             return Poll::Ready(Wake::Readable(leg, rtcp));
         }
     }
-    for leg in [LegId::A, LegId::B] {
+    for leg in LEGS {
         let tap = &mut legs[leg.index()].tap_in;
         match tap.as_mut().map(|rx| rx.poll_recv(cx)) {
             Some(Poll::Ready(Some(frame))) => {
@@ -187,6 +210,11 @@ fn poll_wake(
     }
     if ticker.poll_tick(cx).is_ready() {
         return Poll::Ready(Wake::Tick);
+    }
+    if let Some(hold) = hold
+        && hold.poll_tick(cx).is_ready()
+    {
+        return Poll::Ready(Wake::Hold);
     }
     Poll::Pending
 }
@@ -215,7 +243,7 @@ impl Context {
     }
 
     /// Drains datagrams from leg `from`'s RTP (or RTCP) socket.
-    fn drain(&mut self, from: LegId, rtcp_port: bool, legs: &[LegIo; 2]) {
+    fn drain(&mut self, from: LegId, rtcp_port: bool, legs: &[LegIo; 3]) {
         let src = &legs[from.index()];
         let Some(socket) = (if rtcp_port { &src.rtcp } else { &src.rtp }) else {
             return;
@@ -249,7 +277,7 @@ impl Context {
     }
 
     /// Packetises a frame from leg `from`'s tap and relays it.
-    fn tap_frame(&mut self, from: LegId, frame: &TapFrame, legs: &mut [LegIo; 2]) {
+    fn tap_frame(&mut self, from: LegId, frame: &TapFrame, legs: &mut [LegIo; 3]) {
         let mut emit = Context::emit(&self.events, &self.stats);
         let now = Instant::now();
         BUF.with_borrow_mut(|buf| {
@@ -270,11 +298,21 @@ impl Context {
         });
     }
 
-    fn tick(&mut self, legs: &[LegIo; 2], published: &mut StatsSnapshot, global: &RelayStats) {
+    /// Sends the next 20 ms of hold audio toward the caller.
+    fn hold(&mut self, legs: &[LegIo; 3]) {
+        let now = Instant::now();
+        BUF.with_borrow_mut(|buf| {
+            if let Some((forward, len)) = self.engine.hold_packet(now, buf) {
+                send(&forward, &buf[..len], legs, &self.stats);
+            }
+        });
+    }
+
+    fn tick(&mut self, legs: &[LegIo; 3], published: &mut StatsSnapshot, global: &RelayStats) {
         let now = Instant::now();
         let mut emit = Context::emit(&self.events, &self.stats);
         self.engine.on_tick(now, &mut emit);
-        for id in [LegId::A, LegId::B] {
+        for id in LEGS {
             let wallclock = SystemTime::now();
             BUF.with_borrow_mut(|buf| {
                 let Some((addr, len, via_rtcp)) = self.engine.rtcp_report(id, now, wallclock, buf)
@@ -298,7 +336,7 @@ impl Context {
 }
 
 /// Sends a relayed packet out of the destination leg.
-fn send(forward: &Forward, datagram: &[u8], legs: &[LegIo; 2], stats: &RelayStats) {
+fn send(forward: &Forward, datagram: &[u8], legs: &[LegIo; 3], stats: &RelayStats) {
     let dst = &legs[forward.to.index()];
     match forward.route {
         Route::Udp(addr) => {
@@ -332,7 +370,7 @@ fn publish(session: &RelayStats, published: &mut StatsSnapshot, global: &RelaySt
 /// The session task: relays until stopped or its handle is dropped.
 pub(crate) async fn run(
     mut engine: Engine,
-    mut legs: [LegIo; 2],
+    mut legs: [LegIo; 3],
     mut commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::Sender<MediaEvent>,
     global: Arc<RelayStats>,
@@ -349,11 +387,21 @@ pub(crate) async fn run(
     let mut ticker = tokio::time::interval_at(first_tick, tick);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut turn = 0usize;
+    // Hold audio's 20 ms clock, while a warm brief runs.
+    let mut hold: Option<Interval> = None;
     loop {
         turn = turn.wrapping_add(1);
-        let wake =
-            poll_fn(|task_cx| poll_wake(task_cx, &mut commands, &mut legs, &mut ticker, turn))
-                .await;
+        let wake = poll_fn(|task_cx| {
+            poll_wake(
+                task_cx,
+                &mut commands,
+                &mut legs,
+                &mut ticker,
+                &mut hold,
+                turn,
+            )
+        })
+        .await;
         match wake {
             Wake::Command(Some(Command::Update(leg, params))) => {
                 legs[leg.index()].tap_header.payload_type = params.codec.payload_type;
@@ -365,6 +413,27 @@ pub(crate) async fn run(
                 legs[leg.index()] = io;
                 cx.engine.replace(leg, params, tap, Instant::now());
             }
+            Wake::Command(Some(Command::Brief(with))) => {
+                let (io, params, tap) = *with;
+                legs[LegId::C.index()] = io;
+                cx.engine.brief(params, tap, Instant::now());
+                let mut clock = tokio::time::interval(HOLD_PERIOD);
+                clock.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                hold = Some(clock);
+            }
+            Wake::Command(Some(Command::Complete)) => {
+                // The target takes B's place; the agent's sockets close.
+                legs.swap(LegId::B.index(), LegId::C.index());
+                legs[LegId::C.index()] = LegIo::idle();
+                cx.engine.complete(Instant::now());
+                hold = None;
+            }
+            Wake::Command(Some(Command::Unbrief)) => {
+                legs[LegId::C.index()] = LegIo::idle();
+                cx.engine.unbrief(Instant::now());
+                hold = None;
+            }
+            Wake::Hold => cx.hold(&legs),
             Wake::Command(Some(Command::Stop) | None) => break,
             Wake::Readable(leg, rtcp) => cx.drain(leg, rtcp, &legs),
             Wake::Tap(leg) => {
