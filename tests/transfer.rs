@@ -448,10 +448,10 @@ fn after_a_cold_transfer_the_caller_and_the_target_hear_each_other_in_their_own_
     // The human hangs up: Five9 gets the BYE, the call ends.
     p.human.sip.send(&format!(
         "BYE {target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-human-bye\r\nMax-Forwards: 70\r\n\
-         From: {to}\r\nTo: {from}\r\nCall-ID: {cid}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+         From: {to};tag=uas\r\nTo: {from}\r\nCall-ID: {cid}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
         target = to_human.contact_uri().expect("our Contact"),
         me = p.human.sip.me,
-        to = format!("{};tag=uas", to_human.header("To").expect("To")),
+        to = to_human.header("To").expect("To"),
         from = to_human.header("From").expect("From"),
         cid = to_human.header("Call-ID").expect("Call-ID"),
     ));
