@@ -689,3 +689,142 @@ fn cancelling_a_warm_brief_returns_the_caller_to_the_agent() {
     p.agent.take_bye();
     assert_nothing_left(gw);
 }
+
+#[test]
+fn a_websocket_agent_dials_a_transfer_hears_why_one_failed_and_is_stopped_when_one_bridges() {
+    let five9_sip = loopback();
+    let busy_sip = loopback();
+    let human_sip = loopback();
+    let agent = support::ws_agent::WsAgent::bind();
+    let gw = Gateway::builder("route-reason")
+        .policy_toml("default_agent = \"builtin:menu\"")
+        .env("F9_OUT_PASSWORD", PASSWORD)
+        .extra_toml(&format!(
+            "[[outbound]]\nname = \"plain\"\nuri = \"sip:{five9_sip}\"\n\
+             [[outbound]]\nname = \"human\"\nuri = \"sip:{human_sip}\"\n\
+             [[outbound]]\nname = \"busy\"\nuri = \"sip:{busy_sip}\"\n\
+             [outbound.auth]\nuser = \"{USER}\"\npassword_env = \"F9_OUT_PASSWORD\"\n"
+        ))
+        .start();
+    let busy = inbound_number(busy_sip, "486");
+    let five9 = Uas::at(five9_sip, gw.sip);
+    let human = Uas::at(human_sip, gw.sip);
+    let r = http::post_json(
+        gw.http,
+        "/v1/calls",
+        Some(TEST_KEY),
+        &json!({"to": "+14155550100", "outbound": "plain", "agent": agent.url("")}),
+    );
+    assert_eq!(r.status, 201, "{r}");
+    let id = serde_json::from_str::<Value>(&r.body).expect("JSON")["call_id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let offer = five9.answer(PCMA);
+    let mut conn = agent.accept(Duration::from_secs(5));
+    conn.wait_for("start", Duration::from_secs(5));
+
+    let dial = |to: &str, outbound: &str| json!({"event": "trunkline", "action": "dial_transfer", "mode": "cold", "to": to, "outbound": outbound});
+    // A trunk that does not exist: refused at once, with the reason.
+    conn.send(dial(HUMAN, "nope"));
+    let refused = conn.wait_for("transfer_failed", Duration::from_secs(5));
+    assert_eq!(refused["transfer"]["failure"], "refused", "{refused}");
+    assert!(
+        refused["transfer"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("no [[outbound]] trunk")),
+        "{refused}"
+    );
+    // A busy number: the agent hears busy and the 486; the caller stays.
+    conn.send(dial(HUMAN, "busy"));
+    let failed = conn.wait_for("transfer_failed", Duration::from_secs(8));
+    assert_eq!(failed["transfer"]["failure"], "busy", "{failed}");
+    assert_eq!(failed["transfer"]["status"], 486, "{failed}");
+    busy.wait_within(Duration::from_secs(5)).assert_passed();
+
+    // A human who answers: the caller is bridged, the stream stops.
+    conn.send(dial("+18005550199", "human"));
+    let to_human = human.answer(PCMU);
+    let stop = conn.wait_for("stop", Duration::from_secs(5));
+    assert_eq!(stop["stop"]["reason"], "transferred", "{stop}");
+    let heard = hear(
+        &[
+            (&five9, offer.rtp_target(), PCMA, 1004.0),
+            (&human, to_human.rtp_target(), PCMU, 440.0),
+        ],
+        &[(&five9, PCMA), (&human, PCMU)],
+    );
+    assert!(near(heard[0], 440.0), "Five9 hears the human: {heard:?}");
+    assert!(near(heard[1], 1004.0), "the human hears Five9: {heard:?}");
+
+    let r = http::post_json(
+        gw.http,
+        &format!("/v1/calls/{id}/end"),
+        Some(TEST_KEY),
+        &json!({}),
+    );
+    assert_eq!(r.status, 202, "{r}");
+    five9.take_bye();
+    human.take_bye();
+    assert_nothing_left(&gw);
+}
+
+#[test]
+fn the_builtin_agents_transfer_to_a_human_option_bridges_the_caller_or_ends_with_the_failure() {
+    for answer in ["200", "486"] {
+        let inbound_addr = loopback();
+        let gw = Gateway::builder("route-reason")
+            .policy_toml("default_agent = \"builtin:front-desk\"")
+            .env("F9_OUT_PASSWORD", PASSWORD)
+            .extra_toml(&format!(
+                "[builtin.menus.front-desk.options]\n\
+                 \"1\" = {{ name = \"human\", attributes = {{ contained = \"false\" }}, \
+                 transfer = {{ to = \"{HUMAN}\", outbound = \"five9-out\" }} }}\n\
+                 [[outbound]]\nname = \"five9-out\"\nuri = \"sip:{inbound_addr}\"\nring_timeout_secs = 3\n\
+                 [outbound.auth]\nuser = \"{USER}\"\npassword_env = \"F9_OUT_PASSWORD\"\n"
+            ))
+            .start();
+        // The human answers, talks, and hangs up after 2 s.
+        let mut target = Sipp::new("five9_inbound_number.xml", inbound_addr)
+            .set("user", USER)
+            .set("password", PASSWORD)
+            .set("answer", answer)
+            .set("hangup", "1")
+            .pause(Duration::from_secs(2))
+            .timeout(Duration::from_secs(40))
+            .spawn();
+        target.wait_ready(Duration::from_secs(5));
+        let mut five9 = Sipp::new("five9_uac_builtin.xml", loopback())
+            .remote(gw.sip)
+            .set("key", "1")
+            .set("session_id", format!("sess-human-{answer}"))
+            .timeout(Duration::from_secs(40))
+            .spawn();
+        five9.wait_ready(Duration::from_secs(5));
+        // Five9 presses 1 and gets its BYE once the call ends: after the
+        // human hung up, or at once when the human's line is busy.
+        five9.wait_within(Duration::from_secs(30)).assert_passed();
+        target.wait_within(Duration::from_secs(10)).assert_passed();
+
+        let r = http::get(
+            gw.http,
+            &format!("/v1/outcomes?shared_id=sess-human-{answer}"),
+            Some(TEST_KEY),
+        );
+        assert_eq!(r.status, 200, "{r}");
+        let record: Value = serde_json::from_str(&r.body).expect("JSON");
+        let t = &record["transfer"];
+        if answer == "200" {
+            assert_eq!(t["result"], "bridged", "{record}");
+            assert_eq!(
+                record["end_reason"], "agent-hangup",
+                "the human hung up: {record}"
+            );
+        } else {
+            assert_eq!(t["result"], "failed", "{record}");
+            assert_eq!(t["failure"], "busy", "{record}");
+            assert_eq!(record["end_reason"], "agent-request", "{record}");
+        }
+        assert_nothing_left(&gw);
+    }
+}

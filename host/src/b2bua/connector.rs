@@ -137,6 +137,23 @@ impl Gateway {
                     },
                 );
             }
+            Report::DialTransfer(request) => {
+                if let Err(e) = self.apply_order(key, ControlOrder::Bridge(request)) {
+                    tracing::info!(%call_id, kind, error = %e, "agent's transfer refused");
+                    self.connector_transfer_failed(key, "refused", None, Some(e.to_string()));
+                }
+            }
+            Report::FinishTransfer { complete } => {
+                let order = if complete {
+                    ControlOrder::CompleteTransfer
+                } else {
+                    ControlOrder::CancelTransfer
+                };
+                if let Err(e) = self.apply_order(key, order) {
+                    tracing::info!(%call_id, kind, error = %e, "agent's transfer order refused");
+                    self.connector_transfer_failed(key, "refused", None, Some(e.to_string()));
+                }
+            }
             Report::Closed(why) => {
                 tracing::warn!(%call_id, kind, %why, "agent went away");
                 self.stats.connector_event(kind, "closed");
@@ -205,6 +222,27 @@ impl Gateway {
             let _ = link.input.try_send(Input::Stop {
                 reason: reason.to_owned(),
             });
+        }
+    }
+
+    /// Tells the call's connector its transfer left the caller with it.
+    pub(crate) fn connector_transfer_failed(
+        &mut self,
+        key: CallKey,
+        failure: &str,
+        status: Option<u16>,
+        reason: Option<String>,
+    ) {
+        if let Some(link) = self.calls.get(&key).and_then(|c| c.connector.as_ref()) {
+            let input = Input::TransferFailed {
+                failure: failure.to_owned(),
+                status,
+                reason,
+            };
+            if link.input.try_send(input).is_err() {
+                tracing::warn!(call_id = %super::call::format_call_id(key),
+                    "connector is not reading its input: transfer_failed dropped");
+            }
         }
     }
 

@@ -337,6 +337,9 @@ impl Gateway {
         {
             *active = active.saturating_sub(1);
         }
+        if let Some((kind, status)) = failure {
+            self.connector_transfer_failed(key, &kind, status, None);
+        }
     }
 
     /// The call ended: a transfer still counted leaves the trunk's count.

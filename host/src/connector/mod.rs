@@ -101,6 +101,15 @@ pub enum Input {
         /// How long it was held, in ms.
         duration_ms: u32,
     },
+    /// A transfer the agent asked for left the caller with it.
+    TransferFailed {
+        /// `busy`, `no-answer`, ..., or `refused` (it could not start).
+        failure: String,
+        /// The SIP status behind it.
+        status: Option<u16>,
+        /// For `refused`: why.
+        reason: Option<String>,
+    },
     /// The call is ending (`reason` is the end reason's text, such as
     /// `caller-hangup`): stop and release the tap.
     Stop {
@@ -144,6 +153,13 @@ pub enum Report {
         destination: String,
         /// Further attributes.
         attributes: Vec<Attribute>,
+    },
+    /// Dial a transfer target and bridge the caller to it (cold or warm).
+    DialTransfer(crate::b2bua::TransferRequest),
+    /// Warm: complete (`true`) or cancel the transfer.
+    FinishTransfer {
+        /// Complete, else cancel.
+        complete: bool,
     },
     /// The agent went away mid-call (socket closed or errored); the text
     /// becomes the `agent.error` attribute and the call ends

@@ -100,6 +100,11 @@ impl Menu {
         self.outcome.as_ref().map(|(c, _)| c.name.as_str())
     }
 
+    /// The decided option's transfer, if it is a "transfer to a human".
+    pub fn transfer(&self) -> Option<&super::settings::TransferTo> {
+        self.outcome.as_ref().and_then(|(c, _)| c.transfer.as_ref())
+    }
+
     /// The caller pressed `digit`. A menu key decides at once (cutting the
     /// prompt short); another key plays the invalid prompt and the menu
     /// again, or gives the `invalid` outcome when retries are used up.

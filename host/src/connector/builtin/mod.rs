@@ -26,7 +26,8 @@ mod settings;
 pub use menu::{FRAME_SAMPLES, Menu, MenuPlan, Tick};
 pub use prompt::{Audio, PromptError};
 pub use settings::{
-    BuiltinSettings, Choice, DEFAULT_MENU, MenuConfig, MenuKey, MenuSettings, default_options,
+    BuiltinSettings, Choice, DEFAULT_MENU, MenuConfig, MenuKey, MenuSettings, TransferTo,
+    default_options,
 };
 
 use std::path::Path;
@@ -118,6 +119,8 @@ async fn drive(mut menu: Menu, mut session: Session) {
                     tracing::debug!(%call, %reason, "builtin agent: stopped");
                     return;
                 }
+                // Not asked for before the menu ends.
+                Some(Input::TransferFailed { .. }) => {}
                 None => return,
             },
             // The caller's audio is not used, but is drained so the relay
@@ -130,10 +133,31 @@ async fn drive(mut menu: Menu, mut session: Session) {
                 Tick::Silence => play(&session, &[]),
                 Tick::End(attributes) => {
                     tracing::info!(%call, outcome = menu.outcome().unwrap_or_default(), "builtin agent: menu done");
-                    let attributes = attributes
+                    let mut attributes: Vec<Attribute> = attributes
                         .into_iter()
                         .map(|(key, value)| Attribute { key, value })
                         .collect();
+                    if let Some(to) = menu.transfer().cloned() {
+                        // "Transfer to a human": the caller waits (with
+                        // silence) while the number rings; the gateway stops
+                        // this agent once the caller is bridged.
+                        let request = crate::b2bua::TransferRequest {
+                            mode: crate::b2bua::TransferMode::Cold,
+                            to: to.to.clone(),
+                            outbound: to.outbound.clone(),
+                        };
+                        let _ = session.report.send(Report::SetAttributes(attributes.clone())).await;
+                        if !session.report.send(Report::DialTransfer(request)).await {
+                            return;
+                        }
+                        match wait_transfer(&mut session).await {
+                            Some(failure) => {
+                                tracing::info!(%call, %failure, "builtin agent: transfer failed; ending the call");
+                                attributes.push(Attribute { key: "transfer.failure".into(), value: failure });
+                            }
+                            None => return,
+                        }
+                    }
                     let end = Report::End { attributes, how: AgentEnd::Request };
                     if !session.report.send(end).await {
                         return;
@@ -143,6 +167,33 @@ async fn drive(mut menu: Menu, mut session: Session) {
                 }
                 Tick::Idle => {}
             },
+        }
+    }
+}
+
+/// Waits for the transfer's end: `Some(failure kind)` when it failed (the
+/// caller is still here), `None` when the gateway stopped this agent (the
+/// caller was bridged, or left). Silence keeps the caller's media flowing
+/// meanwhile; bounded by [`LINGER`] beyond the trunk's ring time.
+async fn wait_transfer(session: &mut Session) -> Option<String> {
+    let mut clock = tokio::time::interval(FRAME_TIME);
+    clock.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let deadline = tokio::time::sleep(LINGER * 4);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            input = session.input.recv() => match input {
+                Some(Input::TransferFailed { failure, .. }) => return Some(failure),
+                Some(Input::Dtmf { .. }) => {}
+                Some(Input::Stop { .. }) | None => return None,
+            },
+            // The relay gone: the caller was bridged (its tap replaced) or
+            // the call ended.
+            frame = session.media.from_relay.recv() => {
+                frame?;
+            }
+            _ = clock.tick() => play(session, &[]),
+            _ = &mut deadline => return Some("no-answer".into()),
         }
     }
 }
@@ -180,7 +231,7 @@ async fn linger(session: &mut Session) {
         loop {
             tokio::select! {
                 input = session.input.recv() => match input {
-                    Some(Input::Dtmf { .. }) => {}
+                    Some(Input::Dtmf { .. } | Input::TransferFailed { .. }) => {}
                     Some(Input::Stop { .. }) | None => return,
                 },
                 frame = session.media.from_relay.recv() => {

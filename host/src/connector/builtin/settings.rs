@@ -98,6 +98,23 @@ pub struct Choice {
     /// `five9.route_reason`).
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
+    /// "Transfer to a human": instead of ending the call, Trunkline dials
+    /// this number through an `[[outbound]]` trunk and bridges the caller
+    /// to it on its answer (a cold transfer). Should the transfer fail,
+    /// the call ends with the option's attributes and `transfer.failure`,
+    /// so the policy can hand the caller back to Five9.
+    #[serde(default)]
+    pub transfer: Option<TransferTo>,
+}
+
+/// Where a menu option transfers the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferTo {
+    /// A number (any common writing) or `sip:` URI.
+    pub to: String,
+    /// The `[[outbound]]` trunk to dial it through.
+    pub outbound: String,
 }
 
 impl Choice {
@@ -108,6 +125,7 @@ impl Choice {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            transfer: None,
         }
     }
 }

@@ -214,6 +214,7 @@ async fn named_menus_and_unknown_names() {
     let choice = Choice {
         name: "spanish".into(),
         attributes: [("lang".to_owned(), "es".to_owned())].into(),
+        transfer: None,
     };
     settings.menus.insert(
         "es".into(),

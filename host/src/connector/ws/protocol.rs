@@ -72,6 +72,17 @@ pub enum ToAgent {
         /// The agent's mark.
         mark: MarkBody,
     },
+    /// A transfer the agent asked for (`dial_transfer`) left the caller
+    /// with it: busy, no answer, refused, cancelled...
+    #[serde(rename = "transfer_failed", rename_all = "camelCase")]
+    TransferFailed {
+        /// Message counter.
+        sequence_number: String,
+        /// Stream id.
+        stream_sid: String,
+        /// Why.
+        transfer: TransferFailedOut,
+    },
     /// The stream ends; the socket closes next.
     #[serde(rename_all = "camelCase")]
     Stop {
@@ -144,6 +155,21 @@ pub struct DtmfOut {
     pub digit: String,
     /// How long the key was held, in ms.
     pub duration_ms: u32,
+}
+
+/// The body of an outgoing `transfer_failed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferFailedOut {
+    /// `busy`, `no-answer`, `rejected`, `auth-failed`, `unreachable`,
+    /// `media`, `capacity`, `target-hangup`, `cancelled`, or `refused`
+    /// (the request itself could not start; `reason` says why).
+    pub failure: String,
+    /// The SIP status behind it, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// For `refused`: why, as the control API would say it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A mark's name, both ways.
@@ -225,6 +251,22 @@ pub enum Control {
         #[serde(default)]
         attributes: Map<String, Value>,
     },
+    /// Have Trunkline dial `to` through the `[[outbound]]` trunk
+    /// `outbound` and bridge the caller to it: `cold` on its answer, `warm`
+    /// after the agent's brief (`complete_transfer`). A failure comes back
+    /// as a `transfer_failed` event.
+    DialTransfer {
+        /// `cold` or `warm`.
+        mode: String,
+        /// A number or `sip:` URI.
+        to: String,
+        /// The `[[outbound]]` trunk.
+        outbound: String,
+    },
+    /// Warm: bridge the caller to the briefed target; the stream stops.
+    CompleteTransfer,
+    /// Drop the target; the caller stays with, or returns to, the agent.
+    CancelTransfer,
 }
 
 /// Most attributes one control message may set (the control API's limits,
@@ -248,6 +290,15 @@ impl Control {
                 destination,
                 attributes,
             } => (attributes, Some(destination)),
+            Control::DialTransfer { mode, to, outbound } => {
+                if mode != "cold" && mode != "warm" {
+                    return Err(format!("transfer mode {mode:?}: give cold or warm"));
+                }
+                check_text("transfer target", to, MAX_DESTINATION)?;
+                check_text("outbound trunk", outbound, MAX_KEY)?;
+                return Ok(());
+            }
+            Control::CompleteTransfer | Control::CancelTransfer => return Ok(()),
         };
         if attributes.len() > MAX_ATTRIBUTES {
             return Err(format!(
@@ -567,6 +618,22 @@ mod tests {
                     attributes: json!({"a": "b"}).as_object().cloned().unwrap(),
                 }),
             ),
+            (
+                r#"{"event":"trunkline","action":"dial_transfer","mode":"warm","to":"+18005550199","outbound":"five9-out"}"#,
+                FromAgent::Trunkline(Control::DialTransfer {
+                    mode: "warm".into(),
+                    to: "+18005550199".into(),
+                    outbound: "five9-out".into(),
+                }),
+            ),
+            (
+                r#"{"event":"trunkline","action":"complete_transfer"}"#,
+                FromAgent::Trunkline(Control::CompleteTransfer),
+            ),
+            (
+                r#"{"event":"trunkline","action":"cancel_transfer"}"#,
+                FromAgent::Trunkline(Control::CancelTransfer),
+            ),
         ];
         for (text, want) in cases {
             let got = FromAgent::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
@@ -599,6 +666,8 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert!(ok(r#"{"event":"trunkline","action":"end","attributes":{"a":"b"}}"#).is_ok());
+        assert!(ok(r#"{"event":"trunkline","action":"dial_transfer","mode":"sideways","to":"1","outbound":"o"}"#).is_err());
+        assert!(ok("{\"event\":\"trunkline\",\"action\":\"dial_transfer\",\"mode\":\"cold\",\"to\":\"+1\\r\\nX: y\",\"outbound\":\"o\"}").is_err());
         let long = "x".repeat(MAX_VALUE + 1);
         for bad in [
             format!(r#"{{"event":"trunkline","action":"end","attributes":{{"a":"{long}"}}}}"#),

@@ -36,8 +36,8 @@ use super::audio::FRAME_SAMPLES;
 use super::audio::{AudioFormat, Decoder, Encoder};
 use super::playback::{Cue, FRAME_TIME, Playback, Played, Player, PlayoutStats, Tick};
 use super::protocol::{
-    Control, DtmfOut, FromAgent, MarkBody, PROTOCOL, Start, StopOut, ToAgent, VERSION,
-    attribute_value, media_json, media_payload,
+    Control, DtmfOut, FromAgent, MarkBody, PROTOCOL, Start, StopOut, ToAgent, TransferFailedOut,
+    VERSION, attribute_value, media_json, media_payload,
 };
 use super::{Socket, WsSettings};
 use crate::connector::{AgentEnd, CallContext, Input, Report, Reporter, Session};
@@ -175,6 +175,9 @@ impl Stream {
                 order = self.input.recv() => match order {
                     Some(Input::Dtmf { digit, duration_ms }) => self.send_dtmf(digit, duration_ms),
                     Some(Input::Stop { reason }) => break reason,
+                    Some(Input::TransferFailed { failure, status, reason }) => {
+                        self.send_transfer_failed(failure, status, reason)
+                    }
                     None => break "call-ended".to_owned(),
                 },
                 frame = self.media.from_relay.recv(), if relay_open => match frame {
@@ -362,6 +365,27 @@ impl Stream {
                 };
                 self.queue_cue(Cue::Action(report)).await;
             }
+            // A transfer Trunkline dials starts at once: the agent may
+            // keep talking to the caller while the target rings.
+            Control::DialTransfer { mode, to, outbound } => {
+                let mode = if mode == "warm" {
+                    crate::b2bua::TransferMode::Warm
+                } else {
+                    crate::b2bua::TransferMode::Cold
+                };
+                let request = crate::b2bua::TransferRequest { mode, to, outbound };
+                self.report.send(Report::DialTransfer(request)).await;
+            }
+            Control::CompleteTransfer => {
+                self.report
+                    .send(Report::FinishTransfer { complete: true })
+                    .await;
+            }
+            Control::CancelTransfer => {
+                self.report
+                    .send(Report::FinishTransfer { complete: false })
+                    .await;
+            }
         }
     }
 
@@ -463,6 +487,24 @@ impl Stream {
                 track: "inbound_track".into(),
                 digit: digit.to_string(),
                 duration_ms,
+            },
+        });
+    }
+
+    fn send_transfer_failed(
+        &mut self,
+        failure: String,
+        status: Option<u16>,
+        reason: Option<String>,
+    ) {
+        let sequence_number = self.next_sequence();
+        self.send_event(ToAgent::TransferFailed {
+            sequence_number,
+            stream_sid: self.stream_sid.clone(),
+            transfer: TransferFailedOut {
+                failure,
+                status,
+                reason,
             },
         });
     }
