@@ -828,3 +828,89 @@ fn the_builtin_agents_transfer_to_a_human_option_bridges_the_caller_or_ends_with
         assert_nothing_left(&gw);
     }
 }
+
+/// The keys in RFC 4733 packets (payload type 101) `peer` receives within
+/// `d`: each key once, from its end packets, with how many end packets
+/// and the duration they carried.
+fn keys_heard(peer: &Uas, d: Duration) -> Vec<(u8, usize, u16)> {
+    let packets = peer.rtp.collect(d, Some(101));
+    let mut keys: Vec<(u32, u8, usize, u16)> = Vec::new();
+    for p in packets.iter().filter(|p| p.payload.len() >= 4) {
+        let (event, end, duration) = (
+            p.payload[0],
+            p.payload[1] & 0x80 != 0,
+            u16::from_be_bytes([p.payload[2], p.payload[3]]),
+        );
+        if !end {
+            continue;
+        }
+        match keys.last_mut() {
+            Some(k) if k.0 == p.ts => k.2 += 1,
+            _ => keys.push((p.ts, event, 1, duration)),
+        }
+    }
+    keys.into_iter().map(|(_, e, n, d)| (e, n, d)).collect()
+}
+
+#[test]
+fn key_presses_reach_the_caller_or_the_transfer_target_as_rfc_4733_events() {
+    let p = placed_call();
+    let (gw, id) = (&p.gw, p.id.as_str());
+    let dtmf = |body: Value| {
+        http::post_json(
+            gw.http,
+            &format!("/v1/calls/{id}/dtmf"),
+            Some(TEST_KEY),
+            &body,
+        )
+    };
+    for (body, why) in [
+        (json!({"digits": "12x"}), "not a DTMF key"),
+        (json!({"digits": ""}), "give 1 to"),
+        (json!({"digits": "1", "to": "target"}), "no transfer target"),
+        (json!({"digits": "1", "to": "moon"}), "`to`"),
+    ] {
+        let r = dtmf(body.clone());
+        assert_eq!(r.status, 422, "{body}: {r}");
+        assert!(r.body.contains(why), "{body}: {r}");
+    }
+    // Toward Five9 (the caller here): 100 ms keys, each end packet thrice.
+    p.five9.rtp.drain();
+    let r = dtmf(json!({"digits": "5*"}));
+    assert_eq!(r.status, 202, "{r}");
+    assert_eq!(
+        keys_heard(&p.five9, Duration::from_millis(900)),
+        [(5, 3, 800), (10, 3, 800)]
+    );
+
+    // Toward a human behind an IVR, once transferred.
+    let r = transfer(
+        gw,
+        id,
+        json!({"mode": "cold", "to": "+18005550199", "outbound": "human"}),
+    );
+    assert_eq!(r.status, 202, "{r}");
+    p.human.answer(PCMU);
+    p.agent.take_bye();
+    wait_for(gw, id, Duration::from_secs(5), |v| {
+        v["transfer"]["result"] == "bridged"
+    });
+    p.human.rtp.drain();
+    let r = dtmf(json!({"digits": "12#", "to": "target"}));
+    assert_eq!(r.status, 202, "{r}");
+    assert_eq!(
+        keys_heard(&p.human, Duration::from_millis(1200)),
+        [(1, 3, 800), (2, 3, 800), (11, 3, 800)]
+    );
+
+    let r = http::post_json(
+        gw.http,
+        &format!("/v1/calls/{id}/end"),
+        Some(TEST_KEY),
+        &json!({}),
+    );
+    assert_eq!(r.status, 202, "{r}");
+    p.five9.take_bye();
+    p.human.take_bye();
+    assert_nothing_left(gw);
+}

@@ -143,6 +143,11 @@ impl Gateway {
                     self.connector_transfer_failed(key, "refused", None, Some(e.to_string()));
                 }
             }
+            Report::SendDtmf { digits, to_target } => {
+                if let Err(e) = self.apply_order(key, ControlOrder::Dtmf { digits, to_target }) {
+                    tracing::info!(%call_id, kind, error = %e, "agent's key presses refused");
+                }
+            }
             Report::FinishTransfer { complete } => {
                 let order = if complete {
                     ControlOrder::CompleteTransfer

@@ -36,6 +36,14 @@ pub enum ControlOrder {
     CompleteTransfer,
     /// Drop the transfer target; the caller stays with the agent.
     CancelTransfer,
+    /// Send key presses (RFC 4733) to the caller, or to the transfer
+    /// target (`to_target`), e.g. to reach an extension behind an IVR.
+    Dtmf {
+        /// `0`-`9`, `*`, `#`, `A`-`D`.
+        digits: String,
+        /// Toward the transfer target rather than the caller.
+        to_target: bool,
+    },
 }
 
 /// Why an order was not carried out.
@@ -154,6 +162,15 @@ impl Gateway {
             ControlOrder::Bridge(request) => self.start_transfer(key, request)?,
             ControlOrder::CompleteTransfer => self.finish_transfer(key, true)?,
             ControlOrder::CancelTransfer => self.finish_transfer(key, false)?,
+            ControlOrder::Dtmf { digits, to_target } => {
+                let media = call.media.as_mut().ok_or(ControlError::Conflict(
+                    "the call has no media running".into(),
+                ))?;
+                media
+                    .send_digits(&digits, to_target)
+                    .map_err(ControlError::Invalid)?;
+                tracing::info!(%call_id, count = digits.len(), to_target, "sending key presses");
+            }
         }
         Ok(())
     }

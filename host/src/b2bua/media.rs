@@ -592,6 +592,49 @@ impl CallMedia {
         self.transfer_applied = Some(params);
     }
 
+    /// Key presses toward the caller (leg A) or the transfer target (on C
+    /// during a brief, B once bridged); `Err` says why they cannot go.
+    pub(crate) fn send_digits(&mut self, digits: &str, to_target: bool) -> Result<(), String> {
+        let session = self
+            .session
+            .as_ref()
+            .ok_or("the call's media is not running yet")?;
+        if digits.is_empty() || digits.len() > trunkline_relay::MAX_QUEUED_DIGITS {
+            return Err(format!(
+                "give 1 to {} keys",
+                trunkline_relay::MAX_QUEUED_DIGITS
+            ));
+        }
+        if let Some(c) = digits
+            .chars()
+            .find(|c| trunkline_media::dtmf::char_to_event(*c).is_none())
+        {
+            return Err(format!("{c:?} is not a DTMF key (0-9, *, #, A-D)"));
+        }
+        let (leg, event) = if to_target {
+            let on = self
+                .transfer
+                .as_ref()
+                .and_then(|t| t.on)
+                .ok_or("no transfer target is on the call")?;
+            (on, self.transfer_applied.and_then(|p| p.telephone_event))
+        } else {
+            (
+                LegId::A,
+                self.caller_neg
+                    .as_ref()
+                    .and_then(|n| LegParams::from_negotiated(n).ok())
+                    .and_then(|p| p.telephone_event),
+            )
+        };
+        if event.is_none() {
+            return Err("that side did not accept telephone-event (RFC 4733)".into());
+        }
+        session
+            .send_digits(leg, digits)
+            .map_err(|e| format!("relay: {e}"))
+    }
+
     /// A transfer that failed or ended unbridged: its ports go back.
     pub(crate) fn drop_transfer(&mut self) {
         if self.transfer.as_ref().is_some_and(|t| t.ports.is_some()) {

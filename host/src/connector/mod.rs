@@ -156,6 +156,13 @@ pub enum Report {
     },
     /// Dial a transfer target and bridge the caller to it (cold or warm).
     DialTransfer(crate::b2bua::TransferRequest),
+    /// Key presses toward the caller or the transfer target.
+    SendDtmf {
+        /// The keys.
+        digits: String,
+        /// Toward the transfer target.
+        to_target: bool,
+    },
     /// Warm: complete (`true`) or cancel the transfer.
     FinishTransfer {
         /// Complete, else cancel.

@@ -10,6 +10,7 @@
 //! | `POST /v1/calls/{call_id}/attributes` | `{"attributes": {"k": "v"}}` | `200 CallInfo` (updated) |
 //! | `POST /v1/calls/{call_id}/end` | optional `{"attributes": {…}}` | `202 {"call_id", "state": "ending"}` |
 //! | `POST /v1/calls/{call_id}/transfer` | `{"destination": "…", "attributes": {…}}` | `202 {"call_id", "state": "ending", "destination"}`: hand the caller back to Five9 (`conclude` makes it the BYE's headers or a REFER) |
+//! | `POST /v1/calls/{call_id}/dtmf` | `{"digits": "1234#", "to": "caller" \| "target"}` | `202 {"call_id", "digits", "to"}`: RFC 4733 key presses (100 ms each, 60 ms apart, the end packet three times) toward the caller (default) or the transfer target; `422` (not a key, more than 64, a side without telephone-event, no target), `409` (no media yet) |
 //! | `POST /v1/calls/{call_id}/transfer/complete` | — | `202 {"call_id", "state": "connected"}`: a warm transfer's brief is over, the caller talks to the target, the agent leaves; `409` without a brief |
 //! | `POST /v1/calls/{call_id}/transfer/cancel` | — | `202 {"call_id", "state": "connected"}`: the target is dropped (CANCEL while it rings), the caller stays with the agent; `409` without a transfer |
 //! | `POST /v1/calls/{call_id}/transfer` | `{"mode": "cold", "to": "+1…" \| "sip:…", "outbound": "five9-out"}` | `202 {"call_id", "state": "transferring", "mode", "to"}`: Trunkline dials `to` and bridges the caller on its answer; `transfer.result` in `GET` follows it; `409` (not answered, ending, another transfer), `422` (unknown trunk, a number or URI that cannot be dialled, a bare extension) |
@@ -475,6 +476,62 @@ async fn bridge(
             state: "transferring",
             mode: mode.as_str(),
             to,
+        }),
+    ))
+}
+
+/// `POST .../dtmf`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DtmfBody {
+    /// The keys.
+    pub digits: String,
+    /// `caller` (default) or `target`.
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+/// The answer to `dtmf`.
+#[derive(Debug, Serialize)]
+pub(crate) struct DtmfSent {
+    /// The call.
+    pub call_id: String,
+    /// The keys queued.
+    pub digits: String,
+    /// `caller` or `target`.
+    pub to: &'static str,
+}
+
+/// `POST /v1/calls/{call_id}/dtmf`.
+pub(crate) async fn dtmf(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(call_id): IdPath,
+    JsonBody(body): JsonBody<DtmfBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let to_target = match body.to.as_deref() {
+        None | Some("caller") => false,
+        Some("target") => true,
+        Some(other) => {
+            return Err(ApiError::InvalidBody(format!(
+                "`to` is `{other}`; give `caller` or `target`"
+            )));
+        }
+    };
+    check_text("`digits`", &body.digits, MAX_KEY)?;
+    visible_call(&state, &caller, &call_id).await?;
+    let order = ControlOrder::Dtmf {
+        digits: body.digits.clone(),
+        to_target,
+    };
+    state.api.gateway.control(&call_id, order).await?;
+    tracing::info!(%call_id, key = %caller.name, to_target, "control API: key presses");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(DtmfSent {
+            call_id,
+            digits: body.digits,
+            to: if to_target { "target" } else { "caller" },
         }),
     ))
 }

@@ -96,6 +96,7 @@ fn router_with(api: ApiState, counters: Arc<ApiCounters>) -> Router {
         )
         .route("/v1/calls/{call_id}/end", post(control::end))
         .route("/v1/calls/{call_id}/transfer", post(control::transfer))
+        .route("/v1/calls/{call_id}/dtmf", post(control::dtmf))
         .route(
             "/v1/calls/{call_id}/transfer/complete",
             post(control::transfer_complete),

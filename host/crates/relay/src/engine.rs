@@ -123,6 +123,8 @@ struct Leg {
     /// Where the peer's RTCP came from on our RTCP port (non-mux).
     rtcp_source: Option<SocketAddr>,
     next_report: Instant,
+    /// Key presses we generate toward the peer, while some are queued.
+    digits: Option<DigitPlayer>,
 }
 
 impl Leg {
@@ -163,6 +165,7 @@ impl Leg {
             last_sent: None,
             rtcp_source: None,
             next_report: now + rng.jitter(report_in),
+            digits: None,
         }
     }
 
@@ -216,6 +219,70 @@ struct Hold {
 
 /// One 20 ms frame at 8 kHz.
 const HOLD_SAMPLES: usize = 160;
+
+/// Generated key presses (RFC 4733) toward one leg: one packet per 20 ms,
+/// each key 100 ms long (updates every 20 ms, the end packet three times),
+/// then 60 ms of pause; the peer's relayed audio is withheld meanwhile, so
+/// the events are the stream.
+#[derive(Debug)]
+struct DigitPlayer {
+    /// What is left to send, one entry per 20 ms: an event packet, or
+    /// `None` for a pause.
+    frames: std::collections::VecDeque<Option<(bool, trunkline_media::dtmf::TelephoneEvent)>>,
+    header: trunkline_media::rtp::RtpHeader,
+    /// The RTP clock of the next frame (events carry their start's).
+    clock: u32,
+}
+
+/// A key's length and the pause after it, in 20 ms frames' ticks.
+const DIGIT_TICKS: u16 = 800;
+const DIGIT_PAUSE_FRAMES: usize = 3;
+/// Most keys one leg may have queued.
+pub const MAX_QUEUED_DIGITS: usize = 64;
+/// The generated events' own SSRC (ours; the peer sees our one stream).
+const DIGITS_SSRC: u32 = 0xD7F0_D7F0;
+
+impl DigitPlayer {
+    fn new(pt: u8) -> DigitPlayer {
+        DigitPlayer {
+            frames: std::collections::VecDeque::new(),
+            header: trunkline_media::rtp::RtpHeader {
+                payload_type: pt,
+                ssrc: DIGITS_SSRC,
+                ..Default::default()
+            },
+            clock: 0,
+        }
+    }
+
+    fn queue(&mut self, event: u8) {
+        self.frames.extend(
+            trunkline_media::dtmf::event_packets(event, 10, DIGIT_TICKS, HOLD_SAMPLES as u16)
+                .map(Some),
+        );
+        self.frames
+            .extend(std::iter::repeat_n(None, DIGIT_PAUSE_FRAMES));
+    }
+
+    fn queued_digits(&self) -> usize {
+        self.frames
+            .iter()
+            .zip(self.frames.iter().skip(1))
+            .filter(|(a, b)| a.is_some() && b.is_none())
+            .count()
+    }
+}
+
+/// Why key presses cannot be sent to a leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DigitError {
+    /// The leg's peer did not accept telephone-event.
+    NoTelephoneEvent,
+    /// Not a DTMF key (`0`-`9`, `*`, `#`, `A`-`D`).
+    NotAKey(char),
+    /// More than [`MAX_QUEUED_DIGITS`] keys would be queued.
+    TooMany,
+}
 /// The hold stream's own SSRC (ours; the caller sees our one stream).
 const HOLD_SSRC: u32 = 0x401D_401D;
 
@@ -389,6 +456,86 @@ impl Engine {
         self.rearm(now);
     }
 
+    /// Queues key presses toward `to`'s peer (RFC 4733, on its
+    /// telephone-event payload type); they go out one packet per 20 ms
+    /// ([`Engine::digit_packet`]).
+    pub(crate) fn send_digits(&mut self, to: LegId, keys: &str) -> Result<(), DigitError> {
+        let leg = &mut self.legs[to.index()];
+        let pt = leg
+            .params
+            .telephone_event
+            .ok_or(DigitError::NoTelephoneEvent)?;
+        let events = keys
+            .chars()
+            .map(|c| trunkline_media::dtmf::char_to_event(c).ok_or(DigitError::NotAKey(c)))
+            .collect::<Result<Vec<u8>, _>>()?;
+        let player = leg.digits.get_or_insert_with(|| DigitPlayer::new(pt));
+        if player.queued_digits() + events.len() > MAX_QUEUED_DIGITS {
+            if player.frames.is_empty() {
+                leg.digits = None;
+            }
+            return Err(DigitError::TooMany);
+        }
+        player.header.payload_type = pt;
+        for e in events {
+            player.queue(e);
+        }
+        Ok(())
+    }
+
+    /// Whether the 20 ms clock is needed: hold audio or key presses due.
+    pub(crate) fn needs_clock(&self) -> bool {
+        self.hold.is_some() || self.legs.iter().any(|l| l.digits.is_some())
+    }
+
+    /// The next 20 ms of generated key presses toward `to`, written into
+    /// `buf`; `None` in a pause or when nothing is queued (the player is
+    /// dropped once empty, and the peer's audio flows again).
+    pub(crate) fn digit_packet(
+        &mut self,
+        to: LegId,
+        now: Instant,
+        buf: &mut [u8],
+    ) -> Option<(Forward, usize)> {
+        let leg = &mut self.legs[to.index()];
+        let player = leg.digits.as_mut()?;
+        let Some(frame) = player.frames.pop_front() else {
+            leg.digits = None;
+            leg.out.resync();
+            return None;
+        };
+        let clock = player.clock;
+        player.clock = clock.wrapping_add(HOLD_SAMPLES as u32);
+        let (first, event) = frame?;
+        // An event's packets all carry its start's timestamp.
+        if first {
+            player.header.timestamp = clock;
+        }
+        player.header.marker = first;
+        let mut payload = [0u8; trunkline_media::dtmf::EVENT_LEN];
+        event.write(&mut payload).ok()?;
+        let len = player.header.write_packet(&payload, buf).ok()?;
+        player.header.sequence = player.header.sequence.wrapping_add(1);
+        let route = if leg.tap {
+            Route::Tap
+        } else {
+            Route::Udp(leg.latch.target()?)
+        };
+        let mut packet = RtpPacketMut::parse(&mut buf[..len]).ok()?;
+        if !leg.out.rewrite(&mut packet, now) {
+            return None;
+        }
+        let start = packet.header_len();
+        Some((
+            Forward {
+                to,
+                route,
+                payload: start..start + payload.len(),
+            },
+            len,
+        ))
+    }
+
     /// Whether hold audio is due toward A (a brief runs).
     #[cfg(test)]
     pub(crate) fn holding(&self) -> bool {
@@ -477,6 +624,13 @@ impl Engine {
             .legs
             .get_disjoint_mut([from.index(), to.index()])
             .ok()?;
+        if dst.digits.is_some() {
+            // Our key presses are the stream toward that peer for now.
+            src.last_rx = now;
+            src.timed_out = false;
+            bump(&stats.dropped_hold, 1);
+            return None;
+        }
         let kind = src.payload_kind(packet.payload_type());
 
         // Latching: only packets of a negotiated type may move the latch.

@@ -696,3 +696,100 @@ fn an_unbrief_returns_the_caller_to_the_agent_and_drops_the_target() {
         .expect("to the caller");
     assert_eq!(to, addr(FIVE9));
 }
+
+impl Harness {
+    /// The generated key-press packet toward `to` due now: (marker,
+    /// sequence, timestamp, event) as its peer would receive it.
+    fn digit(
+        &mut self,
+        to: LegId,
+    ) -> Option<(bool, u16, u32, trunkline_media::dtmf::TelephoneEvent)> {
+        let mut buf = [0u8; 256];
+        let (forward, len) = self.engine.digit_packet(to, self.now, &mut buf)?;
+        assert_eq!(forward.to, to);
+        let p = RtpPacket::parse(&buf[..len]).unwrap();
+        assert_eq!(
+            Some(p.payload_type()),
+            self.engine.legs[to.index()].params.telephone_event
+        );
+        let e = trunkline_media::dtmf::TelephoneEvent::parse(p.payload()).unwrap();
+        Some((p.marker(), p.sequence(), p.timestamp(), e))
+    }
+}
+
+#[test]
+fn key_presses_toward_a_leg_are_100_ms_events_with_three_end_packets_and_pauses() {
+    let (a, b) = legs();
+    let mut h = Harness::new(a, b);
+    let (_, _, last_audio, _) = h.send(LegId::B, AGENT, 8, 700, &[0xD5; 160]).unwrap();
+    h.engine
+        .send_digits(LegId::A, "1#")
+        .expect("Five9 takes telephone-event 101");
+    assert!(h.engine.needs_clock());
+    // The agent's audio is withheld while the keys play.
+    assert!(h.send(LegId::B, AGENT, 8, 701, &[0xD5; 160]).is_none());
+
+    let mut seen = Vec::new();
+    for _ in 0..40 {
+        h.wait(20);
+        seen.push(h.digit(LegId::A));
+    }
+    let packets: Vec<_> = seen.iter().flatten().collect();
+    assert_eq!(packets.len(), 14, "7 packets per key: {seen:?}");
+    for key in packets.chunks(7) {
+        let (marker, _, ts, first) = key[0];
+        assert!(*marker && !first.end && first.duration == 160, "{key:?}");
+        assert!(
+            key.iter().all(|(_, _, t, _)| t == ts),
+            "one timestamp per key"
+        );
+        let durations: Vec<u16> = key.iter().map(|(_, _, _, e)| e.duration).collect();
+        assert_eq!(durations, [160, 320, 480, 640, 800, 800, 800]);
+        assert_eq!(key.iter().filter(|(_, _, _, e)| e.end).count(), 3);
+    }
+    assert_eq!(
+        (packets[0].3.event, packets[7].3.event),
+        (1, 11),
+        "1 then #"
+    );
+    assert_eq!(
+        packets[0].1,
+        last_audio.wrapping_add(1),
+        "our stream goes on"
+    );
+    let seqs: Vec<u16> = packets.iter().map(|p| p.1).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+        "{seqs:?}"
+    );
+    assert_eq!(
+        packets[7].2.wrapping_sub(packets[0].2),
+        10 * 160,
+        "a 60 ms pause between keys"
+    );
+    // Done: the clock stops and the agent is heard again.
+    assert!(!h.engine.needs_clock(), "{seen:?}");
+    assert!(h.send(LegId::B, AGENT, 8, 702, &[0xD5; 160]).is_some());
+}
+
+#[test]
+fn key_presses_need_telephone_event_real_keys_and_a_bounded_queue() {
+    let (a, mut b) = legs();
+    b.telephone_event = None;
+    let mut h = Harness::new(a, b);
+    assert_eq!(
+        h.engine.send_digits(LegId::B, "1"),
+        Err(DigitError::NoTelephoneEvent)
+    );
+    assert_eq!(
+        h.engine.send_digits(LegId::A, "1x"),
+        Err(DigitError::NotAKey('x'))
+    );
+    assert!(!h.engine.needs_clock(), "nothing queued by a refusal");
+    let many = "1".repeat(crate::MAX_QUEUED_DIGITS + 1);
+    assert_eq!(
+        h.engine.send_digits(LegId::A, &many),
+        Err(DigitError::TooMany)
+    );
+    assert!(!h.engine.needs_clock());
+}

@@ -36,7 +36,7 @@ pub mod tap;
 mod task;
 
 pub use config::{LegCodec, LegId, LegParams, RelayConfig};
-pub use engine::MediaEvent;
+pub use engine::{MAX_QUEUED_DIGITS, MediaEvent};
 pub use error::RelayError;
 pub use ports::{PoolStats, PortAllocation, PortPool, RtcpMode};
 pub use session::{Leg, MediaSession, Transport};

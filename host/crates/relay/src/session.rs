@@ -71,6 +71,7 @@ pub(crate) enum Command {
     Brief(Box<(LegIo, LegParams, bool)>),
     Complete,
     Unbrief,
+    Digits(LegId, String),
     Stop,
 }
 
@@ -182,6 +183,17 @@ impl MediaSession {
         self.local[LegId::C.index()] = None;
         self.commands
             .send(Command::Unbrief)
+            .map_err(|_| RelayError::Stopped)
+    }
+
+    /// Sends key presses (RFC 4733) toward `leg`'s peer: 100 ms each, a
+    /// 60 ms pause between, the peer's relayed audio withheld meanwhile.
+    /// Keys the leg cannot take (no telephone-event, not a key, too many
+    /// queued) are dropped whole and counted; check first with
+    /// [`crate::engine`]'s rules (the host does).
+    pub fn send_digits(&self, leg: LegId, keys: &str) -> Result<(), RelayError> {
+        self.commands
+            .send(Command::Digits(leg, keys.to_owned()))
             .map_err(|_| RelayError::Stopped)
     }
 

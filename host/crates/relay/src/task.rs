@@ -59,8 +59,8 @@ use crate::tap::TapFrame;
 
 /// Datagrams handled per wake-up before yielding to the other branches.
 const BATCH: usize = 32;
-/// Hold audio's packet interval.
-const HOLD_PERIOD: Duration = Duration::from_millis(20);
+/// Generated media's packet interval (hold audio, key presses).
+const GENERATE_PERIOD: Duration = Duration::from_millis(20);
 /// Receive buffer: larger than any RTP packet over an Ethernet MTU.
 const BUF_LEN: usize = 2048;
 /// The "source" of frames from a tap (taps are never latched).
@@ -154,8 +154,8 @@ enum Wake {
     Tap(LegId),
     /// Housekeeping is due.
     Tick,
-    /// 20 ms of hold audio is due (a warm brief runs).
-    Hold,
+    /// 20 ms of generated media is due (hold audio, key presses).
+    Clock,
 }
 
 /// Every socket a session may poll, in the order rotated through.
@@ -179,7 +179,7 @@ fn poll_wake(
     commands: &mut mpsc::UnboundedReceiver<Command>,
     legs: &mut [LegIo; 3],
     ticker: &mut Interval,
-    hold: &mut Option<Interval>,
+    clock: &mut Option<Interval>,
     turn: usize,
 ) -> Poll<Wake> {
     if let Poll::Ready(command) = commands.poll_recv(cx) {
@@ -211,10 +211,10 @@ fn poll_wake(
     if ticker.poll_tick(cx).is_ready() {
         return Poll::Ready(Wake::Tick);
     }
-    if let Some(hold) = hold
-        && hold.poll_tick(cx).is_ready()
+    if let Some(clock) = clock
+        && clock.poll_tick(cx).is_ready()
     {
-        return Poll::Ready(Wake::Hold);
+        return Poll::Ready(Wake::Clock);
     }
     Poll::Pending
 }
@@ -298,12 +298,18 @@ impl Context {
         });
     }
 
-    /// Sends the next 20 ms of hold audio toward the caller.
-    fn hold(&mut self, legs: &[LegIo; 3]) {
+    /// Sends the next 20 ms of generated media: hold audio toward the
+    /// caller, key presses toward any leg.
+    fn generate(&mut self, legs: &[LegIo; 3]) {
         let now = Instant::now();
         BUF.with_borrow_mut(|buf| {
             if let Some((forward, len)) = self.engine.hold_packet(now, buf) {
                 send(&forward, &buf[..len], legs, &self.stats);
+            }
+            for leg in LEGS {
+                if let Some((forward, len)) = self.engine.digit_packet(leg, now, buf) {
+                    send(&forward, &buf[..len], legs, &self.stats);
+                }
             }
         });
     }
@@ -387,8 +393,9 @@ pub(crate) async fn run(
     let mut ticker = tokio::time::interval_at(first_tick, tick);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut turn = 0usize;
-    // Hold audio's 20 ms clock, while a warm brief runs.
-    let mut hold: Option<Interval> = None;
+    // The 20 ms clock of generated media (hold audio, key presses),
+    // while there is some.
+    let mut clock: Option<Interval> = None;
     loop {
         turn = turn.wrapping_add(1);
         let wake = poll_fn(|task_cx| {
@@ -397,7 +404,7 @@ pub(crate) async fn run(
                 &mut commands,
                 &mut legs,
                 &mut ticker,
-                &mut hold,
+                &mut clock,
                 turn,
             )
         })
@@ -417,23 +424,24 @@ pub(crate) async fn run(
                 let (io, params, tap) = *with;
                 legs[LegId::C.index()] = io;
                 cx.engine.brief(params, tap, Instant::now());
-                let mut clock = tokio::time::interval(HOLD_PERIOD);
-                clock.set_missed_tick_behavior(MissedTickBehavior::Delay);
-                hold = Some(clock);
             }
             Wake::Command(Some(Command::Complete)) => {
                 // The target takes B's place; the agent's sockets close.
                 legs.swap(LegId::B.index(), LegId::C.index());
                 legs[LegId::C.index()] = LegIo::idle();
                 cx.engine.complete(Instant::now());
-                hold = None;
             }
             Wake::Command(Some(Command::Unbrief)) => {
                 legs[LegId::C.index()] = LegIo::idle();
                 cx.engine.unbrief(Instant::now());
-                hold = None;
             }
-            Wake::Hold => cx.hold(&legs),
+            Wake::Command(Some(Command::Digits(leg, keys))) => {
+                if let Err(e) = cx.engine.send_digits(leg, &keys) {
+                    tracing::debug!(?leg, ?e, "key presses not sent");
+                    bump(&cx.stats.dropped_unroutable, 1);
+                }
+            }
+            Wake::Clock => cx.generate(&legs),
             Wake::Command(Some(Command::Stop) | None) => break,
             Wake::Readable(leg, rtcp) => cx.drain(leg, rtcp, &legs),
             Wake::Tap(leg) => {
@@ -442,6 +450,16 @@ pub(crate) async fn run(
                 }
             }
             Wake::Tick => cx.tick(&legs, &mut published, &global),
+        }
+        // The generated-media clock runs only while there is some.
+        match (cx.engine.needs_clock(), clock.is_some()) {
+            (true, false) => {
+                let mut c = tokio::time::interval(GENERATE_PERIOD);
+                c.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                clock = Some(c);
+            }
+            (false, true) => clock = None,
+            _ => {}
         }
     }
     publish(&cx.stats, &mut published, &global);

@@ -265,6 +265,14 @@ pub enum Control {
     },
     /// Warm: bridge the caller to the briefed target; the stream stops.
     CompleteTransfer,
+    /// Key presses (RFC 4733) toward the caller or the transfer target.
+    SendDtmf {
+        /// `0`-`9`, `*`, `#`, `A`-`D`.
+        digits: String,
+        /// `caller` (default) or `target`.
+        #[serde(default)]
+        to: Option<String>,
+    },
     /// Drop the target; the caller stays with, or returns to, the agent.
     CancelTransfer,
 }
@@ -299,6 +307,13 @@ impl Control {
                 return Ok(());
             }
             Control::CompleteTransfer | Control::CancelTransfer => return Ok(()),
+            Control::SendDtmf { digits, to } => {
+                check_text("digits", digits, MAX_KEY)?;
+                if !matches!(to.as_deref(), None | Some("caller") | Some("target")) {
+                    return Err("dtmf `to`: give caller or target".into());
+                }
+                return Ok(());
+            }
         };
         if attributes.len() > MAX_ATTRIBUTES {
             return Err(format!(

@@ -376,6 +376,12 @@ impl Stream {
                 let request = crate::b2bua::TransferRequest { mode, to, outbound };
                 self.report.send(Report::DialTransfer(request)).await;
             }
+            Control::SendDtmf { digits, to } => {
+                let to_target = to.as_deref() == Some("target");
+                self.report
+                    .send(Report::SendDtmf { digits, to_target })
+                    .await;
+            }
             Control::CompleteTransfer => {
                 self.report
                     .send(Report::FinishTransfer { complete: true })
