@@ -914,3 +914,27 @@ fn key_presses_reach_the_caller_or_the_transfer_target_as_rfc_4733_events() {
     p.human.take_bye();
     assert_nothing_left(gw);
 }
+
+#[test]
+fn the_transfer_example_config_loads_with_its_outbound_trunk() {
+    let path = xtask::workspace_root().join("examples/transfer.toml");
+    let config = trunkline::config::Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let trunk = config.outbound("five9-out").expect("the five9-out trunk");
+    assert_eq!(trunk.uri, "sip:127.0.0.1:5090");
+    assert_eq!(
+        trunk.credentials.as_ref().map(|(user, _)| user.as_str()),
+        Some("trunkline")
+    );
+    assert_eq!(config.sip.udp, Some("127.0.0.1:5060".parse().unwrap()));
+    assert_eq!(
+        config.policy_values("route-reason").get("default_agent"),
+        Some(&"sip:agent@127.0.0.1:5080".to_owned())
+    );
+    assert!(
+        config
+            .http
+            .keys
+            .iter()
+            .all(|k| k.key.starts_with("change-me-loopback"))
+    );
+}
