@@ -72,3 +72,32 @@ csv_last() {
         { v = $c } END { print (v == "" ? 0 : v) }' "$1"
 }
 
+
+# One row of a bench's CPU-per-call table: report KIND OK TICKS prints the
+# row (with RATE and CALLS) and appends "KIND<tab>OK<tab>CPU_S_PER_1K" to
+# $RESULTS. The caller sets RATE, CALLS and RESULTS.
+CLK_TCK=$(getconf CLK_TCK)
+report() {
+    local cpu_s cpu_k
+    cpu_s=$(awk -v t="$3" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }')
+    cpu_k=$(awk -v t="$3" -v hz="$CLK_TCK" -v n="$2" 'BEGIN { printf "%.3f", (n > 0 ? 1000 * t / hz / n : 0) }')
+    printf '%-10s %6s %6s %8s %9s %10s\n' "$1" "$RATE" "$CALLS" "$2" "$cpu_s" "$cpu_k"
+    printf '%s\t%s\t%s\n' "$1" "$2" "$cpu_k" >>"$RESULTS"
+}
+
+# The agent UAS every SIP bench uses (bench_uas.xml on 127.0.0.13:5060).
+start_agent_uas() {
+    LOG="$OUT_DIR/agent.log"
+    start_group sipp -sf "$SCEN/bench_uas.xml" -i 127.0.0.13 -p 5060 -mp 26000 \
+        "${SIPP_COMMON[@]}" -trace_stat -stf "$OUT_DIR/agent.csv" -fd 1
+    wait_udp_listen 127.0.0.13 5060 10 || die "agent UAS did not bind (see $LOG)"
+}
+
+# Trunkline on $CONFIG, listening on 127.0.0.12:5060; its pid in $TL.
+start_trunkline() {
+    LOG="$OUT_DIR/trunkline.log"
+    RUST_LOG=${RUST_LOG:-warn} start_group "$TRUNKLINE_BIN" run --config "$CONFIG"
+    TL=$STARTED_PID
+    wait_udp_listen 127.0.0.12 5060 20 || die "trunkline did not listen (see $LOG)"
+    sleep 1
+}

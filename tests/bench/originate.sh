@@ -28,7 +28,6 @@ SETTLE_S=${SETTLE_S:-6}
 TRUNKLINE_BIN=${TRUNKLINE_BIN:-$ROOT/target/release/trunkline}
 CONFIG="$ROOT/tests/bench/originate.toml"
 OUT_DIR=${OUT_DIR:-$(mktemp -d -t originate.XXXXXX)}
-CLK_TCK=$(getconf CLK_TCK)
 SIPP_COMMON=(-buff_size 4194304 -nostdin -default_behaviors all,-abortunexp)
 KEY="bench-key-0123456789abcdef"
 
@@ -39,30 +38,16 @@ mkdir -p "$OUT_DIR"
 # shellcheck source=tests/bench/common.sh
 source "$ROOT/tests/bench/common.sh"
 
-LOG="$OUT_DIR/agent.log"
-start_group sipp -sf "$SCEN/bench_uas.xml" -i 127.0.0.13 -p 5060 -mp 26000 \
-    "${SIPP_COMMON[@]}" -trace_stat -stf "$OUT_DIR/agent.csv" -fd 1
-wait_udp_listen 127.0.0.13 5060 10 || die "agent UAS did not bind (see $LOG)"
+start_agent_uas
 LOG="$OUT_DIR/number.log"
 start_group sipp -sf "$SCEN/bench_uas_hangup.xml" -i 127.0.0.14 -p 5060 -mp 27000 -d "$HOLD_MS" \
     "${SIPP_COMMON[@]}" -trace_stat -stf "$OUT_DIR/number.csv" -fd 1
 wait_udp_listen 127.0.0.14 5060 10 || die "number UAS did not bind (see $LOG)"
-LOG="$OUT_DIR/trunkline.log"
-RUST_LOG=${RUST_LOG:-warn} start_group "$TRUNKLINE_BIN" run --config "$CONFIG"
-TL=$STARTED_PID
-wait_udp_listen 127.0.0.12 5060 20 || die "trunkline did not listen (see $LOG)"
-sleep 1
+start_trunkline
 
 printf '%-10s %6s %6s %8s %9s %10s\n' kind rate calls ok cpu_s cpu_s/1k
 RESULTS="$OUT_DIR/results.tsv"
 : >"$RESULTS"
-report() { # kind ok ticks
-    local cpu_s cpu_k
-    cpu_s=$(awk -v t="$3" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }')
-    cpu_k=$(awk -v t="$3" -v hz="$CLK_TCK" -v n="$2" 'BEGIN { printf "%.3f", (n > 0 ? 1000 * t / hz / n : 0) }')
-    printf '%-10s %6s %6s %8s %9s %10s\n' "$1" "$RATE" "$CALLS" "$2" "$cpu_s" "$cpu_k"
-    printf '%s\t%s\t%s\n' "$1" "$2" "$cpu_k" >>"$RESULTS"
-}
 
 # Inbound: exactly sip-cps.sh's call, through this gateway.
 t0=$(cpu_ticks_pgrp "$TL")
