@@ -108,7 +108,9 @@ impl Legs {
 fn index(leg: LegId) -> usize {
     match leg {
         LegId::A => 0,
-        LegId::B => 1,
+        // C is the agent's stand-in during a warm transfer's brief, which
+        // this target does not start: it shares B's slot.
+        LegId::B | LegId::C => 1,
     }
 }
 

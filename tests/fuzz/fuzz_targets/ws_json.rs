@@ -51,18 +51,27 @@ fn decode(format: AudioFormat, law: Law, audio: &[u8], cut: usize) -> Vec<u8> {
 
 fn control(control: &Control) {
     let Ok(()) = control.check() else { return };
-    let (attributes, destination) = match control {
-        Control::SetAttributes { attributes } | Control::End { attributes } => (attributes, None),
+    let none = serde_json::Map::new();
+    let (attributes, fields): (_, Vec<(&str, &String)>) = match control {
+        Control::SetAttributes { attributes } | Control::End { attributes } => {
+            (attributes, Vec::new())
+        }
         Control::Transfer {
             destination,
             attributes,
-        } => (attributes, Some(destination)),
+        } => (attributes, vec![("destination", destination)]),
+        Control::DialTransfer { mode, to, outbound } => {
+            assert!(mode == "cold" || mode == "warm", "{mode:?}");
+            (&none, vec![("to", to), ("outbound", outbound)])
+        }
+        Control::SendDtmf { digits, .. } => (&none, vec![("digits", digits)]),
+        Control::CompleteTransfer | Control::CancelTransfer => (&none, Vec::new()),
     };
     assert!(attributes.len() <= MAX_ATTRIBUTES);
     let texts = attributes
         .iter()
         .map(|(k, v)| (k.clone(), attribute_value(v)))
-        .chain(destination.map(|d| ("destination".into(), d.clone())));
+        .chain(fields.into_iter().map(|(k, v)| (k.to_owned(), v.clone())));
     for (key, value) in texts {
         assert!(!key.is_empty());
         // Policies copy these into SIP headers.
