@@ -5,8 +5,11 @@
 #   inbound:   SIPp UAC (bench_uac.xml)   -> Trunkline -> agent (bench_uas.xml)
 #              127.0.0.11                    127.0.0.12    127.0.0.13:5060
 #   originate: POST /v1/calls (originate-driver.py) -> Trunkline
-#              -> the number (bench_uas_hangup.xml, 127.0.0.14:5060), then the
-#              agent (the policy's route picks it, as for inbound calls)
+#              -> the number (127.0.0.14:5060: five9_inbound_number.xml,
+#              which challenges with 401 and checks the answer with SIPp's
+#              verifyauth, then hangs up after HOLD_MS; DIGEST=0:
+#              bench_uas_hangup.xml, no challenge), then the agent (the
+#              policy's route picks it, as for inbound calls)
 #
 # Both run CALLS calls at RATE per second with a HOLD_MS call, one after the
 # other; the report is Trunkline's CPU time (utime+stime of its process,
@@ -14,7 +17,7 @@
 # completed calls, and the ratio originate / inbound. Target (issue 12): a
 # placed call costs at most 1.3x an inbound one.
 #
-# Environment (defaults): RATE=100 CALLS=3000 HOLD_MS=100 SETTLE_S=6
+# Environment (defaults): RATE=100 CALLS=3000 HOLD_MS=100 SETTLE_S=6 DIGEST=1
 #   TRUNKLINE_BIN=target/release/trunkline OUT_DIR (a new temporary dir)
 # Needs: sipp, python3, the policies (cargo xtask policies). Loopback only.
 set -euo pipefail
@@ -40,7 +43,17 @@ source "$ROOT/tests/bench/common.sh"
 
 start_agent_uas
 LOG="$OUT_DIR/number.log"
-start_group sipp -sf "$SCEN/bench_uas_hangup.xml" -i 127.0.0.14 -p 5060 -mp 27000 -d "$HOLD_MS" \
+if [ "${DIGEST:-1}" = 1 ]; then
+    # Five9's SBC as the issue has it: a 401 first, the answer checked
+    # with verifyauth (a wrong one gets 403 and fails the call).
+    NUMBER=(-sf "$SCEN/five9_inbound_number.xml" -set user trunkline-bench
+        -set password bench-secret-5cd1 -set hangup 1)
+    OUTBOUND=bench-out-digest
+else
+    NUMBER=(-sf "$SCEN/bench_uas_hangup.xml")
+    OUTBOUND=bench-out
+fi
+start_group sipp "${NUMBER[@]}" -i 127.0.0.14 -p 5060 -mp 27000 -d "$HOLD_MS" \
     "${SIPP_COMMON[@]}" -trace_stat -stf "$OUT_DIR/number.csv" -fd 1
 wait_udp_listen 127.0.0.14 5060 10 || die "number UAS did not bind (see $LOG)"
 start_trunkline
@@ -64,7 +77,7 @@ report inbound "$(csv_last "$OUT_DIR/inbound.csv" 'SuccessfulCall(C)')" $((t1 - 
 before=$(csv_last "$OUT_DIR/number.csv" 'SuccessfulCall(C)')
 t0=$(cpu_ticks_pgrp "$TL")
 read -r sent created other elapsed < <(python3 "$ROOT/tests/bench/originate-driver.py" \
-    127.0.0.12 8080 "$KEY" "$CALLS" "$RATE" "+14155550100" bench-out)
+    127.0.0.12 8080 "$KEY" "$CALLS" "$RATE" "+14155550100" "$OUTBOUND")
 sleep "$((SETTLE_S + HOLD_MS / 1000 + 2))"
 t1=$(cpu_ticks_pgrp "$TL")
 kill -0 "$TL" 2>/dev/null || die "trunkline died (see $OUT_DIR/trunkline.log)"
