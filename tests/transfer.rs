@@ -938,3 +938,39 @@ fn the_transfer_example_config_loads_with_its_outbound_trunk() {
             .all(|k| k.key.starts_with("change-me-loopback"))
     );
 }
+
+#[test]
+fn a_target_that_sends_early_media_first_is_bridged_on_its_answer() {
+    let agent_addr = loopback();
+    let inbound_addr = loopback();
+    let gw = gateway(agent_addr, inbound_addr);
+    // 183 with SDP (announcements), 180, then the answer; the human hangs
+    // up 2 s later.
+    let mut target = Sipp::new("five9_inbound_number.xml", inbound_addr)
+        .set("user", USER)
+        .set("password", PASSWORD)
+        .set("early", "1")
+        .set("hangup", "1")
+        .pause(Duration::from_secs(2))
+        .timeout(Duration::from_secs(40))
+        .spawn();
+    target.wait_ready(Duration::from_secs(5));
+    let agent = agent_waits_for_bye(agent_addr);
+    let five9 = Sipp::new("five9_uac.xml", loopback())
+        .remote(gw.sip)
+        .timeout(Duration::from_secs(40))
+        .spawn();
+    let id = connected_call(&gw);
+    assert_eq!(transfer(&gw, &id, cold(HUMAN)).status, 202);
+    let bridged = wait_for(&gw, &id, Duration::from_secs(10), |v| {
+        v["transfer"]["result"] != "dialling"
+    });
+    assert_eq!(bridged["transfer"]["result"], "bridged", "{bridged}");
+    agent.wait_within(Duration::from_secs(5)).assert_passed();
+    target.wait_within(Duration::from_secs(10)).assert_passed();
+    // The human hung up: Five9 gets the BYE with the outcome.
+    five9.wait_within(Duration::from_secs(10)).assert_passed();
+    let ended = wait_for(&gw, &id, Duration::from_secs(5), |v| v["state"] == "ended");
+    assert_eq!(ended["end_reason"], "agent-hangup", "{ended}");
+    assert_nothing_left(&gw);
+}
