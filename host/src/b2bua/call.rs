@@ -74,7 +74,7 @@ pub(crate) struct TransferInfo {
     /// The trunk's `max_concurrent` counts it (until it fails or the call
     /// ends).
     pub(crate) counted: bool,
-    /// `dialling`, `bridged`, `failed`, `cancelled`.
+    /// `dialling`, `briefing`, `bridged`, `failed`, `cancelled`.
     pub(crate) result: &'static str,
     /// Why it failed, and the SIP status behind it.
     pub(crate) failure: Option<(String, Option<u16>)>,

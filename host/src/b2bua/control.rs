@@ -104,8 +104,8 @@ pub struct CallInfo {
     /// When the call was answered, if it was.
     pub answered_ms: Option<u64>,
     /// The last transfer asked for with a `mode`: its target, trunk and
-    /// `result` (`dialling`, `bridged`, `failed` with `failure` and
-    /// `status`, `cancelled`).
+    /// `result` (`dialling`, `briefing`, `bridged`, `failed` with
+    /// `failure` and `status`, `cancelled`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transfer: Option<crate::store::TransferRecord>,
 }

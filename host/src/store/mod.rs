@@ -87,8 +87,9 @@ pub struct TransferRecord {
     pub mode: String,
     /// The `[[outbound]]` trunk.
     pub outbound: String,
-    /// `bridged` (the caller reached the target), `failed`, `cancelled`,
-    /// or `dialling` when the call ended first.
+    /// `bridged` (the caller reached the target), `failed`, `cancelled`;
+    /// `dialling` or `briefing` (a warm transfer's brief) when the call
+    /// ended first.
     pub result: String,
     /// Why it failed: `busy`, `no-answer`, `rejected`, `auth-failed`,
     /// `unreachable`, `media`, `capacity`, `target-hangup`.
