@@ -446,15 +446,7 @@ fn after_a_cold_transfer_the_caller_and_the_target_hear_each_other_in_their_own_
     );
 
     // The human hangs up: Five9 gets the BYE, the call ends.
-    p.human.sip.send(&format!(
-        "BYE {target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-human-bye\r\nMax-Forwards: 70\r\n\
-         From: {to};tag=uas\r\nTo: {from}\r\nCall-ID: {cid}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
-        target = to_human.contact_uri().expect("our Contact"),
-        me = p.human.sip.me,
-        to = to_human.header("To").expect("To"),
-        from = to_human.header("From").expect("From"),
-        cid = to_human.header("Call-ID").expect("Call-ID"),
-    ));
+    hang_up(&p.human, &to_human);
     p.five9.take_bye();
     let ended = wait_for(gw, id, Duration::from_secs(5), |v| v["state"] == "ended");
     assert_eq!(
@@ -463,6 +455,20 @@ fn after_a_cold_transfer_the_caller_and_the_target_hear_each_other_in_their_own_
     );
     assert_eq!(ended["outcome"]["transfer"]["result"], "bridged", "{ended}");
     assert_nothing_left(gw);
+}
+
+/// `uas` hangs up the dialog it answered (`invite`, the gateway's INVITE).
+fn hang_up(uas: &Uas, invite: &support::sip_text::Msg) {
+    uas.sip.send(&format!(
+        "BYE {target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{n}\r\nMax-Forwards: 70\r\n\
+         From: {to};tag=uas\r\nTo: {from}\r\nCall-ID: {cid}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+        target = invite.contact_uri().expect("our Contact"),
+        me = uas.sip.me,
+        n = support::unique("bye"),
+        to = invite.header("To").expect("To"),
+        from = invite.header("From").expect("From"),
+        cid = invite.header("Call-ID").expect("Call-ID"),
+    ));
 }
 
 /// A call we place to a PCMA number (Five9) with a PCMU agent, both
@@ -973,4 +979,53 @@ fn a_target_that_sends_early_media_first_is_bridged_on_its_answer() {
     let ended = wait_for(&gw, &id, Duration::from_secs(5), |v| v["state"] == "ended");
     assert_eq!(ended["end_reason"], "agent-hangup", "{ended}");
     assert_nothing_left(&gw);
+}
+
+#[test]
+fn the_target_hanging_up_during_a_warm_brief_returns_the_caller_to_the_agent() {
+    let p = placed_call();
+    let (gw, id) = (&p.gw, p.id.as_str());
+    let r = transfer(
+        gw,
+        id,
+        json!({"mode": "warm", "to": "+18005550199", "outbound": "human"}),
+    );
+    assert_eq!(r.status, 202, "{r}");
+    let to_human = p.human.answer(PCMU);
+    wait_for(gw, id, Duration::from_secs(5), |v| {
+        v["transfer"]["result"] == "briefing"
+    });
+    // The human hangs up on the agent's brief.
+    hang_up(&p.human, &to_human);
+    let back = wait_for(gw, id, Duration::from_secs(5), |v| {
+        v["transfer"]["result"] == "failed"
+    });
+    assert_eq!(back["transfer"]["failure"], "target-hangup", "{back}");
+    assert_eq!(back["state"], "connected", "{back}");
+    let heard = hear(
+        &[
+            (&p.five9, p.to_us_from_five9, PCMA, 1004.0),
+            (&p.agent, p.to_us_from_agent, PCMU, 300.0),
+        ],
+        &[(&p.five9, PCMA), (&p.agent, PCMU)],
+    );
+    assert!(
+        near(heard[0], 300.0),
+        "Five9 hears the agent again: {heard:?}"
+    );
+    assert!(
+        near(heard[1], 1004.0),
+        "the agent hears Five9 again: {heard:?}"
+    );
+
+    let r = http::post_json(
+        gw.http,
+        &format!("/v1/calls/{id}/end"),
+        Some(TEST_KEY),
+        &json!({}),
+    );
+    assert_eq!(r.status, 202, "{r}");
+    p.five9.take_bye();
+    p.agent.take_bye();
+    assert_nothing_left(gw);
 }
