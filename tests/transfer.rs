@@ -415,6 +415,12 @@ fn after_a_cold_transfer_the_caller_and_the_target_hear_each_other_in_their_own_
         ["0", "8", "101"],
         "G.711 only toward a trunk"
     );
+    assert!(
+        to_human
+            .header("From")
+            .is_some_and(|f| f.contains("sip:+14155550100@")),
+        "the human sees the customer (the number we dialled): {to_human:?}"
+    );
     let bye = p.agent.take_bye();
     assert!(bye.start_line().starts_with("BYE "), "the agent is let go");
     let bridged = wait_for(gw, id, Duration::from_secs(5), |v| {
@@ -708,6 +714,7 @@ fn a_websocket_agent_dials_a_transfer_hears_why_one_failed_and_is_stopped_when_o
         .extra_toml(&format!(
             "[[outbound]]\nname = \"plain\"\nuri = \"sip:{five9_sip}\"\n\
              [[outbound]]\nname = \"human\"\nuri = \"sip:{human_sip}\"\n\
+             [outbound.caller_id]\nuser = \"+18005550111\"\non_transfer = \"trunk\"\n\
              [[outbound]]\nname = \"busy\"\nuri = \"sip:{busy_sip}\"\n\
              [outbound.auth]\nuser = \"{USER}\"\npassword_env = \"F9_OUT_PASSWORD\"\n"
         ))
@@ -751,6 +758,12 @@ fn a_websocket_agent_dials_a_transfer_hears_why_one_failed_and_is_stopped_when_o
     // A human who answers: the caller is bridged, the stream stops.
     conn.send(dial("+18005550199", "human"));
     let to_human = human.answer(PCMU);
+    assert!(
+        to_human
+            .header("From")
+            .is_some_and(|f| f.contains("sip:+18005550111@")),
+        "`on_transfer = \"trunk\"`: the trunk's caller id: {to_human:?}"
+    );
     let stop = conn.wait_for("stop", Duration::from_secs(5));
     assert_eq!(stop["stop"]["reason"], "transferred", "{stop}");
     let heard = hear(

@@ -24,7 +24,7 @@ use super::call::{CallKey, TransferInfo, format_call_id};
 use super::control::ControlError;
 use super::gateway::{Gateway, GatewayEvent};
 use super::inbound::CALL_ID_HEADER;
-use crate::config::OutboundTrunk;
+use crate::config::{OutboundTrunk, TransferCallerId};
 use crate::transport::{Target, TransportKind};
 
 /// What a transfer asks for.
@@ -190,10 +190,17 @@ impl Gateway {
             }
         };
         // The target (a Five9 inbound number, a human) sees the customer's
-        // number when it is one, else the trunk's caller id.
-        let caller = Uri::parse(&call.policy_call.from_uri)
-            .and_then(|u| u.user)
-            .filter(|u| is_user_token(u));
+        // number when it is one (unless the trunk says `on_transfer =
+        // "trunk"`), else the trunk's caller id.
+        // The customer: who called in, or on a call we placed, the number
+        // we dialled.
+        let customer = match &call.outbound {
+            Some(_) => call.policy_call.dialed.clone(),
+            None => Uri::parse(&call.policy_call.from_uri).and_then(|u| u.user),
+        };
+        let caller = customer
+            .filter(|u| is_user_token(u))
+            .filter(|_| trunk.caller_id.on_transfer == TransferCallerId::Caller);
         let from_user = caller
             .or_else(|| trunk.caller_id.user.clone())
             .unwrap_or_default();

@@ -26,7 +26,9 @@ use serde::Deserialize;
 
 mod outbound;
 
-pub use outbound::{CallerId, Dialled, Numbers, OutboundAuth, OutboundTrunk, TargetError};
+pub use outbound::{
+    CallerId, Dialled, Numbers, OutboundAuth, OutboundTrunk, TargetError, TransferCallerId,
+};
 
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]

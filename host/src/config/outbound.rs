@@ -126,6 +126,25 @@ pub struct CallerId {
     /// trunks that take the caller id from it.
     #[serde(default)]
     pub assert_identity: bool,
+    /// On a transfer, the From user is the customer's number (`caller`,
+    /// the default: the human or the Five9 IVR sees who is calling), or
+    /// always `user` (`trunk`: for carriers that refuse caller ids they
+    /// did not assign).
+    #[serde(default)]
+    pub on_transfer: TransferCallerId,
+}
+
+/// Whose number a transfer's From carries (`[outbound.caller_id]
+/// on_transfer`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransferCallerId {
+    /// The customer's (the caller's From user), when it is a number or
+    /// plain user; else the trunk's `user`.
+    #[default]
+    Caller,
+    /// The trunk's `user`.
+    Trunk,
 }
 
 /// `[outbound.numbers]`: number normalisation.
