@@ -500,10 +500,7 @@ impl CallMedia {
     /// hears one stream go on). 488 when the answer cannot be used.
     pub(crate) fn bridge_transfer(&mut self, sdp: &[u8]) -> Result<(), MediaFailure> {
         let (ports, params) = self.transfer_answer(sdp)?;
-        let session = self
-            .session
-            .as_mut()
-            .ok_or_else(|| MediaFailure::not_acceptable("no media runs"))?;
+        let session = self.running()?;
         session
             .replace(LegId::B, Leg::udp(ports, params))
             .map_err(relay_failure)?;
@@ -515,10 +512,7 @@ impl CallMedia {
     /// of its own with the agent, the caller hears hold audio.
     pub(crate) fn brief_transfer(&mut self, sdp: &[u8]) -> Result<(), MediaFailure> {
         let (ports, params) = self.transfer_answer(sdp)?;
-        let session = self
-            .session
-            .as_mut()
-            .ok_or_else(|| MediaFailure::not_acceptable("no media runs"))?;
+        let session = self.running()?;
         session
             .brief(Leg::udp(ports, params))
             .map_err(relay_failure)?;
@@ -535,10 +529,7 @@ impl CallMedia {
             .transfer_applied
             .filter(|_| self.transfer.as_ref().and_then(|t| t.on) == Some(LegId::C))
             .ok_or_else(|| MediaFailure::not_acceptable("no warm transfer is briefing"))?;
-        let session = self
-            .session
-            .as_mut()
-            .ok_or_else(|| MediaFailure::not_acceptable("no media runs"))?;
+        let session = self.running()?;
         session.complete().map_err(relay_failure)?;
         self.bridged(params);
         Ok(())
@@ -555,6 +546,13 @@ impl CallMedia {
         self.transfer = None;
         self.transfer_applied = None;
         Ok(())
+    }
+
+    /// The relay session, which a transfer's media orders need.
+    fn running(&mut self) -> Result<&mut MediaSession, MediaFailure> {
+        self.session
+            .as_mut()
+            .ok_or_else(|| MediaFailure::not_acceptable("no media runs"))
     }
 
     /// The target's answer to our offer: its ports (taken for the relay)

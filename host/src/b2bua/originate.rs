@@ -87,6 +87,31 @@ pub enum OriginateError {
     Unavailable(String),
 }
 
+/// Where an `[[outbound]]` trunk's URI points.
+pub(crate) enum TrunkAddress {
+    /// An IP address: no look-up.
+    Known(SocketAddr),
+    /// A name to look up (off the signalling task), and the port.
+    Name(String, u16),
+    /// No host at all.
+    None,
+}
+
+/// Reads a trunk's `uri` (its port, or the scheme's default).
+pub(crate) fn trunk_address(uri: &str) -> TrunkAddress {
+    let uri = Uri::parse(uri);
+    let port = uri
+        .as_ref()
+        .map(|u| u.port.unwrap_or(u.default_port()))
+        .unwrap_or(5060);
+    match uri.and_then(|u| u.host) {
+        Some(Host::Ipv4(a)) => TrunkAddress::Known(SocketAddr::new(a.into(), port)),
+        Some(Host::Ipv6(a)) => TrunkAddress::Known(SocketAddr::new(a.into(), port)),
+        Some(Host::Domain(host)) => TrunkAddress::Name(host, port),
+        None => TrunkAddress::None,
+    }
+}
+
 /// A checked request waiting for its trunk's address.
 #[derive(Debug)]
 pub struct Pending {
@@ -117,36 +142,40 @@ impl Gateway {
                 return;
             }
         };
-        let uri = Uri::parse(&trunk.uri);
-        let port = uri
-            .as_ref()
-            .map(|u| u.port.unwrap_or(u.default_port()))
-            .unwrap_or(5060);
+        let address = trunk_address(&trunk.uri);
         let pending = Pending {
             request,
             trunk,
             kind,
             reply,
         };
-        match uri.and_then(|u| u.host) {
-            Some(Host::Ipv4(a)) => self.place(pending, SocketAddr::new(a.into(), port)),
-            Some(Host::Ipv6(a)) => self.place(pending, SocketAddr::new(a.into(), port)),
-            Some(Host::Domain(host)) => {
-                let events = self.events_tx.clone();
-                let resolver = self.resolver.clone();
-                let want_v4 = self.advertise.is_ipv4();
-                tokio::spawn(async move {
-                    let result = resolver.lookup(&host, port, want_v4).await;
-                    let _ = events
-                        .send(GatewayEvent::OriginateResolved(Box::new(pending), result))
-                        .await;
-                });
-            }
-            None => {
+        match address {
+            TrunkAddress::Known(addr) => self.place(pending, addr),
+            TrunkAddress::Name(host, port) => self.look_up(host, port, move |result| {
+                GatewayEvent::OriginateResolved(Box::new(pending), result)
+            }),
+            TrunkAddress::None => {
                 let why = format!("outbound trunk `{}` has no host", pending.trunk.name);
                 let _ = pending.reply.send(Err(OriginateError::Unavailable(why)));
             }
         }
+    }
+
+    /// Looks `host` up off the signalling task; the answer comes back as
+    /// `event(result)`.
+    pub(crate) fn look_up(
+        &self,
+        host: String,
+        port: u16,
+        event: impl FnOnce(Result<SocketAddr, String>) -> GatewayEvent + Send + 'static,
+    ) {
+        let events = self.events_tx.clone();
+        let resolver = self.resolver.clone();
+        let want_v4 = self.advertise.is_ipv4();
+        tokio::spawn(async move {
+            let result = resolver.lookup(&host, port, want_v4).await;
+            let _ = events.send(event(result)).await;
+        });
     }
 
     /// The trunk's name resolved (or not).

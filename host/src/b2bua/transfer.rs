@@ -18,12 +18,13 @@ use trunkline_call::{TransferFailure, TransferMode, TransferRefused};
 use trunkline_sip::auth::DigestClient;
 use trunkline_sip::dialog::DialogPeer;
 use trunkline_sip::leg::{InviteRequest, OutboundConfig, OutboundLeg, is_user_token};
-use trunkline_sip::message::{Host, Uri};
+use trunkline_sip::message::Uri;
 
 use super::call::{CallKey, TransferInfo, format_call_id};
 use super::control::ControlError;
 use super::gateway::{Gateway, GatewayEvent};
 use super::inbound::CALL_ID_HEADER;
+use super::originate::{TrunkAddress, trunk_address};
 use crate::config::{OutboundTrunk, TransferCallerId};
 use crate::transport::{Target, TransportKind};
 
@@ -109,27 +110,16 @@ impl Gateway {
             return Ok(());
         }
         *self.outbound_active.entry(trunk.name.clone()).or_default() += 1;
-        let uri = Uri::parse(&trunk.uri);
-        let port = uri
-            .as_ref()
-            .map(|u| u.port.unwrap_or(u.default_port()))
-            .unwrap_or(5060);
+        let address = trunk_address(&trunk.uri);
         let pending = PendingTransfer { key, trunk, kind };
-        match uri.and_then(|u| u.host) {
-            Some(Host::Ipv4(a)) => self.dial_transfer(pending, SocketAddr::new(a.into(), port)),
-            Some(Host::Ipv6(a)) => self.dial_transfer(pending, SocketAddr::new(a.into(), port)),
-            Some(Host::Domain(host)) => {
-                let events = self.events_tx.clone();
-                let resolver = self.resolver.clone();
-                let want_v4 = self.advertise.is_ipv4();
-                tokio::spawn(async move {
-                    let result = resolver.lookup(&host, port, want_v4).await;
-                    let _ = events
-                        .send(GatewayEvent::TransferResolved(Box::new(pending), result))
-                        .await;
-                });
+        match address {
+            TrunkAddress::Known(addr) => self.dial_transfer(pending, addr),
+            TrunkAddress::Name(host, port) => self.look_up(host, port, move |result| {
+                GatewayEvent::TransferResolved(Box::new(pending), result)
+            }),
+            TrunkAddress::None => {
+                self.transfer_over(key, "failed", Some(("unreachable".into(), None)))
             }
-            None => self.transfer_over(key, "failed", Some(("unreachable".into(), None))),
         }
         Ok(())
     }
