@@ -101,9 +101,7 @@ fn a_placed_call_answers_the_challenge_reaches_the_agent_and_ends_with_the_outco
     // What Five9 got: the number in E.164 on the trunk's host, our caller
     // id, the API's header, then the BYE with the policy's outcome.
     let invite = five9
-        .received()
-        .filter(|m| m.method() == Some("INVITE"))
-        .last()
+        .last_received_request("INVITE")
         .expect("Five9 got the INVITE");
     assert!(
         invite

@@ -167,9 +167,7 @@ fn a_cold_transfer_bridges_the_caller_to_the_inbound_number_and_releases_the_age
     target.assert_passed();
 
     let invite = target
-        .received()
-        .filter(|m| m.method() == Some("INVITE"))
-        .last()
+        .last_received_request("INVITE")
         .expect("the inbound number got the INVITE");
     assert!(
         invite
@@ -463,6 +461,37 @@ fn after_a_cold_transfer_the_caller_and_the_target_hear_each_other_in_their_own_
     assert_nothing_left(gw);
 }
 
+/// `POST /v1/calls/{id}/{what}` with an empty body (`end`,
+/// `transfer/complete`, `transfer/cancel`).
+fn order(gw: &Gateway, id: &str, what: &str) -> http::Response {
+    http::post_json(
+        gw.http,
+        &format!("/v1/calls/{id}/{what}"),
+        Some(TEST_KEY),
+        &json!({}),
+    )
+}
+
+/// Five9 and the agent hear each other (after a transfer that did not
+/// take the caller away).
+fn assert_with_the_agent_again(p: &Placed) {
+    let heard = hear(
+        &[
+            (&p.five9, p.to_us_from_five9, PCMA, 1004.0),
+            (&p.agent, p.to_us_from_agent, PCMU, 300.0),
+        ],
+        &[(&p.five9, PCMA), (&p.agent, PCMU)],
+    );
+    assert!(
+        near(heard[0], 300.0),
+        "Five9 hears the agent again: {heard:?}"
+    );
+    assert!(
+        near(heard[1], 1004.0),
+        "the agent hears Five9 again: {heard:?}"
+    );
+}
+
 /// `uas` hangs up the dialog it answered (`invite`, the gateway's INVITE).
 fn hang_up(uas: &Uas, invite: &support::sip_text::Msg) {
     uas.sip.send(&format!(
@@ -570,12 +599,7 @@ fn a_warm_transfer_briefs_the_human_while_the_caller_hears_hold_audio_then_compl
         json!({"mode": "warm", "to": "+18005550199", "outbound": "human"}),
     );
     assert_eq!(r.status, 202, "{r}");
-    let r = http::post_json(
-        gw.http,
-        &format!("/v1/calls/{id}/transfer/complete"),
-        Some(TEST_KEY),
-        &json!({}),
-    );
+    let r = order(gw, id, "transfer/complete");
     assert_eq!(
         r.status, 409,
         "nothing to complete while the human rings: {r}"
@@ -606,12 +630,7 @@ fn a_warm_transfer_briefs_the_human_while_the_caller_hears_hold_audio_then_compl
         "the human hears the agent: {heard:?}"
     );
 
-    let r = http::post_json(
-        gw.http,
-        &format!("/v1/calls/{id}/transfer/complete"),
-        Some(TEST_KEY),
-        &json!({}),
-    );
+    let r = order(gw, id, "transfer/complete");
     assert_eq!(r.status, 202, "{r}");
     p.agent.take_bye();
     let bridged = wait_for(gw, id, Duration::from_secs(5), |v| {
@@ -628,12 +647,7 @@ fn a_warm_transfer_briefs_the_human_while_the_caller_hears_hold_audio_then_compl
     assert!(near(heard[0], 440.0), "Five9 hears the human: {heard:?}");
     assert!(near(heard[1], 1004.0), "the human hears Five9: {heard:?}");
 
-    let r = http::post_json(
-        gw.http,
-        &format!("/v1/calls/{id}/end"),
-        Some(TEST_KEY),
-        &json!({}),
-    );
+    let r = order(gw, id, "end");
     assert_eq!(r.status, 202, "{r}");
     p.five9.take_bye();
     p.human.take_bye();
@@ -654,12 +668,7 @@ fn cancelling_a_warm_brief_returns_the_caller_to_the_agent() {
     wait_for(gw, id, Duration::from_secs(5), |v| {
         v["transfer"]["result"] == "briefing"
     });
-    let r = http::post_json(
-        gw.http,
-        &format!("/v1/calls/{id}/transfer/cancel"),
-        Some(TEST_KEY),
-        &json!({}),
-    );
+    let r = order(gw, id, "transfer/cancel");
     assert_eq!(r.status, 202, "{r}");
     p.human.take_bye();
     let back = wait_for(gw, id, Duration::from_secs(5), |v| {
@@ -667,35 +676,11 @@ fn cancelling_a_warm_brief_returns_the_caller_to_the_agent() {
     });
     assert_eq!(back["transfer"]["result"], "cancelled", "{back}");
     assert_eq!(back["state"], "connected", "{back}");
-    let heard = hear(
-        &[
-            (&p.five9, p.to_us_from_five9, PCMA, 1004.0),
-            (&p.agent, p.to_us_from_agent, PCMU, 300.0),
-        ],
-        &[(&p.five9, PCMA), (&p.agent, PCMU)],
-    );
-    assert!(
-        near(heard[0], 300.0),
-        "Five9 hears the agent again: {heard:?}"
-    );
-    assert!(
-        near(heard[1], 1004.0),
-        "the agent hears Five9 again: {heard:?}"
-    );
-    let r = http::post_json(
-        gw.http,
-        &format!("/v1/calls/{id}/transfer/cancel"),
-        Some(TEST_KEY),
-        &json!({}),
-    );
+    assert_with_the_agent_again(&p);
+    let r = order(gw, id, "transfer/cancel");
     assert_eq!(r.status, 409, "nothing left to cancel: {r}");
 
-    let r = http::post_json(
-        gw.http,
-        &format!("/v1/calls/{id}/end"),
-        Some(TEST_KEY),
-        &json!({}),
-    );
+    let r = order(gw, id, "end");
     assert_eq!(r.status, 202, "{r}");
     p.five9.take_bye();
     p.agent.take_bye();
@@ -776,12 +761,7 @@ fn a_websocket_agent_dials_a_transfer_hears_why_one_failed_and_is_stopped_when_o
     assert!(near(heard[0], 440.0), "Five9 hears the human: {heard:?}");
     assert!(near(heard[1], 1004.0), "the human hears Five9: {heard:?}");
 
-    let r = http::post_json(
-        gw.http,
-        &format!("/v1/calls/{id}/end"),
-        Some(TEST_KEY),
-        &json!({}),
-    );
+    let r = order(&gw, &id, "end");
     assert_eq!(r.status, 202, "{r}");
     five9.take_bye();
     human.take_bye();
@@ -922,12 +902,7 @@ fn key_presses_reach_the_caller_or_the_transfer_target_as_rfc_4733_events() {
         [(1, 3, 800), (2, 3, 800), (11, 3, 800)]
     );
 
-    let r = http::post_json(
-        gw.http,
-        &format!("/v1/calls/{id}/end"),
-        Some(TEST_KEY),
-        &json!({}),
-    );
+    let r = order(gw, id, "end");
     assert_eq!(r.status, 202, "{r}");
     p.five9.take_bye();
     p.human.take_bye();
@@ -1015,28 +990,9 @@ fn the_target_hanging_up_during_a_warm_brief_returns_the_caller_to_the_agent() {
     });
     assert_eq!(back["transfer"]["failure"], "target-hangup", "{back}");
     assert_eq!(back["state"], "connected", "{back}");
-    let heard = hear(
-        &[
-            (&p.five9, p.to_us_from_five9, PCMA, 1004.0),
-            (&p.agent, p.to_us_from_agent, PCMU, 300.0),
-        ],
-        &[(&p.five9, PCMA), (&p.agent, PCMU)],
-    );
-    assert!(
-        near(heard[0], 300.0),
-        "Five9 hears the agent again: {heard:?}"
-    );
-    assert!(
-        near(heard[1], 1004.0),
-        "the agent hears Five9 again: {heard:?}"
-    );
+    assert_with_the_agent_again(&p);
 
-    let r = http::post_json(
-        gw.http,
-        &format!("/v1/calls/{id}/end"),
-        Some(TEST_KEY),
-        &json!({}),
-    );
+    let r = order(gw, id, "end");
     assert_eq!(r.status, 202, "{r}");
     p.five9.take_bye();
     p.agent.take_bye();

@@ -525,6 +525,14 @@ impl Outcome {
         self.received().find(|m| m.method() == Some(method))
     }
 
+    /// The last request with `method` received from the peer (after a
+    /// digest challenge: the one with credentials).
+    pub fn last_received_request(&self, method: &str) -> Option<&Traced> {
+        self.received()
+            .filter(|m| m.method() == Some(method))
+            .last()
+    }
+
     /// The first response with `code` received from the peer.
     pub fn received_response(&self, code: u16) -> Option<&Traced> {
         self.received().find(|m| m.status() == Some(code))

@@ -87,23 +87,42 @@ struct Agent {
 impl Agent {
     /// Its response to our INVITE: a To tag above 100, a Contact on 1xx/2xx.
     fn says(&self, call: &mut Call, now: Instant, status: u16, sdp: Option<&str>) {
-        let tag = (status > 100).then_some("bot1");
-        let mut msg = self.invite.reply(status, None, tag).expect("reply");
-        if (101..300).contains(&status) {
-            msg.push_header("Contact", "<sip:bot@192.0.2.20:5080>")
-                .expect("contact");
-        }
-        if let Some(sdp) = sdp {
-            msg = msg
-                .with_body("application/sdp", sdp.as_bytes().to_vec())
-                .expect("body");
-        }
+        let msg = response(
+            &self.invite,
+            status,
+            "bot1",
+            "<sip:bot@192.0.2.20:5080>",
+            sdp,
+        );
         let input = OutboundInput::Response {
             tx: &self.tx,
             status,
             response: &msg,
         };
         call.handle(now, CallInput::Agent(input));
+    }
+}
+
+/// A UAS's answer to our `invite`: its To `tag` above 100, its `contact`
+/// on 1xx/2xx, and `sdp` when given.
+fn response(
+    invite: &SipMessage,
+    status: u16,
+    tag: &str,
+    contact: &str,
+    sdp: Option<&str>,
+) -> SipMessage {
+    let mut msg = invite
+        .reply(status, None, (status > 100).then_some(tag))
+        .expect("reply");
+    if (101..300).contains(&status) {
+        msg.push_header("Contact", contact).expect("contact");
+    }
+    match sdp {
+        Some(sdp) => msg
+            .with_body("application/sdp", sdp.as_bytes().to_vec())
+            .expect("body"),
+        None => msg,
     }
 }
 
@@ -805,17 +824,8 @@ struct Trunk {
 
 impl Trunk {
     fn says(&self, call: &mut Call, now: Instant, status: u16, sdp: Option<&str>) {
-        let tag = (status > 100).then_some("f9out");
-        let mut msg = self.invite.reply(status, None, tag).expect("reply");
-        if (101..300).contains(&status) {
-            msg.push_header("Contact", "<sip:+14155550100@198.51.100.7:5060>")
-                .expect("contact");
-        }
-        if let Some(sdp) = sdp {
-            msg = msg
-                .with_body("application/sdp", sdp.as_bytes().to_vec())
-                .expect("body");
-        }
+        let contact = "<sip:+14155550100@198.51.100.7:5060>";
+        let msg = response(&self.invite, status, "f9out", contact, sdp);
         let input = OutboundInput::Response {
             tx: &self.tx,
             status,

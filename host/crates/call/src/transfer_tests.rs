@@ -32,17 +32,8 @@ struct Target {
 
 impl Target {
     fn says(&self, call: &mut Call, now: Instant, status: u16, sdp: Option<&str>) {
-        let tag = (status > 100).then_some("human1");
-        let mut msg = self.invite.reply(status, None, tag).expect("reply");
-        if (101..300).contains(&status) {
-            msg.push_header("Contact", "<sip:+18005550199@198.51.100.9:5060>")
-                .expect("contact");
-        }
-        if let Some(sdp) = sdp {
-            msg = msg
-                .with_body("application/sdp", sdp.as_bytes().to_vec())
-                .expect("body");
-        }
+        let contact = "<sip:+18005550199@198.51.100.9:5060>";
+        let msg = response(&self.invite, status, "human1", contact, sdp);
         let input = OutboundInput::Response {
             tx: &self.tx,
             status,
@@ -98,6 +89,19 @@ fn transfer_failure(actions: &[CallAction]) -> Option<TransferFailure> {
         CallAction::TransferFailed { why, .. } => Some(*why),
         _ => None,
     })
+}
+
+/// A cold transfer whose target answered and whose bridge is up; the
+/// actions after the bridge (the agent's BYE, `Transferred`).
+fn bridged(t0: Instant) -> (Call, Target, Vec<CallAction>) {
+    let mut call = connected(t0);
+    let target = start(&mut call, t0, TransferMode::Cold);
+    target.says(&mut call, t0, 200, Some(TARGET_SDP));
+    drain(&mut call);
+    call.handle(t0, CallInput::Media(Ok(())));
+    let actions = drain(&mut call);
+    assert!(call.transferred(), "{actions:?}");
+    (call, target, actions)
 }
 
 #[test]
@@ -167,12 +171,7 @@ fn a_cold_transfer_bridges_the_caller_on_the_answer_and_lets_the_agent_go() {
 #[test]
 fn the_caller_hanging_up_after_the_bridge_hangs_up_on_the_target() {
     let t0 = Instant::now();
-    let mut call = connected(t0);
-    let target = start(&mut call, t0, TransferMode::Cold);
-    target.says(&mut call, t0, 200, Some(TARGET_SDP));
-    drain(&mut call);
-    call.handle(t0, CallInput::Media(Ok(())));
-    drain(&mut call);
+    let (mut call, _target, _) = bridged(t0);
     call.handle(t0, CallInput::Caller(InboundInput::PeerBye));
     let actions = drain(&mut call);
     assert_eq!(
@@ -446,12 +445,7 @@ fn cancelling_while_the_target_rings_cancels_it() {
 #[test]
 fn a_call_with_a_transfer_finishes_only_once_the_target_leg_is_over() {
     let t0 = Instant::now();
-    let mut call = connected(t0);
-    let target = start(&mut call, t0, TransferMode::Cold);
-    target.says(&mut call, t0, 200, Some(TARGET_SDP));
-    drain(&mut call);
-    call.handle(t0, CallInput::Media(Ok(())));
-    let actions = drain(&mut call);
+    let (mut call, _target, actions) = bridged(t0);
     let agent_bye = requests_to_agent(&actions, Method::Bye);
     call.handle(
         t0,
