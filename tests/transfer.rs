@@ -998,3 +998,38 @@ fn the_target_hanging_up_during_a_warm_brief_returns_the_caller_to_the_agent() {
     p.agent.take_bye();
     assert_nothing_left(gw);
 }
+
+#[test]
+fn a_stranger_cannot_hang_up_the_transfer_target_s_dialog() {
+    let p = placed_call();
+    let (gw, id) = (&p.gw, p.id.as_str());
+    let r = transfer(
+        gw,
+        id,
+        json!({"mode": "cold", "to": "+18005550199", "outbound": "human"}),
+    );
+    assert_eq!(r.status, 202, "{r}");
+    let to_human = p.human.answer(PCMU);
+    p.agent.take_bye();
+    wait_for(gw, id, Duration::from_secs(5), |v| {
+        v["transfer"]["result"] == "bridged"
+    });
+    // The human's dialog, replayed from another address: refused, and
+    // nothing changes.
+    let stranger = Uas::new(gw.sip);
+    hang_up(&stranger, &to_human);
+    let refused = stranger.sip.wait_for_msg(
+        "an answer to the stranger's BYE",
+        Duration::from_secs(5),
+        |m| m.status().is_some(),
+    );
+    assert_eq!(refused.status(), Some(403), "{refused:?}");
+    let still = wait_for(gw, id, Duration::from_millis(500), |_| false);
+    assert_eq!(still["state"], "connected", "{still}");
+    // The human itself may.
+    hang_up(&p.human, &to_human);
+    p.five9.take_bye();
+    let ended = wait_for(gw, id, Duration::from_secs(5), |v| v["state"] == "ended");
+    assert_eq!(ended["end_reason"], "agent-hangup", "{ended}");
+    assert_nothing_left(gw);
+}
